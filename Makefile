@@ -1,0 +1,39 @@
+# samkit: the one entry point for people, hooks and CI. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+
+.PHONY: setup
+setup: $(BIN)/python ## Build .venv and install everything (requirements + samkit in editable mode)
+	set -o pipefail; $(BIN)/pip install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	set -o pipefail; $(BIN)/pip install -q --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+
+$(BIN)/samkit:
+	$(MAKE) setup
+
+.PHONY: lint
+lint: $(BIN)/samkit ## Ruff (format check + lint) and mypy on the package
+	$(BIN)/ruff format --check samkit tests tools
+	$(BIN)/ruff check samkit tests tools
+	$(BIN)/mypy
+
+.PHONY: format
+format: $(BIN)/samkit ## Reformat and auto-fix with ruff
+	$(BIN)/ruff format samkit tests tools
+	$(BIN)/ruff check --fix samkit tests tools
+
+.PHONY: test
+test: $(BIN)/samkit lint ## Lint, then the whole test suite, offline, on the CPU, with the bundled model
+	SAMKIT_MODEL=shapes $(BIN)/pytest
