@@ -1,0 +1,304 @@
+"""Train the bundled ``shapes`` model: SAM's architecture, scaled down, on generated scenes.
+
+Deterministic: the same arguments on the same kind of machine give the same checkpoint
+(fixed seeds, a fixed thread count, deterministic torch algorithms). The recipe is
+SAM's: box and point prompts sampled from the ground-truth masks, focal + dice loss on
+the masks (20:1), mean squared error between the IoU head and the real IoU, the best of
+the three outputs for ambiguous single points, and a round of corrective clicks that
+also feeds the previous mask logits back as ``mask_input``.
+
+Usage:
+    python tools/train_shapes_model.py --steps 1800 --out data/models/sam_shapes.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from samkit.model import SHAPES_CONFIG, build_shapes_sam  # noqa: E402
+from samkit.shapes import make_scene  # noqa: E402
+
+THREADS = 2
+TRAIN_SEED_OFFSET = 1_000_000_000  # training scenes never overlap evaluation seeds
+
+
+def sigmoid_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-mask focal loss (alpha 0.25, gamma 2), averaged over pixels: shape (K,)."""
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = prob * target + (1 - prob) * (1 - target)
+    loss = ce * (1 - p_t) ** 2
+    alpha_t = 0.25 * target + 0.75 * (1 - target)
+    return (alpha_t * loss).flatten(1).mean(1)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-mask dice loss: shape (K,)."""
+    prob = logits.sigmoid().flatten(1)
+    target = target.flatten(1)
+    inter = (prob * target).sum(1)
+    return 1 - (2 * inter + 1) / (prob.sum(1) + target.sum(1) + 1)
+
+
+def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SAM's mask loss, 20 focal : 1 dice, per mask: shape (K,)."""
+    return 20 * sigmoid_focal_loss(logits, target) + dice_loss(logits, target)
+
+
+def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of the thresholded logits with the target, per mask: shape (K,)."""
+    pred = (logits > 0).flatten(1).float()
+    target = target.flatten(1)
+    inter = (pred * target).sum(1)
+    union = pred.sum(1) + target.sum(1) - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+class Batch:
+    """One image ready for the model, with its masks and its coordinate transform."""
+
+    def __init__(self, sam: Sam, rng: np.random.Generator, seed: int) -> None:
+        size = int(SHAPES_CONFIG["image_size"])  # type: ignore[arg-type]
+        longest = int(rng.integers(size, 2 * size + 1))
+        aspect = rng.uniform(0.55, 1.0)
+        short = max(32, int(round(longest * aspect)))
+        height, width = (longest, short) if rng.random() < 0.4 else (short, longest)
+        scene = make_scene(seed, height, width)
+        self.transform = ResizeLongestSide(size)
+        resized = self.transform.apply_image(scene.image)
+        h, w = resized.shape[:2]
+        x = torch.as_tensor(resized).permute(2, 0, 1).float()
+        self.input = sam.preprocess(x[None])[0]
+        masks = torch.as_tensor(scene.masks[:, None].astype(np.float32))
+        masks = F.interpolate(masks, (h, w), mode="area")
+        self.masks = F.pad(masks, (0, size - w, 0, size - h))[:, 0]  # (N, S, S) soft
+        self.target = (self.masks > 0.5).float()
+        self.xyxy = torch.as_tensor(
+            self.transform.apply_boxes(scene.xyxy, scene.image.shape[:2]), dtype=torch.float32
+        )
+        self.count = len(scene)
+
+
+def sample_points(
+    region: torch.Tensor, rng: np.random.Generator, fallback: torch.Tensor
+) -> torch.Tensor:
+    """One uniformly drawn pixel (x, y) from each boolean mask of shape (K, S, S)."""
+    points = []
+    for k in range(region.shape[0]):
+        ys, xs = torch.nonzero(region[k], as_tuple=True)
+        if len(xs) == 0:
+            points.append(fallback[k])
+            continue
+        i = int(rng.integers(0, len(xs)))
+        points.append(torch.stack([xs[i], ys[i]]).float() + 0.5)
+    return torch.stack(points)
+
+
+def jitter_boxes(boxes: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """SAM's box noise: each side moved by N(0, 0.1 * side), at most 20 px (here 6)."""
+    w = (boxes[:, 2] - boxes[:, 0]).clamp(min=1)
+    h = (boxes[:, 3] - boxes[:, 1]).clamp(min=1)
+    scale = torch.stack([w, h, w, h], dim=1)
+    noise = torch.as_tensor(rng.normal(0, 0.1, size=tuple(boxes.shape)), dtype=torch.float32)
+    noise = (noise * scale).clamp(-6, 6)
+    return boxes + noise
+
+
+def decode(
+    sam: Sam,
+    embedding: torch.Tensor,
+    points: tuple[torch.Tensor, torch.Tensor] | None,
+    boxes: torch.Tensor | None,
+    mask_input: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All four outputs of the decoder: low-res logits, upsampled logits, IoU predictions."""
+    sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+    low_res, iou_pred = sam.mask_decoder.predict_masks(
+        image_embeddings=embedding,
+        image_pe=sam.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+    )
+    size = sam.image_encoder.img_size
+    up = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
+    return low_res, up, iou_pred
+
+
+def image_loss(
+    sam: Sam, embedding: torch.Tensor, item: Batch, rng: np.random.Generator, max_masks: int
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """All prompts for one image: box, single point, and one corrective round after each."""
+    chosen = rng.permutation(item.count)[:max_masks]
+    target = item.target[chosen]
+    soft = item.masks[chosen]
+    boxes = jitter_boxes(item.xyxy[chosen], rng)
+    k = len(chosen)
+    centers = (item.xyxy[chosen, :2] + item.xyxy[chosen, 2:]) / 2
+    total = torch.zeros(())
+    stats: dict[str, float] = {}
+
+    def iou_loss(up: torch.Tensor, iou_pred: torch.Tensor) -> torch.Tensor:
+        real = torch.stack([hard_iou(up[:, j], target) for j in range(up.shape[1])], dim=1)
+        return F.mse_loss(iou_pred, real.detach())
+
+    # Box prompt: the single-mask output and the best of the three.
+    low_b, up_b, iou_b = decode(sam, embedding, None, boxes, None)
+    losses_b = torch.stack([mask_loss(up_b[:, j], soft) for j in range(4)], dim=1)
+    loss_box = losses_b[:, 0].mean() + losses_b[:, 1:].min(dim=1).values.mean()
+    total = total + loss_box + iou_loss(up_b, iou_b)
+    stats["box_iou"] = float(hard_iou(up_b[:, 0], target).mean())
+
+    # One positive point: ambiguous, so only the best of the three outputs learns.
+    pts = sample_points(target > 0, rng, centers)[:, None, :]
+    lbl = torch.ones((k, 1), dtype=torch.int64)
+    low_p, up_p, iou_p = decode(sam, embedding, (pts, lbl), None, None)
+    losses_p = torch.stack([mask_loss(up_p[:, j], soft) for j in range(1, 4)], dim=1)
+    best = losses_p.argmin(dim=1)
+    total = total + losses_p.min(dim=1).values.mean() + iou_loss(up_p, iou_p)
+    stats["point_iou"] = float(hard_iou(up_p[torch.arange(k), best + 1], target).mean())
+
+    # Corrective click on the error region, with the previous logits as mask_input.
+    prev = up_p[torch.arange(k), best + 1].detach() > 0
+    wrong = prev != (target > 0)
+    fix = sample_points(wrong, rng, pts[:, 0])
+    fix_label = target[torch.arange(k), fix[:, 1].long().clamp(max=target.shape[1] - 1),
+                       fix[:, 0].long().clamp(max=target.shape[2] - 1)].long()
+    pts2 = torch.cat([pts, fix[:, None]], dim=1)
+    lbl2 = torch.cat([lbl, fix_label[:, None]], dim=1)
+    mask_in = low_p[torch.arange(k), best + 1][:, None].detach()
+    _, up_c, iou_c = decode(sam, embedding, (pts2, lbl2), None, mask_in)
+    total = total + mask_loss(up_c[:, 0], soft).mean() + iou_loss(up_c, iou_c)
+    stats["corrected_iou"] = float(hard_iou(up_c[:, 0], target).mean())
+
+    # Box plus a corrective click, with the box's logits as mask_input.
+    prev_b = up_b[:, 0].detach() > 0
+    fix_b = sample_points(prev_b != (target > 0), rng, centers)
+    fix_b_label = target[torch.arange(k), fix_b[:, 1].long().clamp(max=target.shape[1] - 1),
+                         fix_b[:, 0].long().clamp(max=target.shape[2] - 1)].long()
+    _, up_bc, iou_bc = decode(
+        sam, embedding, (fix_b[:, None], fix_b_label[:, None]), boxes, low_b[:, :1].detach()
+    )
+    total = total + mask_loss(up_bc[:, 0], soft).mean() + iou_loss(up_bc, iou_bc)
+    return total, stats
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def save_checkpoint(sam: Sam, out: Path) -> str:
+    """Save the state dict in float16 to a temporary name, then rename; return sha256."""
+    state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+             for k, v in sam.state_dict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    torch.save(state, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    os.replace(tmp, out)
+    return digest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1800)
+    parser.add_argument("--batch", type=int, default=8, help="images per step")
+    parser.add_argument("--max-masks", type=int, default=6, help="masks per image per step")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("data/models/sam_shapes.pt"))
+    parser.add_argument("--log-every", type=int, default=50)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    sam = build_shapes_sam()
+    sam.train()
+    params = sum(p.numel() for p in sam.parameters())
+    print(f"shapes model: {params / 1e6:.2f} M parameters, config {SHAPES_CONFIG}", flush=True)
+    decay = [p for n, p in sam.named_parameters() if p.ndim >= 2 and "pos" not in n]
+    no_decay = [p for n, p in sam.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.999),
+    )
+    start = time.time()
+    running: dict[str, float] = {}
+    for step in range(args.steps):
+        rng = np.random.default_rng([args.seed, step])
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        seeds = [TRAIN_SEED_OFFSET + (args.seed * args.steps + step) * args.batch + b
+                 for b in range(args.batch)]
+        items = [Batch(sam, rng, s) for s in seeds]
+        embeddings = sam.image_encoder(torch.stack([it.input for it in items]))
+        loss = torch.zeros(())
+        for b, item in enumerate(items):
+            item_loss, stats = image_loss(sam, embeddings[b : b + 1], item, rng, args.max_masks)
+            loss = loss + item_loss / len(items)
+            for key, value in stats.items():
+                running[key] = running.get(key, 0.0) + value / len(items)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
+        opt.step()
+        running["loss"] = running.get("loss", 0.0) + float(loss.detach())
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            n = args.log_every if (step + 1) % args.log_every == 0 else (step + 1) % args.log_every
+            msg = " ".join(f"{k} {v / n:.3f}" for k, v in sorted(running.items()))
+            elapsed = time.time() - start
+            print(f"step {step + 1}/{args.steps} {elapsed:7.0f}s lr {lr_at(step, args.steps, args.lr, args.warmup):.2e} {msg}", flush=True)
+            running = {}
+    wall = time.time() - start
+    sam.eval()
+    digest = save_checkpoint(sam, args.out)
+    meta = {
+        "model_type": "shapes",
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPES_CONFIG.items()},
+        "parameters": params,
+        "seed": args.seed,
+        "steps": args.steps,
+        "batch": args.batch,
+        "max_masks": args.max_masks,
+        "lr": args.lr,
+        "warmup": args.warmup,
+        "threads": THREADS,
+        "wall_time_s": round(wall, 1),
+        "sha256": digest,
+        "bytes": args.out.stat().st_size,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    meta_path = args.out.with_suffix(".json")
+    tmp = meta_path.with_name(meta_path.name + ".part")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, meta_path)
+    print(f"saved {args.out} ({meta['bytes']} bytes) sha256 {digest} in {wall:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
