@@ -1,0 +1,464 @@
+"""The official SAM checkpoints: where they live, and a download you can trust.
+
+``download_checkpoint`` fetches a checkpoint once, verifies its sha256 and keeps it in a
+per-user directory; later calls return the verified file at once, without hashing it
+again. The download goes to ``<name>.part`` beside the final file, resumes from there
+when the server allows it, and becomes the real file only once its hash matches.
+
+Example:
+    >>> import samkit
+    >>> path = samkit.download_checkpoint("vit_b")  # doctest: +SKIP
+    >>> path.name  # doctest: +SKIP
+    'sam_vit_b_01ec64.pth'
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from tqdm.auto import tqdm
+
+__all__ = [
+    "CHECKPOINTS",
+    "DEFAULT_WEIGHTS_URL",
+    "Checkpoint",
+    "ChecksumError",
+    "DownloadError",
+    "default_weights_dir",
+    "download_checkpoint",
+    "weights_url",
+]
+
+#: Where Meta publishes the official checkpoints.
+DEFAULT_WEIGHTS_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+#: Seconds to wait for a connection, and for each block of data, before giving up.
+DEFAULT_TIMEOUT_S = 10.0
+
+_CHUNK_BYTES = 1 << 20
+_USER_AGENT = "samkit (+https://github.com/samkit-tutorial/samkit)"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One official SAM checkpoint.
+
+    Attributes:
+        model_type: The architecture it holds (a key of ``samkit.SAM_BUILDERS``).
+        filename: The file name, the same on Meta's server, on a mirror and on disk.
+        sha256: The lowercase hex sha256 of the file.
+        size: The file size in bytes, or ``None`` where it is not on record.
+    """
+
+    model_type: str
+    filename: str
+    sha256: str
+    size: int | None
+
+
+#: The official checkpoints, by model type. Mirrors must serve the same file names.
+CHECKPOINTS: dict[str, Checkpoint] = {
+    "vit_h": Checkpoint(
+        model_type="vit_h",
+        filename="sam_vit_h_4b8939.pth",
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        size=2_564_550_879,
+    ),
+    "vit_l": Checkpoint(
+        model_type="vit_l",
+        filename="sam_vit_l_0b3195.pth",
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        size=None,
+    ),
+    "vit_b": Checkpoint(
+        model_type="vit_b",
+        filename="sam_vit_b_01ec64.pth",
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        size=375_042_383,
+    ),
+}
+
+
+class DownloadError(OSError):
+    """A checkpoint could not be downloaded; the message says what to do about it."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file does not have the sha256 on record (the file was removed)."""
+
+
+def default_weights_dir() -> Path:
+    """Return the directory that checkpoints are downloaded to when none is given.
+
+    In order: the ``SAMKIT_HOME`` environment variable when set; in Google Colab,
+    ``weights/`` under the notebook's home directory (as the tutorial does); otherwise
+    the per-user cache directory (``~/.cache/samkit`` on Linux).
+
+    Returns:
+        The directory (it may not exist yet).
+    """
+    home = os.environ.get("SAMKIT_HOME", "").strip()
+    if home:
+        return Path(home).expanduser()
+    from samkit import env
+
+    if env.in_colab():
+        return Path(env.home_dir()) / "weights"
+    import pooch
+
+    return Path(pooch.os_cache("samkit"))
+
+
+def weights_url(model_type: str) -> str:
+    """Return the URL a checkpoint is downloaded from.
+
+    The base is ``SAMKIT_WEIGHTS_URL`` when set (a mirror, or a server inside an
+    air-gapped site), else Meta's ``DEFAULT_WEIGHTS_URL``; the file name is always the
+    registry's.
+
+    Args:
+        model_type: One of ``CHECKPOINTS`` (``"vit_h"``, ``"vit_l"``, ``"vit_b"``).
+
+    Returns:
+        The full URL of the checkpoint file.
+
+    Raises:
+        ValueError: If ``model_type`` is unknown or ``SAMKIT_WEIGHTS_URL`` is not an
+            http(s) URL.
+    """
+    checkpoint = _checkpoint(model_type)
+    base = os.environ.get("SAMKIT_WEIGHTS_URL", "").strip() or DEFAULT_WEIGHTS_URL
+    if not base.startswith(("http://", "https://")):
+        raise ValueError(
+            "SAMKIT_WEIGHTS_URL must be an http:// or https:// URL of a directory that "
+            f"holds the checkpoint files, but got {base!r}"
+        )
+    return base.rstrip("/") + "/" + checkpoint.filename
+
+
+def download_checkpoint(
+    model_type: str,
+    dest_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Path:
+    """Download an official SAM checkpoint (once), verify its sha256, return its path.
+
+    A file already in ``dest_dir`` is used as it is once its sha256 matches, and a small
+    ``<name>.verified.json`` stamp beside it (size, modification time, sha256) spares
+    hashing it again on later calls. A download that was cut off resumes from the
+    ``<name>.part`` file where the server accepts HTTP range requests.
+
+    Args:
+        model_type: ``"vit_h"``, ``"vit_l"``, ``"vit_b"``, or ``"shapes"`` (the bundled
+            offline model: its path is returned, nothing is downloaded, ``dest_dir`` is
+            not used).
+        dest_dir: Directory to keep the checkpoint in; created when missing. Defaults
+            to ``default_weights_dir()``.
+        progress: Show a progress bar while downloading.
+        timeout: Seconds to wait for the connection and for each block of data.
+
+    Returns:
+        The path of the verified checkpoint.
+
+    Raises:
+        ValueError: If ``model_type``, ``dest_dir``, ``timeout`` or
+            ``SAMKIT_WEIGHTS_URL`` is not valid.
+        FileNotFoundError: If ``"shapes"`` is asked for and its checkpoint is missing.
+        ChecksumError: If the downloaded file does not match the sha256 on record.
+        DownloadError: If the server cannot be reached, answers with an error or an
+            HTML page, the transfer stops early, or the disk is full.
+
+    Example:
+        >>> import samkit
+        >>> samkit.download_checkpoint("vit_b", dest_dir="weights")  # doctest: +SKIP
+        PosixPath('weights/sam_vit_b_01ec64.pth')
+    """
+    if model_type == "shapes":
+        return _bundled_shapes_checkpoint()
+    checkpoint = _checkpoint(model_type)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, but got {timeout!r}")
+    directory = _prepare_dir(dest_dir)
+    url = weights_url(model_type)
+    dest = directory / checkpoint.filename
+    if dest.is_file():
+        if _is_verified(dest, checkpoint):
+            return dest
+        # A stale or broken copy (an old wget of an error page, a cut-off download):
+        # fetch a good one in its place.
+        _remove(_stamp_path(dest))
+        dest.unlink()
+    part = dest.with_name(dest.name + ".part")
+    actual = _download(url, part, checkpoint, dest, timeout=float(timeout), progress=progress)
+    if actual != checkpoint.sha256:
+        _remove(part)
+        raise ChecksumError(
+            f"Checksum mismatch for {url}: expected sha256 {checkpoint.sha256}, but got "
+            f"{actual}. The downloaded file was removed. Run the download again; if it "
+            "fails the same way, the server (or SAMKIT_WEIGHTS_URL) is not serving the "
+            "official file."
+        )
+    os.replace(part, dest)
+    _write_stamp(dest, checkpoint.sha256)
+    return dest
+
+
+def _checkpoint(model_type: object) -> Checkpoint:
+    """Look up ``model_type`` in ``CHECKPOINTS``, with an error listing the valid ones."""
+    if not isinstance(model_type, str) or model_type not in CHECKPOINTS:
+        valid = ", ".join(repr(name) for name in [*CHECKPOINTS, "shapes"])
+        raise ValueError(f"model_type must be one of {valid}, but got {model_type!r}")
+    return CHECKPOINTS[model_type]
+
+
+def _bundled_shapes_checkpoint() -> Path:
+    """Return the bundled ``shapes`` checkpoint, or say how to produce it."""
+    from samkit import model
+
+    path = Path(model.SHAPES_CHECKPOINT)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The bundled 'shapes' checkpoint is missing: {path}. "
+            "Run `make shapes-model` in the repository to train it."
+        )
+    return path
+
+
+def _prepare_dir(dest_dir: str | os.PathLike[str] | None) -> Path:
+    """Validate ``dest_dir`` (or pick the default) and create it."""
+    if dest_dir is None:
+        directory = default_weights_dir()
+    elif isinstance(dest_dir, str | os.PathLike) and str(dest_dir).strip():
+        directory = Path(dest_dir).expanduser()
+    else:
+        raise ValueError(f"dest_dir must be a directory path or None, but got {dest_dir!r}")
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"dest_dir must be a directory, but {directory} is a file")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(
+            f"Cannot create the weights directory {directory}: {exc.strerror or exc}. "
+            "Choose another one with dest_dir=... or the SAMKIT_HOME environment variable."
+        ) from exc
+    return directory
+
+
+def _stamp_path(dest: Path) -> Path:
+    """The sidecar file that records a verified checkpoint's size, mtime and sha256."""
+    return dest.with_name(dest.name + ".verified.json")
+
+
+def _is_verified(dest: Path, checkpoint: Checkpoint) -> bool:
+    """Whether ``dest`` holds ``checkpoint``; hashes only when the stamp is out of date."""
+    stat = dest.stat()
+    try:
+        stamp = json.loads(_stamp_path(dest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stamp = None
+    if stamp == {"sha256": checkpoint.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
+        return True
+    if checkpoint.size is not None and stat.st_size != checkpoint.size:
+        return False
+    if _sha256_file(dest) != checkpoint.sha256:
+        return False
+    _write_stamp(dest, checkpoint.sha256)
+    return True
+
+
+def _write_stamp(dest: Path, sha256: str) -> None:
+    """Record that ``dest`` was verified (best effort: a read-only directory is fine)."""
+    stat = dest.stat()
+    stamp = {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    path = _stamp_path(dest)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(stamp), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        _remove(tmp)
+
+
+def _sha256_file(path: Path, digest: hashlib._Hash | None = None) -> str:
+    """Hash a file in chunks (into ``digest`` when given) and return the hex sha256."""
+    digest = digest if digest is not None else hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove(path: Path) -> None:
+    """Delete ``path`` if it exists."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _write_chunk(fh: IO[bytes], chunk: bytes) -> None:
+    """Write one block of the download (a separate function so tests can fill the disk)."""
+    fh.write(chunk)
+
+
+def _manual_hint(url: str, dest: Path) -> str:
+    """Tell the user how to place the checkpoint by hand."""
+    return (
+        f"To place the file by hand, download {url} on a machine that can reach it and "
+        f"copy it to {dest} (samkit verifies its sha256 on first use). A mirror also "
+        "works: set SAMKIT_WEIGHTS_URL to the directory URL that holds the file."
+    )
+
+
+def _open(url: str, offset: int, dest: Path, timeout: float) -> http.client.HTTPResponse:
+    """Send the request (with a Range header when resuming) and return the response."""
+    headers = {"User-Agent": _USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:
+            raise
+        raise DownloadError(
+            f"Download of {url} failed: the server answered HTTP {exc.code} {exc.reason}. "
+            + _manual_hint(url, dest)
+        ) from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise DownloadError(
+            f"Could not connect to {url} ({reason}). Check your internet connection. "
+            + _manual_hint(url, dest)
+        ) from exc
+    return response
+
+
+def _download(
+    url: str, part: Path, checkpoint: Checkpoint, dest: Path, *, timeout: float, progress: bool
+) -> str:
+    """Download ``url`` into ``part`` (resuming it when possible); return its sha256."""
+    offset = part.stat().st_size if part.is_file() else 0
+    if checkpoint.size is not None and offset >= checkpoint.size:
+        if offset == checkpoint.size and _sha256_file(part) == checkpoint.sha256:
+            return checkpoint.sha256
+        _remove(part)
+        offset = 0
+    try:
+        response = _open(url, offset, dest, timeout)
+    except urllib.error.HTTPError:
+        # 416 Range Not Satisfiable: the partial file is of no use; start again.
+        _remove(part)
+        offset = 0
+        response = _open(url, offset, dest, timeout)
+    with response:
+        content_range = response.headers.get("Content-Range", "")
+        if not (offset and response.status == 206 and content_range.startswith(f"bytes {offset}-")):
+            offset = 0  # The server sent the whole file.
+        if response.headers.get_content_type() == "text/html":
+            raise DownloadError(_html_message(url, dest, "its Content-Type is text/html"))
+        length_header = response.headers.get("Content-Length")
+        length = int(length_header) if length_header and length_header.isdigit() else None
+        total = offset + length if length is not None else checkpoint.size
+        _check_free_space(part, (total or 0) - offset)
+        digest = hashlib.sha256()
+        if offset:
+            _sha256_file(part, digest)
+        with (
+            part.open("ab" if offset else "wb") as fh,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=checkpoint.filename,
+                disable=not progress,
+            ) as bar,
+        ):
+            received = _copy(response, fh, digest, bar, url=url, part=part, dest=dest)
+    if total is not None and offset + received < total:
+        raise DownloadError(
+            f"Download of {url} stopped early: the connection closed after "
+            f"{offset + received:,} of {total:,} bytes. Run the download again to resume "
+            f"it from {part}."
+        )
+    return digest.hexdigest()
+
+
+def _copy(
+    response: BinaryIO,
+    fh: IO[bytes],
+    digest: hashlib._Hash,
+    bar: tqdm,
+    *,
+    url: str,
+    part: Path,
+    dest: Path,
+) -> int:
+    """Stream the response body into ``fh``; return the number of bytes received."""
+    received = 0
+    first = True
+    while True:
+        try:
+            chunk = response.read(_CHUNK_BYTES)
+        except (OSError, http.client.HTTPException) as exc:
+            raise DownloadError(
+                f"Download of {url} stopped early after {received:,} bytes ({exc!r}). "
+                f"Run the download again to resume it from {part}."
+            ) from exc
+        if not chunk:
+            return received
+        if first and fh.tell() == 0 and chunk.lstrip()[:1] == b"<":
+            fh.close()
+            _remove(part)
+            raise DownloadError(_html_message(url, dest, "the file starts with '<'"))
+        first = False
+        try:
+            _write_chunk(fh, chunk)
+        except OSError as exc:
+            fh.close()
+            _remove(part)
+            if exc.errno == errno.ENOSPC:
+                raise DownloadError(
+                    f"The disk is full: no space left to write {part}. The partial file was "
+                    "removed. Free some space, or download to another directory with "
+                    "dest_dir=... (or the SAMKIT_HOME environment variable)."
+                ) from exc
+            raise DownloadError(f"Could not write {part}: {exc.strerror or exc}.") from exc
+        digest.update(chunk)
+        bar.update(len(chunk))
+        received += len(chunk)
+
+
+def _check_free_space(part: Path, needed: int) -> None:
+    """Fail before downloading when the disk cannot hold ``needed`` more bytes."""
+    free = shutil.disk_usage(part.parent).free
+    if needed > free:
+        raise DownloadError(
+            f"The disk is full: {part.parent} has {free:,} bytes free, but the download "
+            f"needs {needed:,}. Free some space, or download to another directory with "
+            "dest_dir=... (or the SAMKIT_HOME environment variable)."
+        )
+
+
+def _html_message(url: str, dest: Path, evidence: str) -> str:
+    """Explain that a web page arrived where a checkpoint was expected."""
+    return (
+        f"{url} returned an HTML page, not a checkpoint ({evidence}): the link is wrong, "
+        "or the server sent an error or login page instead of the file. Nothing was kept. "
+        + _manual_hint(url, dest)
+    )
