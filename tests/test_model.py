@@ -1,0 +1,468 @@
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
+
+from samkit import model
+from samkit.model import (
+    SAM_BUILDERS,
+    build_shapes_sam,
+    checkpoint_model_type,
+    default_model_type,
+    load_sam,
+    read_state_dict,
+)
+
+REDOWNLOAD = (
+    "Delete it and download it again (samkit.download_checkpoint or `samkit download MODEL`)."
+)
+
+
+class RunsCode:
+    """A pickle payload whose unpickling would create a marker directory."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def other_sam(patch_size: int, embed_dim: int) -> Sam:
+    """A small SAM of another layout than ``shapes``: its own patch size and width."""
+    image_size, prompt_dim = 256, 64
+    grid = image_size // patch_size
+    return Sam(
+        image_encoder=ImageEncoderViT(
+            depth=2,
+            embed_dim=embed_dim,
+            img_size=image_size,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=4,
+            patch_size=patch_size,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=(1,),
+            window_size=4,
+            out_chans=prompt_dim,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=prompt_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=prompt_dim, mlp_dim=128, num_heads=4
+            ),
+            transformer_dim=prompt_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=prompt_dim,
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def shapes_state() -> dict[str, torch.Tensor]:
+    """A seeded random ``shapes`` state dict."""
+    torch.manual_seed(1)
+    return build_shapes_sam().state_dict()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "wrap"),
+    [
+        (torch.float32, None),  # a plain fp32 state dict
+        (torch.float16, None),  # stored in half precision to keep the file small
+        (torch.float32, "model"),  # wrapped as {"model": state_dict}
+        (torch.float16, "state_dict"),  # wrapped as {"state_dict": ...}, in fp16
+    ],
+)
+def test_load_sam_loads_a_shapes_checkpoint(
+    tmp_path: Path,
+    shapes_state: dict[str, torch.Tensor],
+    dtype: torch.dtype,
+    wrap: str | None,
+) -> None:
+    stored = {key: value.to(dtype) for key, value in shapes_state.items()}
+    path = tmp_path / "sam_shapes.pt"
+    torch.save(stored if wrap is None else {wrap: stored}, path)
+    sam = load_sam("shapes", checkpoint=path, device="cpu")
+    assert isinstance(sam, Sam)
+    assert not sam.training
+    loaded = sam.state_dict()
+    assert loaded.keys() == shapes_state.keys()
+    for key, value in shapes_state.items():
+        assert loaded[key].dtype == value.dtype, key
+        assert loaded[key].device.type == "cpu", key
+        torch.testing.assert_close(loaded[key], value.to(dtype).to(value.dtype), msg=key)
+
+
+def test_load_sam_defaults_to_env_model_and_bundled_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shapes_state: dict[str, torch.Tensor]
+) -> None:
+    bundled = tmp_path / "sam_shapes.pt"
+    torch.save(shapes_state, bundled)
+    monkeypatch.setattr(model, "SHAPES_CHECKPOINT", bundled)
+    monkeypatch.setenv("SAMKIT_MODEL", "shapes")
+    monkeypatch.setenv("SAMKIT_DEVICE", "cpu")
+    sam = load_sam()
+    assert sam.image_encoder.patch_embed.proj.weight.shape == (128, 3, 8, 8)
+    torch.testing.assert_close(
+        sam.mask_decoder.iou_token.weight, shapes_state["mask_decoder.iou_token.weight"]
+    )
+
+
+def test_load_sam_without_bundled_checkpoint_says_how_to_build_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "sam_shapes.pt"
+    monkeypatch.setattr(model, "SHAPES_CHECKPOINT", missing)
+    message = re.escape(
+        f"The bundled 'shapes' checkpoint is missing: {missing}. "
+        "Run `make shapes-model` in the repository to train it."
+    )
+    with pytest.raises(FileNotFoundError, match=message):
+        load_sam("shapes", device="cpu")
+
+
+def test_load_sam_downloads_official_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a checkpoint, official types go through download_checkpoint; stand in for
+    # it with a shapes file so that the wrong-architecture check answers quickly.
+    torch.save(build_shapes_sam().state_dict(), tmp_path / "sam_vit_b_01ec64.pth")
+    asked: list[str] = []
+
+    def fake_download(model_type: str) -> Path:
+        asked.append(model_type)
+        return tmp_path / "sam_vit_b_01ec64.pth"
+
+    monkeypatch.setattr(model, "download_checkpoint", fake_download)
+    message = re.escape(
+        f"checkpoint {tmp_path / 'sam_vit_b_01ec64.pth'} holds a 'shapes' model, but "
+        "model_type 'vit_b' was requested; pass model_type='shapes'"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_sam("vit_b", device="cpu")
+    assert asked == ["vit_b"]
+
+
+@pytest.mark.parametrize(
+    ("requested", "patch_size", "embed_dim", "holds"),
+    [
+        # another patch size and width: matches no known layout
+        (
+            "shapes",
+            16,
+            96,
+            "a model of none of the known types (image encoder with embed dim 96, patch "
+            "size 16, depth 2, input size 256)",
+        ),
+        # the same patch size, another width and depth
+        (
+            "vit_b",
+            8,
+            64,
+            "a model of none of the known types (image encoder with embed dim 64, patch "
+            "size 8, depth 2, input size 256)",
+        ),
+    ],
+)
+def test_wrong_architecture_names_both(
+    tmp_path: Path, requested: str, patch_size: int, embed_dim: int, holds: str
+) -> None:
+    path = tmp_path / "other.pt"
+    torch.save(other_sam(patch_size, embed_dim).state_dict(), path)
+    message = re.escape(
+        f"checkpoint {path} holds {holds}, but model_type {requested!r} was requested"
+    )
+    with pytest.raises(ValueError, match=message + "$"):
+        load_sam(requested, checkpoint=path, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("payload", "holds"),
+    [
+        ({}, "an empty dict"),  # nothing in it
+        ([1, 2], "a list"),  # not a dict
+        ({"weights": 1.0}, "a dict with keys 'weights'"),  # a dict of non-tensors
+        ({str(i): i for i in range(7)}, "a dict with keys '0', '1', '2', '3', '4', ..."),
+    ],
+)
+def test_non_state_dict_is_refused(tmp_path: Path, payload: object, holds: str) -> None:
+    path = tmp_path / "odd.pt"
+    torch.save(payload, path)
+    message = re.escape(
+        f"checkpoint {path} must hold a state dict (parameter names mapped to tensors), "
+        f"but holds {holds}"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_state_dict(path)
+
+
+def test_state_dict_without_image_encoder_is_described(tmp_path: Path) -> None:
+    path = tmp_path / "linear.pt"
+    torch.save(torch.nn.Linear(2, 3).state_dict(), path)
+    message = re.escape(
+        f"checkpoint {path} holds a model of none of the known types (2 tensors, without "
+        "SAM's image encoder), but model_type 'shapes' was requested"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_sam("shapes", checkpoint=path, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "detail"),
+    [
+        # the protocol torch.save uses: stopped at the call to os.mkdir
+        (2, r"Trying to load unsupported GLOBAL \w+\.mkdir.*"),
+        # a hand-made pickle of the newest protocol: stopped even earlier
+        (pickle.HIGHEST_PROTOCOL, r"Unsupported operand \d+"),
+    ],
+)
+def test_pickle_that_runs_code_is_refused_and_never_runs(
+    tmp_path: Path, protocol: int, detail: str
+) -> None:
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "evil.pth"
+    with path.open("wb") as fh:
+        pickle.dump({"image_encoder.pos_embed": RunsCode(marker)}, fh, protocol=protocol)
+    message = (
+        re.escape(
+            f"Refused to load {path}: it is not a plain weights file, and loading it could "
+            "run code from the file (torch.load with weights_only=True stopped at: "
+        )
+        + detail
+        + re.escape(
+            "). samkit only loads plain state dicts; if you trust the file's source, re-save "
+            "its weights with torch.save(model.state_dict(), path)."
+        )
+    )
+    with pytest.raises(ValueError, match=message):
+        load_sam("shapes", checkpoint=path, device="cpu")
+    assert not marker.exists()
+    # The payload is live: plain pickle would have run it.
+    with path.open("rb") as fh:
+        pickle.load(fh)
+    assert marker.exists()
+
+
+def test_malicious_zip_checkpoint_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "evil.pt"
+    torch.save({"w": RunsCode(marker)}, path)
+    with pytest.raises(
+        ValueError, match=re.escape(f"Refused to load {path}: it is not a plain weights file")
+    ):
+        read_state_dict(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        # a download cut off half way: "PytorchStreamReader failed reading zip archive"
+        ("truncated", "is incomplete or corrupted (the download was probably cut off)."),
+        # an error page saved by wget: "Unsupported operand 60" without the sniffing
+        (
+            b"<!DOCTYPE html><html><body>Not Found</body></html>",
+            "is an HTML page (an error or login page saved under a checkpoint's name), not "
+            "a checkpoint.",
+        ),
+        # the same with leading whitespace
+        (b"\n  <html></html>", "is an HTML page (an error or login page saved"),
+        # a zero-byte file
+        (b"", "is empty: the download failed."),
+        # a legacy (non-zip) file cut off early: EOFError
+        (40, "is incomplete or corrupted (the download was probably cut off)."),
+        # a legacy file cut off half way: "unexpected EOF, expected N more bytes"
+        (0.5, "is incomplete or corrupted (the download was probably cut off)."),
+        # a legacy file cut off after three bytes: IndexError inside torch
+        (3, "is incomplete or corrupted (the download was probably cut off)."),
+    ],
+)
+def test_broken_checkpoint_says_to_download_again(
+    tmp_path: Path,
+    shapes_state: dict[str, torch.Tensor],
+    content: str | bytes | int | float,
+    problem: str,
+) -> None:
+    """``content``: bytes to write, "truncated" (a zip checkpoint cut in half), or how
+    much of a legacy-format checkpoint to keep (a byte count or a fraction)."""
+    path = tmp_path / "sam.pth"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "truncated":
+        torch.save(shapes_state, path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        assert not zipfile.is_zipfile(path)
+    else:
+        torch.save(shapes_state, path, _use_new_zipfile_serialization=False)
+        data = path.read_bytes()
+        keep = int(len(data) * content) if isinstance(content, float) else int(content)
+        path.write_bytes(data[:keep])
+    message = re.escape(f"checkpoint {path} {problem}")
+    with pytest.raises(ValueError, match=message) as info:
+        load_sam("shapes", checkpoint=path, device="cpu")
+    assert str(info.value).endswith(REDOWNLOAD)
+
+
+def test_html_that_passes_the_sniffing_still_reads_as_html(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torch itself says "Unsupported operand 60" ('<') for an HTML page.
+    path = tmp_path / "page.pth"
+    path.write_bytes(b"<html></html>")
+    monkeypatch.setattr(model, "_looks_like_html", lambda head: False)
+    message = re.escape(f"checkpoint {path} is an HTML page, not a checkpoint. {REDOWNLOAD}")
+    with pytest.raises(ValueError, match=message):
+        read_state_dict(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        # an unknown model type
+        (
+            {"model_type": "vit_x"},
+            ValueError,
+            "model_type must be one of 'vit_h', 'vit_l', 'vit_b', 'shapes', but got 'vit_x'",
+        ),
+        # a model type of the wrong kind
+        (
+            {"model_type": 1},
+            ValueError,
+            "model_type must be one of 'vit_h', 'vit_l', 'vit_b', 'shapes', but got 1",
+        ),
+        # a checkpoint that does not exist
+        (
+            {"checkpoint": "{tmp}/nope.pt"},
+            FileNotFoundError,
+            "checkpoint file not found: {tmp}/nope.pt",
+        ),
+        # an empty checkpoint path
+        ({"checkpoint": ""}, ValueError, "checkpoint must be a file path or None, but got ''"),
+        # a checkpoint of the wrong kind
+        ({"checkpoint": 3}, ValueError, "checkpoint must be a file path or None, but got 3"),
+        # a device name torch does not know
+        (
+            {"device": "gpu"},
+            ValueError,
+            "device must be a device name such as 'cpu', 'cuda', 'cuda:0' or 'mps', but got 'gpu'",
+        ),
+        # a device of the wrong kind
+        (
+            {"device": 0.5},
+            ValueError,
+            "device must be a string such as 'cpu' or 'cuda:0', or a torch.device, but got 0.5",
+        ),
+    ],
+)
+def test_load_sam_validates_its_arguments(
+    tmp_path: Path, kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    given = {
+        key: value.format(tmp=tmp_path) if isinstance(value, str) else value
+        for key, value in kwargs.items()
+    }
+    given.setdefault("model_type", "shapes")
+    given.setdefault("device", "cpu")
+    with pytest.raises(error, match=re.escape(message.format(tmp=tmp_path))):
+        load_sam(**given)  # type: ignore[arg-type]
+
+
+def test_cuda_without_gpu_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    message = re.escape(
+        "device 'cuda:0' was requested, but PyTorch sees no CUDA GPU here; use "
+        "device='cpu' (in Colab: Runtime > Change runtime type > GPU)"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_sam("shapes", checkpoint=tmp_path / "unused.pt", device="cuda:0")
+
+
+@pytest.mark.parametrize(
+    ("env_model", "device", "expected"),
+    [
+        ("shapes", "cpu", "shapes"),  # SAMKIT_MODEL wins
+        (" vit_l ", "cuda", "vit_l"),  # even on a GPU, spaces trimmed
+        ("", "cuda", "vit_h"),  # unset, CUDA: the largest model
+        ("", "cuda:1", "vit_h"),  # any CUDA device
+        ("", "cpu", "vit_b"),  # unset, CPU: the smallest official one
+        ("", "mps", "vit_b"),  # an Apple GPU is not CUDA
+    ],
+)
+def test_default_model_type(
+    monkeypatch: pytest.MonkeyPatch, env_model: str, device: str, expected: str
+) -> None:
+    monkeypatch.setenv("SAMKIT_MODEL", env_model)
+    monkeypatch.setattr(model.env, "default_device", lambda: device)
+    assert default_model_type() == expected
+
+
+@pytest.mark.parametrize(
+    "env_model",
+    [
+        "vit_x",  # a typo
+        "VIT_B",  # the wrong case
+    ],
+)
+def test_default_model_type_rejects_unknown_env(
+    monkeypatch: pytest.MonkeyPatch, env_model: str
+) -> None:
+    monkeypatch.setenv("SAMKIT_MODEL", env_model)
+    message = re.escape(
+        f"SAMKIT_MODEL must be one of 'vit_h', 'vit_l', 'vit_b', 'shapes', but got {env_model!r}"
+    )
+    with pytest.raises(ValueError, match=message):
+        default_model_type()
+
+
+@pytest.mark.parametrize("model_type", list(SAM_BUILDERS))
+def test_checkpoint_model_type_recognises_each_architecture(model_type: str) -> None:
+    with torch.device("meta"):
+        sam = SAM_BUILDERS[model_type]()
+    assert checkpoint_model_type(sam.state_dict()) == model_type
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "drop",  # a missing key
+        "extra",  # an unexpected key
+        "reshape",  # a key of another shape
+        "empty",  # nothing at all
+    ],
+)
+def test_checkpoint_model_type_needs_an_exact_match(
+    shapes_state: dict[str, torch.Tensor], edit: str
+) -> None:
+    state = dict(shapes_state)
+    if edit == "drop":
+        state.pop("mask_decoder.iou_token.weight")
+    elif edit == "extra":
+        state["head.weight"] = torch.zeros(1)
+    elif edit == "reshape":
+        state["mask_decoder.iou_token.weight"] = torch.zeros(1, 32)
+    else:
+        state = {}
+    assert checkpoint_model_type(state) is None
