@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from http_server import LocalServer, dead_url
+
+from samkit import env, model
+from samkit.cli import main
+from samkit.weights import CHECKPOINTS, Checkpoint
+
+FILENAME = CHECKPOINTS["vit_b"].filename
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def mirror(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> tuple[LocalServer, bytes, str]:
+    """A generated file served as vit_b, registered with its own sha256 and size."""
+    data = os.urandom(1 << 20)
+    sha256 = hashlib.sha256(data).hexdigest()
+    monkeypatch.setitem(CHECKPOINTS, "vit_b", Checkpoint("vit_b", FILENAME, sha256, len(data)))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("SAMKIT_WEIGHTS_URL", server.url + "/mirror")
+    server.serve("/mirror/" + FILENAME, data)
+    return server, data, sha256
+
+
+@pytest.mark.parametrize(
+    ("extra", "progress"),
+    [
+        ([], True),  # the default: a progress bar on stderr
+        (["--no-progress"], False),  # quiet
+    ],
+)
+def test_download_prints_progress_and_verification(
+    mirror: tuple[LocalServer, bytes, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    progress: bool,
+) -> None:
+    _, data, sha256 = mirror
+    dest = tmp_path / "weights"
+    assert main(["download", "vit_b", "--dest", str(dest), *extra]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"verified sha256 {sha256[:8]}… -> {dest / FILENAME}\n"
+    assert (dest / FILENAME).read_bytes() == data
+    if progress:
+        assert f"{FILENAME}: 100%" in err
+    else:
+        assert err == ""
+
+
+def test_download_defaults_to_samkit_home(
+    mirror: tuple[LocalServer, bytes, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SAMKIT_HOME", str(tmp_path / "home"))
+    assert main(["download", "vit_b", "--no-progress"]) == 0
+    assert capsys.readouterr().out.endswith(f"-> {tmp_path / 'home' / FILENAME}\n")
+
+
+def test_download_shapes_points_at_the_bundled_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundled = tmp_path / "sam_shapes.pt"
+    bundled.write_bytes(b"weights")
+    monkeypatch.setattr(model, "SHAPES_CHECKPOINT", bundled)
+    assert main(["download", "shapes"]) == 0
+    assert capsys.readouterr() == (f"bundled checkpoint (no download needed) -> {bundled}\n", "")
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "message"),
+    [
+        # an unknown model type: the valid ones are listed
+        (
+            "ok",
+            ["download", "vit_x"],
+            "model_type must be one of 'vit_h', 'vit_l', 'vit_b', 'shapes', but got 'vit_x'",
+        ),
+        # the mirror answers 404
+        (
+            "404",
+            ["download", "vit_b", "--dest", "{tmp}"],
+            "Download of {url} failed: the server answered HTTP 404 Not Found. To place the "
+            "file by hand, download {url} on a machine that can reach it and copy it to "
+            "{tmp}/" + FILENAME,
+        ),
+        # nothing listens: offline
+        ("dead", ["download", "vit_b", "--dest", "{tmp}"], "Could not connect to {url} ("),
+        # the mirror serves another file
+        ("mismatch", ["download", "vit_b", "--dest", "{tmp}"], "Checksum mismatch for {url}"),
+        # a file where the directory should be
+        (
+            "ok",
+            ["download", "vit_b", "--dest", "{tmp}/FILE"],
+            "dest_dir must be a directory, but {tmp}/FILE is a file",
+        ),
+    ],
+)
+def test_errors_exit_1_with_the_message_and_no_traceback(
+    mirror: tuple[LocalServer, bytes, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    args: list[str],
+    message: str,
+) -> None:
+    server, data, _ = mirror
+    (tmp_path / "FILE").write_text("not a directory")
+    base = server.url + "/mirror/"
+    if case == "dead":
+        base = dead_url()
+        monkeypatch.setenv("SAMKIT_WEIGHTS_URL", base)
+    elif case == "404":
+        server.serve("/mirror/" + FILENAME, data, "404")
+    elif case == "mismatch":
+        server.serve("/mirror/" + FILENAME, b"\1" + data[1:])
+    url = base + FILENAME
+    given = [arg.format(tmp=tmp_path) for arg in args]
+    assert main([*given, "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("samkit: error: " + message.format(tmp=tmp_path, url=url))
+    assert "Traceback" not in err
+    assert not (tmp_path / FILENAME).exists()
+
+
+def test_env_prints_report_and_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SAMKIT_MODEL", "shapes")
+    monkeypatch.setenv("SAMKIT_DEVICE", "cpu")
+    monkeypatch.setenv("SAMKIT_HOME", str(tmp_path))
+    assert main(["env"]) == 0
+    assert capsys.readouterr() == (
+        f"{env.gpu_report()}\n"
+        "default model type: shapes (choices: vit_h, vit_l, vit_b, shapes)\n"
+        "default device: cpu\n"
+        f"weights directory: {tmp_path}\n",
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # an unknown model in the environment
+        (
+            "SAMKIT_MODEL",
+            "vit_x",
+            "SAMKIT_MODEL must be one of 'vit_h', 'vit_l', 'vit_b', 'shapes', but got 'vit_x'",
+        ),
+        # a device this machine does not have
+        ("SAMKIT_DEVICE", "gpu", "SAMKIT_DEVICE must be 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    ],
+)
+def test_env_with_a_bad_variable_exits_1(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv("SAMKIT_MODEL", "shapes")
+    monkeypatch.setenv(variable, value)
+    assert main(["env"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"samkit: error: {message}")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),  # no command at all
+        (["download"], "the following arguments are required: MODEL"),  # no model
+        (["fetch"], "invalid choice: 'fetch'"),  # an unknown command
+    ],
+)
+def test_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_env_runs(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "samkit"
+    variables = {**os.environ, "SAMKIT_MODEL": "shapes", "SAMKIT_DEVICE": "cpu"}
+    variables["SAMKIT_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [str(script), "env"],
+        capture_output=True,
+        text=True,
+        env=variables,
+        timeout=300,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith(env.gpu_report().splitlines()[0] + "\n")
+    assert result.stdout.endswith(
+        "default model type: shapes (choices: vit_h, vit_l, vit_b, shapes)\n"
+        "default device: cpu\n"
+        f"weights directory: {tmp_path}\n"
+    )
