@@ -37,3 +37,7 @@ format: $(BIN)/samkit ## Reformat and auto-fix with ruff
 .PHONY: test
 test: $(BIN)/samkit lint ## Lint, then the whole test suite, offline, on the CPU, with the bundled model
 	SAMKIT_MODEL=shapes $(BIN)/pytest
+
+.PHONY: weights
+weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weights MODEL=vit_b (or vit_l, vit_h)
+	$(BIN)/samkit download $(or $(MODEL),vit_b)
