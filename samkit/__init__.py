@@ -5,7 +5,19 @@ Every public name is re-exported here, so a notebook only ever needs ``import sa
 
 from __future__ import annotations
 
+from samkit.convert import AMG_KEYS, amg_to_detections, prediction_to_detections
+from samkit.env import default_device, enable_widgets, gpu_report, home_dir, in_colab
+from samkit.images import check_rgb_image, encode_image, load_image
+from samkit.masks import grid_shape, mask_iou, remove_duplicates, sort_by_area, stack_masks
 from samkit.model import SAM_BUILDERS, build_shapes_sam, default_model_type, load_sam
+from samkit.prompts import (
+    BBOX_KEYS,
+    bbox_to_sam_box,
+    bboxes_to_xyxy,
+    points_to_prompt,
+    xyxy_to_bboxes,
+)
+from samkit.viz import NotebookFigure, annotate, mask_grid, save_figure, side_by_side
 from samkit.weights import (
     CHECKPOINTS,
     ChecksumError,
@@ -17,14 +29,40 @@ from samkit.weights import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AMG_KEYS",
+    "BBOX_KEYS",
     "CHECKPOINTS",
     "SAM_BUILDERS",
     "ChecksumError",
     "DownloadError",
+    "NotebookFigure",
     "__version__",
+    "amg_to_detections",
+    "annotate",
+    "bbox_to_sam_box",
+    "bboxes_to_xyxy",
     "build_shapes_sam",
+    "check_rgb_image",
+    "default_device",
     "default_model_type",
     "default_weights_dir",
     "download_checkpoint",
+    "enable_widgets",
+    "encode_image",
+    "gpu_report",
+    "grid_shape",
+    "home_dir",
+    "in_colab",
+    "load_image",
     "load_sam",
+    "mask_grid",
+    "mask_iou",
+    "points_to_prompt",
+    "prediction_to_detections",
+    "remove_duplicates",
+    "save_figure",
+    "side_by_side",
+    "sort_by_area",
+    "stack_masks",
+    "xyxy_to_bboxes",
 ]

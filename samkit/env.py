@@ -1,0 +1,169 @@
+"""Where the notebook runs: Colab or not, which device, where HOME is.
+
+This is the only module that knows about Google Colab.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+#: The environment variable that forces the device (``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+DEVICE_ENV = "SAMKIT_DEVICE"
+
+#: Where Colab keeps the notebook's files.
+COLAB_HOME = Path("/content")
+
+#: The Colab menu path that gives the notebook a GPU.
+COLAB_GPU_MENU = "Runtime -> Change runtime type -> Hardware accelerator: GPU -> Save"
+
+
+def in_colab() -> bool:
+    """Whether this code runs inside a Google Colab kernel.
+
+    Returns:
+        ``True`` when ``google.colab`` is loaded, which Colab's kernel does at start.
+
+    Example:
+        ```pycon
+        >>> import samkit
+        >>> samkit.in_colab()
+        False
+
+        ```
+    """
+    return "google.colab" in sys.modules
+
+
+def enable_widgets() -> bool:
+    """Let Colab show third-party widgets such as ``jupyter_bbox_widget``.
+
+    In Colab this calls ``google.colab.output.enable_custom_widget_manager()``; anywhere
+    else (JupyterLab, VS Code) widgets already work and nothing is done.
+
+    Returns:
+        ``True`` if the Colab widget manager was enabled, ``False`` outside Colab.
+
+    Example:
+        ```pycon
+        >>> import samkit
+        >>> samkit.enable_widgets()
+        False
+
+        ```
+    """
+    if not in_colab():
+        return False
+    importlib.import_module("google.colab.output").enable_custom_widget_manager()
+    return True
+
+
+def _mps_available() -> bool:
+    """Whether Apple's Metal GPU backend can be used."""
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def _check_device(value: str) -> str:
+    """Validate a ``SAMKIT_DEVICE`` value against this machine and return it."""
+    hint = f"{DEVICE_ENV} must be 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise ValueError(f"{hint}, but got {value!r}") from None
+    if device.type == "cpu":
+        return value
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{DEVICE_ENV}={value!r}, but CUDA is not available on this machine")
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"{DEVICE_ENV}={value!r}, but this machine has {count} CUDA device(s): "
+                f"use cuda:0 to cuda:{count - 1}"
+            )
+        return value
+    if device.type == "mps":
+        if not _mps_available():
+            raise ValueError(f"{DEVICE_ENV}={value!r}, but MPS is not available on this machine")
+        return value
+    raise ValueError(f"{hint}, but got {value!r}")
+
+
+def default_device() -> str:
+    """The device to run SAM on: ``SAMKIT_DEVICE`` if set, else the best one here.
+
+    Returns:
+        ``SAMKIT_DEVICE`` when set (checked against this machine), else ``"cuda"`` when
+        a CUDA GPU is available, else ``"mps"`` on an Apple GPU, else ``"cpu"``.
+
+    Raises:
+        ValueError: If ``SAMKIT_DEVICE`` names an unknown device or one this machine lacks.
+
+    Example:
+        ```python
+        sam.to(device=samkit.default_device())
+        ```
+    """
+    forced = os.environ.get(DEVICE_ENV, "").strip()
+    if forced:
+        return _check_device(forced)
+    if torch.cuda.is_available():
+        return "cuda"
+    if _mps_available():
+        return "mps"
+    return "cpu"
+
+
+def _cpu_count() -> int:
+    """CPU cores this process may use (the affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def gpu_report() -> str:
+    """Describe the accelerator the notebook has, as text to print.
+
+    Returns:
+        One line per CUDA GPU (name, memory in GiB), then the CUDA and torch versions;
+        or, with no GPU, ``"no GPU: CPU with N cores"``, the torch version, and how to
+        get a GPU in Colab (``Runtime -> Change runtime type -> Hardware accelerator:
+        GPU -> Save``).
+
+    Example:
+        ```python
+        print(samkit.gpu_report())
+        ```
+    """
+    if torch.cuda.is_available():
+        lines = []
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            memory = props.total_memory / 1024**3
+            lines.append(f"GPU {index}: {props.name}, {memory:.1f} GiB")
+        lines.append(f"CUDA {torch.version.cuda}, torch {torch.__version__}")
+        return "\n".join(lines)
+    lines = [f"no GPU: CPU with {_cpu_count()} cores", f"torch {torch.__version__}"]
+    if _mps_available():
+        lines.insert(1, "Apple GPU (MPS) available: device 'mps'")
+    lines.append(f"For a GPU in Colab: {COLAB_GPU_MENU}, then run the notebook again.")
+    return "\n".join(lines)
+
+
+def home_dir() -> Path:
+    """The notebook's HOME, where data, images and weights go.
+
+    Returns:
+        ``/content`` in Colab, else the current working directory.
+
+    Example:
+        ```python
+        HOME = samkit.home_dir()
+        ```
+    """
+    return COLAB_HOME if in_colab() else Path.cwd()

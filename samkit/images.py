@@ -1,0 +1,152 @@
+"""Images in and out: files to RGB arrays for SAM, arrays to data URLs for the widget."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Pillow modes that hold one 16-bit (or wider integer) channel, scaled down to 8 bits.
+_WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+#: The formats :func:`encode_image` writes, with their MIME type.
+_MIME = {"png": "image/png", "jpeg": "image/jpeg"}
+
+
+def check_rgb_image(image: Any, name: str = "image") -> npt.NDArray[np.uint8]:
+    """Return ``image`` unchanged if it is an RGB uint8 array, else raise.
+
+    Args:
+        image: The array to check.
+        name: How the message names it.
+
+    Returns:
+        The same array, of shape `(H, W, 3)` and dtype uint8, with H and W above 0.
+
+    Raises:
+        ValueError: If it is not a numpy array of that shape and dtype.
+
+    Example:
+        ```pycon
+        >>> import numpy as np, samkit
+        >>> samkit.check_rgb_image(np.zeros((2, 3, 3), np.uint8)).shape
+        (2, 3, 3)
+
+        ```
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(
+            f"{name} must be an RGB uint8 np.ndarray of shape (H, W, 3), "
+            f"but got {type(image).__name__}"
+        )
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(
+            f"{name} must be an RGB uint8 np.ndarray of shape (H, W, 3), "
+            f"but got dtype {image.dtype} and shape {image.shape}"
+        )
+    return image
+
+
+def _to_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
+    """Convert any Pillow image to RGB uint8; transparency is composited on white."""
+    if image.mode in _WIDE_GRAY_MODES:
+        # Pillow's convert("L") clips 16-bit values at 255; scale 0..65535 to 0..255.
+        wide = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
+        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, np.newaxis], 3, axis=2))
+    if image.mode == "F":
+        raise ValueError("floating-point images (Pillow mode 'F') are not supported")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def load_image(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
+    """Read an image file into the RGB uint8 array SAM expects.
+
+    The EXIF orientation is applied (a phone photo comes out upright), grayscale is
+    repeated to three channels, 16-bit images are scaled to 8 bits, and transparent
+    pixels are composited on white (a transparent background shows as white, as most
+    viewers and the widget show it).
+
+    Args:
+        path: Path of a PNG, JPEG or any other format Pillow reads.
+
+    Returns:
+        A numpy array of shape `(H, W, 3)` and dtype uint8, in RGB order (not OpenCV's BGR).
+
+    Raises:
+        FileNotFoundError: If there is no file at ``path``.
+        ValueError: If ``path`` is a directory, or the file is not an image Pillow can read.
+
+    Example:
+        ```python
+        image = samkit.load_image("data/images/shapes.png")
+        predictor.set_image(image)
+        ```
+    """
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"image file not found: {file}")
+    if file.is_dir():
+        raise ValueError(f"{file} is a directory, not an image file")
+    try:
+        with Image.open(file) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            upright.load()
+            return _to_rgb(upright)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"cannot read {file} as an image: {error}") from error
+
+
+def encode_image(
+    image: str | os.PathLike[str] | npt.NDArray[np.uint8],
+    image_format: Literal["png", "jpeg"] | None = None,
+) -> str:
+    """Encode an image as a base64 data URL for ``jupyter_bbox_widget.BBoxWidget(image=...)``.
+
+    A path is read with :func:`load_image`, so the widget shows exactly the pixels
+    (upright, RGB) that SAM gets, and the boxes drawn on it line up with them.
+
+    Args:
+        image: A path to an image file, or an RGB uint8 array of shape `(H, W, 3)`.
+        image_format: ``"png"`` or ``"jpeg"``. ``None`` picks JPEG for a ``.jpg`` /
+            ``.jpeg`` path (smaller for photos) and PNG (lossless) otherwise.
+
+    Returns:
+        A string ``"data:image/png;base64,..."`` (or ``image/jpeg``).
+
+    Raises:
+        FileNotFoundError: If a path does not exist.
+        ValueError: If a path is not a readable image, an array is not RGB uint8
+            `(H, W, 3)`, or ``image_format`` is unknown.
+
+    Example:
+        ```python
+        widget = BBoxWidget(image=samkit.encode_image("data/images/shapes.png"))
+        ```
+    """
+    if image_format is not None and image_format not in _MIME:
+        raise ValueError(f"image_format must be 'png' or 'jpeg', but got {image_format!r}")
+    if isinstance(image, (str, os.PathLike)):
+        pixels = load_image(image)
+        is_jpeg = Path(image).suffix.lower() in (".jpg", ".jpeg")
+        chosen = image_format or ("jpeg" if is_jpeg else "png")
+    else:
+        pixels = check_rgb_image(image)
+        chosen = image_format or "png"
+    buffer = io.BytesIO()
+    options: dict[str, Any] = {"quality": 95} if chosen == "jpeg" else {}
+    Image.fromarray(pixels).save(buffer, format=chosen.upper(), **options)
+    return f"data:{_MIME[chosen]};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"

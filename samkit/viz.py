@@ -1,0 +1,236 @@
+"""Drawing SAM's masks: annotated images, side-by-side figures and grids of masks.
+
+Figures are built with ``matplotlib.figure.Figure`` directly, never through pyplot, so
+they work on any backend (Agg included), never pile up in pyplot's registry, and show
+exactly once when a notebook cell returns them.
+"""
+
+from __future__ import annotations
+
+import io
+import numbers
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import supervision as sv
+from matplotlib.figure import Figure
+
+from samkit.images import check_rgb_image
+from samkit.masks import grid_shape, stack_masks
+
+
+class NotebookFigure(Figure):
+    """A matplotlib ``Figure`` that a notebook shows as a PNG when a cell returns it.
+
+    A figure made without pyplot has no inline display of its own unless
+    ``%matplotlib inline`` ran; ``_repr_png_`` gives Jupyter and Colab the image anyway.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
+def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = 100) -> Path:
+    """Save a figure atomically: to a temporary file beside ``path``, then renamed.
+
+    Args:
+        figure: The figure to save.
+        path: Where to write it; the format comes from the suffix (``.png``, ``.pdf``,
+            ``.svg``, ``.jpg``). The folder must exist.
+        dpi: Resolution of raster formats.
+
+    Returns:
+        The path written, as a ``Path``.
+
+    Raises:
+        ValueError: If the suffix names no format matplotlib can write.
+        FileNotFoundError: If the folder does not exist.
+
+    Example:
+        ```python
+        samkit.save_figure(samkit.mask_grid(detections), "build/masks.png")
+        ```
+    """
+    target = Path(path)
+    file_format = target.suffix.lower().lstrip(".")
+    supported = figure.canvas.get_supported_filetypes()
+    if file_format not in supported:
+        raise ValueError(
+            f"cannot save a figure as {target.name!r}: the suffix must be one of "
+            + ", ".join(f".{ext}" for ext in sorted(supported))
+        )
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"folder not found: {target.parent}")
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            figure.savefig(file, format=file_format, dpi=dpi, bbox_inches="tight")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def annotate(
+    image: npt.NDArray[np.uint8],
+    detections: sv.Detections,
+    masks: bool = True,
+    boxes: bool = True,
+    opacity: float = 0.5,
+) -> npt.NDArray[np.uint8]:
+    """Draw detections on a copy of an RGB image with supervision's annotators.
+
+    Colours follow each row's index (``sv.ColorLookup.INDEX``), because SAM's masks have
+    no ``class_id`` to colour by.
+
+    Args:
+        image: The RGB uint8 image of shape `(H, W, 3)` the detections belong to.
+        detections: ``sv.Detections``, e.g. from :func:`amg_to_detections`.
+        masks: Fill every mask (when the detections have masks).
+        boxes: Draw every box.
+        opacity: How opaque the mask fill is, in `[0, 1]`.
+
+    Returns:
+        A new RGB uint8 array of shape `(H, W, 3)`; ``image`` is left untouched.
+
+    Raises:
+        ValueError: If ``image`` is not RGB uint8, ``detections`` is not
+            ``sv.Detections``, its masks are not the image's size, or ``opacity`` is not
+            in `[0, 1]`.
+
+    Example:
+        ```python
+        annotated = samkit.annotate(image, samkit.amg_to_detections(results))
+        ```
+    """
+    check_rgb_image(image)
+    if not isinstance(detections, sv.Detections):
+        raise ValueError(f"detections must be sv.Detections, but got {type(detections).__name__}")
+    if not isinstance(opacity, numbers.Real) or isinstance(opacity, bool) or not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be a number in [0, 1], but got {opacity!r}")
+    if (
+        detections.mask is not None
+        and len(detections)
+        and detections.mask.shape[1:] != image.shape[:2]
+    ):
+        raise ValueError(
+            f"detections' masks are {tuple(detections.mask.shape[1:])} (H, W), but the image "
+            f"is {image.shape[:2]}: annotate the image the masks were made from"
+        )
+    # supervision draws its palette in OpenCV's BGR order: flip in and back out.
+    scene = np.ascontiguousarray(image[:, :, ::-1])
+    if masks and detections.mask is not None:
+        mask_annotator = sv.MaskAnnotator(color_lookup=sv.ColorLookup.INDEX, opacity=opacity)
+        scene = mask_annotator.annotate(scene=scene, detections=detections)
+    if boxes:
+        box_annotator = sv.BoxAnnotator(color_lookup=sv.ColorLookup.INDEX)
+        scene = box_annotator.annotate(scene=scene, detections=detections)
+    return np.ascontiguousarray(np.asarray(scene)[:, :, ::-1])
+
+
+def _finish(figure: Figure, save_to: str | os.PathLike[str] | None) -> Figure:
+    """Save the figure when asked, and return it."""
+    if save_to is not None:
+        save_figure(figure, save_to)
+    return figure
+
+
+def side_by_side(
+    original: npt.NDArray[np.uint8],
+    annotated: npt.NDArray[np.uint8],
+    titles: Sequence[str] = ("original", "segmented"),
+    size: tuple[float, float] = (12.0, 6.0),
+    save_to: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """Show the original image and the annotated one next to each other.
+
+    Args:
+        original: The RGB uint8 image `(H, W, 3)`.
+        annotated: The annotated RGB uint8 image, e.g. from :func:`annotate`.
+        titles: The two titles, left then right.
+        size: The figure's width and height in inches.
+        save_to: Also save the figure there (atomically), e.g. ``"build/result.png"``.
+
+    Returns:
+        A matplotlib ``Figure`` with two axes (shown when a notebook cell returns it).
+
+    Raises:
+        ValueError: If an image is not RGB uint8 `(H, W, 3)` or ``titles`` is not two
+            strings.
+
+    Example:
+        ```python
+        samkit.side_by_side(image, samkit.annotate(image, detections))
+        ```
+    """
+    images = [check_rgb_image(original, "original"), check_rgb_image(annotated, "annotated")]
+    if isinstance(titles, str) or len(titles) != 2:
+        raise ValueError(f"titles must be two strings (left, right), but got {titles!r}")
+    figure = NotebookFigure(figsize=size)
+    for axes, picture, title in zip(figure.subplots(1, 2), images, titles, strict=True):
+        axes.imshow(picture)
+        axes.set_title(str(title))
+        axes.axis("off")
+    return _finish(figure, save_to)
+
+
+def mask_grid(
+    masks_or_detections: sv.Detections | npt.NDArray[Any] | Sequence[npt.NDArray[Any]],
+    titles: Sequence[str] | None = None,
+    max_cols: int = 8,
+    cell_size: float = 2.0,
+    save_to: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """Show every mask in its own cell of a grid (any count: 0, 1, 7, 100...).
+
+    Args:
+        masks_or_detections: ``sv.Detections`` with masks, an array `(N, H, W)`, or a
+            list of `(H, W)` masks.
+        titles: One title per mask; default ``"#i: A px"`` (index and area).
+        max_cols: The widest the grid may be (see :func:`grid_shape`).
+        cell_size: Width and height of one cell in inches.
+        save_to: Also save the figure there (atomically).
+
+    Returns:
+        A matplotlib ``Figure`` with one axes per mask (unused cells removed); with no
+        masks, a small figure that says so and has no axes.
+
+    Raises:
+        ValueError: As :func:`stack_masks` and :func:`grid_shape`, or if ``titles`` does
+            not have one entry per mask.
+
+    Example:
+        ```python
+        samkit.mask_grid(samkit.sort_by_area(detections, descending=False))
+        ```
+    """
+    masks = stack_masks(masks_or_detections)
+    rows, cols = grid_shape(len(masks), max_cols=max_cols)
+    if titles is None:
+        titles = [f"#{i}: {int(mask.sum())} px" for i, mask in enumerate(masks)]
+    elif isinstance(titles, str) or len(titles) != len(masks):
+        raise ValueError(
+            f"titles must have one entry per mask: {len(masks)} masks, but got {titles!r}"
+        )
+    if len(masks) == 0:
+        figure = NotebookFigure(figsize=(cell_size * 2, cell_size / 2))
+        figure.text(0.5, 0.5, "no masks to show", ha="center", va="center")
+        return _finish(figure, save_to)
+    figure = NotebookFigure(figsize=(cell_size * cols, cell_size * rows))
+    grid = figure.subplots(rows, cols, squeeze=False)
+    for index, axes in enumerate(grid.flat):
+        if index >= len(masks):
+            axes.remove()
+            continue
+        axes.imshow(masks[index], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes.set_title(str(titles[index]), fontsize="small")
+        axes.axis("off")
+    return _finish(figure, save_to)

@@ -1,0 +1,98 @@
+"""Shared fixtures: a small random SAM and its real outputs on a synthetic image.
+
+The converters are tested on what the stock ``SamAutomaticMaskGenerator`` and
+``SamPredictor`` really return (keys, dtypes, shapes), not on hand-written imitations.
+The model is the ``shapes`` architecture with random weights (seeded), so no checkpoint
+and no network are needed; the masks mean nothing, their format is the real one.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+from segment_anything.modeling import Sam
+
+import samkit
+
+matplotlib.use("Agg")
+
+#: The box prompt given to ``SamPredictor.predict`` (xyxy, around the red rectangle).
+BOX = np.array([20, 10, 70, 50], dtype=np.float32)
+#: The two box prompts given to ``SamPredictor.predict_torch``.
+BATCH_BOXES = np.array([[20, 10, 70, 50], [80, 60, 120, 90]], dtype=np.float32)
+
+
+@pytest.fixture(scope="session")
+def shapes_image() -> np.ndarray:
+    """A 96x128 RGB uint8 scene: two rectangles and a disc on grey."""
+    image = np.full((96, 128, 3), 90, dtype=np.uint8)
+    image[10:50, 20:70] = (220, 30, 30)
+    image[60:90, 80:120] = (30, 200, 60)
+    yy, xx = np.mgrid[:96, :128]
+    image[(yy - 72) ** 2 + (xx - 35) ** 2 < 15**2] = (40, 60, 220)
+    image.flags.writeable = False
+    return image
+
+
+@pytest.fixture(scope="session")
+def shapes_sam() -> Sam:
+    """The ``shapes`` architecture with random weights from a fixed seed."""
+    torch.manual_seed(0)
+    return samkit.build_shapes_sam()
+
+
+@pytest.fixture(scope="session")
+def _amg_results(shapes_sam: Sam, shapes_image: np.ndarray) -> list[dict[str, Any]]:
+    generator = SamAutomaticMaskGenerator(
+        shapes_sam,
+        points_per_side=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        # Keep every mask: random weights give many near-duplicates, which is what the
+        # sorting and de-duplication tests want to see.
+        box_nms_thresh=1.0,
+    )
+    return generator.generate(np.array(shapes_image))
+
+
+@pytest.fixture
+def amg_results(_amg_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A fresh copy of ``SamAutomaticMaskGenerator.generate`` output (tests may mutate it)."""
+    return copy.deepcopy(_amg_results)
+
+
+@pytest.fixture(scope="session")
+def predictor(shapes_sam: Sam, shapes_image: np.ndarray) -> SamPredictor:
+    """A ``SamPredictor`` with the synthetic image already set."""
+    sam_predictor = SamPredictor(shapes_sam)
+    sam_predictor.set_image(np.array(shapes_image))
+    return sam_predictor
+
+
+@pytest.fixture(scope="session")
+def prediction(predictor: SamPredictor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``predict(box=BOX, multimask_output=True)``: masks (3, H, W), scores, logits."""
+    return predictor.predict(box=BOX, multimask_output=True)
+
+
+@pytest.fixture(scope="session")
+def batch_prediction(
+    predictor: SamPredictor, shapes_image: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``predict_torch`` with two boxes: masks (2, 3, H, W), scores (2, 3), logits."""
+    boxes = predictor.transform.apply_boxes_torch(
+        torch.as_tensor(BATCH_BOXES), shapes_image.shape[:2]
+    )
+    return predictor.predict_torch(None, None, boxes=boxes, multimask_output=True)
+
+
+@pytest.fixture
+def amg_detections(amg_results: list[dict[str, Any]]) -> Any:
+    """``amg_to_detections`` of the real generator output."""
+    return samkit.amg_to_detections(amg_results)

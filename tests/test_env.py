@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import samkit
+from samkit import env
+
+
+def exactly(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+@pytest.fixture
+def no_device_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAMKIT_DEVICE", raising=False)
+
+
+@pytest.fixture
+def fake_colab(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Pretend to be in Colab; return the list that records widget-manager calls."""
+    calls: list[str] = []
+    google = types.ModuleType("google")
+    colab = types.ModuleType("google.colab")
+    output = types.ModuleType("google.colab.output")
+    output.enable_custom_widget_manager = lambda: calls.append("enabled")  # type: ignore[attr-defined]
+    colab.output = output  # type: ignore[attr-defined]
+    google.colab = colab  # type: ignore[attr-defined]
+    for name, module in (
+        ("google", google),
+        ("google.colab", colab),
+        ("google.colab.output", output),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+    return calls
+
+
+def fake_machine(monkeypatch: pytest.MonkeyPatch, cuda: int = 0, mps: bool = False) -> None:
+    """Pretend this machine has ``cuda`` CUDA GPUs and, maybe, Apple's MPS."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+    monkeypatch.setattr(env, "_mps_available", lambda: mps)
+
+
+def test_not_in_colab_here() -> None:
+    assert samkit.in_colab() is ("google.colab" in sys.modules)
+
+
+def test_outside_colab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert samkit.in_colab() is False
+    assert samkit.enable_widgets() is False
+    assert samkit.home_dir() == tmp_path
+
+
+def test_in_colab(fake_colab: list[str]) -> None:
+    assert samkit.in_colab() is True
+    assert samkit.home_dir() == Path("/content")
+    assert samkit.enable_widgets() is True
+    assert fake_colab == ["enabled"]
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [
+        # a CUDA GPU wins
+        (1, True, "cuda"),
+        # an Apple GPU next
+        (0, True, "mps"),
+        # nothing: the CPU
+        (0, False, "cpu"),
+    ],
+)
+def test_default_device(
+    monkeypatch: pytest.MonkeyPatch, no_device_env: None, cuda: int, mps: bool, expected: str
+) -> None:
+    fake_machine(monkeypatch, cuda=cuda, mps=mps)
+    assert samkit.default_device() == expected
+
+
+def test_default_device_on_this_machine(no_device_env: None) -> None:
+    assert samkit.default_device() in ("cuda", "mps", "cpu")
+    torch.zeros(1, device=samkit.default_device())
+
+
+@pytest.mark.parametrize(
+    ("value", "cuda", "mps", "expected"),
+    [
+        # force the CPU on a GPU machine
+        ("cpu", 1, False, "cpu"),
+        # spaces around it are ignored
+        ("  cpu ", 0, False, "cpu"),
+        # an empty value means "not set"
+        ("", 0, False, "cpu"),
+        # a given CUDA device that exists
+        ("cuda:1", 2, False, "cuda:1"),
+        # plain cuda
+        ("cuda", 1, False, "cuda"),
+        # mps where there is MPS
+        ("mps", 0, True, "mps"),
+    ],
+)
+def test_default_device_override(
+    monkeypatch: pytest.MonkeyPatch, value: str, cuda: int, mps: bool, expected: str
+) -> None:
+    fake_machine(monkeypatch, cuda=cuda, mps=mps)
+    monkeypatch.setenv("SAMKIT_DEVICE", value)
+    assert samkit.default_device() == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "cuda", "mps", "message"),
+    [
+        # a typo
+        ("gpu", 1, False, "SAMKIT_DEVICE must be 'cpu', 'cuda', 'cuda:N' or 'mps', but got 'gpu'"),
+        # a device type samkit does not support
+        (
+            "meta",
+            0,
+            False,
+            "SAMKIT_DEVICE must be 'cpu', 'cuda', 'cuda:N' or 'mps', but got 'meta'",
+        ),
+        # CUDA on a machine without it
+        ("cuda", 0, False, "SAMKIT_DEVICE='cuda', but CUDA is not available on this machine"),
+        # a GPU index that is not there
+        (
+            "cuda:2",
+            2,
+            False,
+            "SAMKIT_DEVICE='cuda:2', but this machine has 2 CUDA device(s): use cuda:0 to cuda:1",
+        ),
+        # MPS on a machine without it
+        ("mps", 0, False, "SAMKIT_DEVICE='mps', but MPS is not available on this machine"),
+    ],
+)
+def test_default_device_bad_override(
+    monkeypatch: pytest.MonkeyPatch, value: str, cuda: int, mps: bool, message: str
+) -> None:
+    fake_machine(monkeypatch, cuda=cuda, mps=mps)
+    monkeypatch.setenv("SAMKIT_DEVICE", value)
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.default_device()
+
+
+def test_gpu_report_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_machine(monkeypatch, cuda=0, mps=False)
+    monkeypatch.setattr(env, "_cpu_count", lambda: 4)
+    assert samkit.gpu_report() == (
+        "no GPU: CPU with 4 cores\n"
+        f"torch {torch.__version__}\n"
+        "For a GPU in Colab: Runtime -> Change runtime type -> Hardware accelerator: GPU "
+        "-> Save, then run the notebook again."
+    )
+
+
+def test_gpu_report_with_mps(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_machine(monkeypatch, cuda=0, mps=True)
+    assert "Apple GPU (MPS) available: device 'mps'" in samkit.gpu_report().splitlines()
+
+
+def test_gpu_report_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_machine(monkeypatch, cuda=2)
+    cards: dict[int, Any] = {
+        0: types.SimpleNamespace(name="Tesla T4", total_memory=15 * 1024**3),
+        1: types.SimpleNamespace(name="NVIDIA A100", total_memory=int(39.5 * 1024**3)),
+    }
+    monkeypatch.setattr(torch.cuda, "get_device_properties", cards.__getitem__)
+    monkeypatch.setattr(torch.version, "cuda", "12.1")
+    assert samkit.gpu_report() == (
+        "GPU 0: Tesla T4, 15.0 GiB\n"
+        "GPU 1: NVIDIA A100, 39.5 GiB\n"
+        f"CUDA 12.1, torch {torch.__version__}"
+    )
+
+
+def test_gpu_report_on_this_machine() -> None:
+    report = samkit.gpu_report()
+    first = report.splitlines()[0]
+    assert first.startswith("GPU 0: " if torch.cuda.is_available() else "no GPU: CPU with ")
+    assert f"torch {torch.__version__}" in report

@@ -1,0 +1,318 @@
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pytest
+import supervision as sv
+from matplotlib.figure import Figure
+from PIL import Image
+
+import samkit
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def exactly(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def test_agg_backend() -> None:
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+def square_detections(height: int = 20, width: int = 30) -> sv.Detections:
+    masks = np.zeros((2, height, width), dtype=bool)
+    masks[0, 2:8, 3:10] = True
+    masks[1, 12:18, 15:25] = True
+    return samkit.prediction_to_detections(masks, np.array([0.9, 0.8], dtype=np.float32))
+
+
+def test_annotate_paints_masks_and_leaves_the_rest() -> None:
+    image = np.full((20, 30, 3), 100, dtype=np.uint8)
+    detections = square_detections()
+    annotated = samkit.annotate(image, detections, boxes=False)
+    assert annotated.shape == image.shape and annotated.dtype == np.uint8
+    assert (image == 100).all()  # the input is untouched
+    assert (annotated[detections.mask[0]] != 100).any(axis=1).all()
+    assert (annotated[detections.mask[1]] != 100).any(axis=1).all()
+    background = ~detections.mask.any(axis=0)
+    assert (annotated[background] == 100).all()
+    # index colours: the two masks get different colours
+    assert not np.array_equal(annotated[4, 5], annotated[15, 20])
+
+
+def test_annotate_keeps_rgb_order() -> None:
+    """supervision draws in BGR; the result must show its palette colour as RGB."""
+    image = np.zeros((20, 30, 3), dtype=np.uint8)
+    annotated = samkit.annotate(image, square_detections(), boxes=False, opacity=1.0)
+    expected = sv.ColorPalette.DEFAULT.by_idx(0).as_rgb()
+    assert tuple(annotated[4, 5]) == expected
+
+
+def test_annotate_boxes_only() -> None:
+    image = np.full((20, 30, 3), 100, dtype=np.uint8)
+    detections = square_detections()
+    annotated = samkit.annotate(image, detections, masks=False)
+    changed = (annotated != 100).any(axis=2)
+    assert changed[2, 3:10].all()  # the top edge of box 0
+    assert not changed[5, 6]  # the inside of box 0 is not filled
+
+
+@pytest.mark.parametrize(
+    "detections",
+    [
+        # the empty case: nothing drawn
+        samkit.amg_to_detections([]),
+        # empty detections from supervision itself
+        sv.Detections.empty(),
+    ],
+)
+def test_annotate_nothing(detections: sv.Detections) -> None:
+    image = np.full((20, 30, 3), 100, dtype=np.uint8)
+    np.testing.assert_array_equal(samkit.annotate(image, detections), image)
+
+
+def test_annotate_real_amg_output(shapes_image: np.ndarray, amg_detections: sv.Detections) -> None:
+    # class-less detections: ColorLookup.INDEX, never "Could not resolve color by class"
+    assert amg_detections.class_id is None
+    annotated = samkit.annotate(shapes_image, amg_detections)
+    assert annotated.shape == shapes_image.shape
+    assert (annotated != shapes_image).any()
+
+
+@pytest.mark.parametrize(
+    ("image", "detections", "kwargs", "message"),
+    [
+        # a BGR float image
+        (
+            np.zeros((20, 30, 3), np.float32),
+            square_detections(),
+            {},
+            "image must be an RGB uint8 np.ndarray of shape (H, W, 3), "
+            "but got dtype float32 and shape (20, 30, 3)",
+        ),
+        # the raw generator output instead of detections
+        (
+            np.zeros((20, 30, 3), np.uint8),
+            [],
+            {},
+            "detections must be sv.Detections, but got list",
+        ),
+        # masks of another image
+        (
+            np.zeros((10, 30, 3), np.uint8),
+            square_detections(),
+            {},
+            "detections' masks are (20, 30) (H, W), but the image is (10, 30): "
+            "annotate the image the masks were made from",
+        ),
+        # opacity out of range
+        (
+            np.zeros((20, 30, 3), np.uint8),
+            square_detections(),
+            {"opacity": 2},
+            "opacity must be a number in [0, 1], but got 2",
+        ),
+    ],
+)
+def test_annotate_bad_input(image: Any, detections: Any, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.annotate(image, detections, **kwargs)
+
+
+def image_arrays(figure: Figure) -> list[np.ndarray]:
+    return [np.asarray(axes.images[0].get_array()) for axes in figure.axes if axes.images]
+
+
+def test_side_by_side() -> None:
+    original = np.zeros((20, 30, 3), dtype=np.uint8)
+    annotated = samkit.annotate(original, square_detections())
+    figure = samkit.side_by_side(original, annotated, titles=("before", "after"))
+    assert isinstance(figure, Figure)
+    assert len(figure.axes) == 2
+    assert [axes.get_title() for axes in figure.axes] == ["before", "after"]
+    shown = image_arrays(figure)
+    np.testing.assert_array_equal(shown[0], original)
+    np.testing.assert_array_equal(shown[1], annotated)
+
+
+def test_side_by_side_shows_in_a_notebook() -> None:
+    image = np.zeros((20, 30, 3), dtype=np.uint8)
+    png = samkit.side_by_side(image, image)._repr_png_()  # type: ignore[attr-defined]
+    assert png.startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize(
+    ("original", "annotated", "titles", "message"),
+    [
+        # a grayscale annotated image
+        (
+            np.zeros((4, 4, 3), np.uint8),
+            np.zeros((4, 4), np.uint8),
+            ("a", "b"),
+            "annotated must be an RGB uint8 np.ndarray of shape (H, W, 3), "
+            "but got dtype uint8 and shape (4, 4)",
+        ),
+        # a path instead of an array
+        (
+            "photo.jpg",
+            np.zeros((4, 4, 3), np.uint8),
+            ("a", "b"),
+            "original must be an RGB uint8 np.ndarray of shape (H, W, 3), but got str",
+        ),
+        # one title
+        (
+            np.zeros((4, 4, 3), np.uint8),
+            np.zeros((4, 4, 3), np.uint8),
+            "ab",
+            "titles must be two strings (left, right), but got 'ab'",
+        ),
+    ],
+)
+def test_side_by_side_bad_input(original: Any, annotated: Any, titles: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.side_by_side(original, annotated, titles=titles)
+
+
+def masks_of(count: int) -> np.ndarray:
+    masks = np.zeros((count, 10, 12), dtype=bool)  # 120 px: room for 100 areas
+    for index in range(count):
+        masks[index].flat[: index + 1] = True
+    return masks
+
+
+@pytest.mark.parametrize(
+    ("count", "max_cols", "grid"),
+    [
+        # no masks: a figure that says so, no axes
+        (0, 8, (0, 0)),
+        # one
+        (1, 8, (1, 1)),
+        # seven: the classic (8, len/8) grid crashes here
+        (7, 8, (1, 7)),
+        # seven in rows of three: two unused cells removed
+        (7, 3, (3, 3)),
+        # a hundred
+        (100, 8, (13, 8)),
+    ],
+)
+def test_mask_grid_any_count(count: int, max_cols: int, grid: tuple[int, int]) -> None:
+    masks = masks_of(count)
+    figure = samkit.mask_grid(masks, max_cols=max_cols)
+    assert isinstance(figure, Figure)
+    assert len(figure.axes) == count
+    if count:
+        assert figure.axes[0].get_subplotspec().get_gridspec().get_geometry() == grid
+        for shown, mask in zip(image_arrays(figure), masks, strict=True):
+            np.testing.assert_array_equal(shown, mask)
+        assert figure.axes[-1].get_title() == f"#{count - 1}: {count} px"
+    else:
+        assert [text.get_text() for text in figure.texts] == ["no masks to show"]
+    assert figure._repr_png_().startswith(PNG_SIGNATURE)  # type: ignore[attr-defined]
+
+
+def test_mask_grid_real_amg_output_smallest_first(amg_detections: sv.Detections) -> None:
+    ordered = samkit.sort_by_area(amg_detections, descending=False)
+    figure = samkit.mask_grid(ordered, titles=[str(i) for i in range(len(ordered))])
+    assert len(figure.axes) == len(amg_detections)
+    assert figure.axes[0].get_title() == "0"
+    areas = [int(shown.sum()) for shown in image_arrays(figure)]
+    assert areas == sorted(areas)
+
+
+def test_mask_grid_empty_detections() -> None:
+    assert len(samkit.mask_grid(samkit.amg_to_detections([])).axes) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "message"),
+    [
+        # too few titles
+        (
+            masks_of(3),
+            {"titles": ["a"]},
+            "titles must have one entry per mask: 3 masks, but got ['a']",
+        ),
+        # detections without masks
+        (
+            sv.Detections(xyxy=np.zeros((1, 4))),
+            {},
+            "detections have no masks (detections.mask is None); "
+            "build them with amg_to_detections or prediction_to_detections",
+        ),
+        # zero columns
+        (masks_of(3), {"max_cols": 0}, "max_cols must be an integer >= 1, but got 0"),
+    ],
+)
+def test_mask_grid_bad_input(value: Any, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.mask_grid(value, **kwargs)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".pdf", ".svg"])
+def test_save_to(tmp_path: Path, suffix: str) -> None:
+    image = np.zeros((20, 30, 3), dtype=np.uint8)
+    target = tmp_path / f"figure{suffix}"
+    samkit.side_by_side(image, image, save_to=target)
+    assert target.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left
+    if suffix == ".png":
+        with Image.open(target) as saved:
+            assert saved.format == "PNG"
+
+
+def test_mask_grid_save_to(tmp_path: Path) -> None:
+    samkit.mask_grid(masks_of(7), save_to=tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_save_replaces_an_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "grid.png"
+    target.write_bytes(b"old")
+    samkit.save_figure(samkit.mask_grid(masks_of(1)), target)
+    assert target.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    figure = samkit.mask_grid(masks_of(2))
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(figure, "savefig", broken)
+    with pytest.raises(OSError, match="disk full"):
+        samkit.save_figure(figure, tmp_path / "grid.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "message"),
+    [
+        # an unknown format
+        (
+            "grid.docx",
+            ValueError,
+            "cannot save a figure as 'grid.docx': the suffix must be one of {formats}",
+        ),
+        # a folder that does not exist
+        ("missing/grid.png", FileNotFoundError, "folder not found: {tmp}/missing"),
+    ],
+)
+def test_save_figure_bad_input(
+    tmp_path: Path, name: str, error: type[Exception], message: str
+) -> None:
+    figure = samkit.mask_grid(masks_of(1))
+    formats = ", ".join(f".{ext}" for ext in sorted(figure.canvas.get_supported_filetypes()))
+    with pytest.raises(error, match=exactly(message.format(formats=formats, tmp=tmp_path))):
+        samkit.save_figure(figure, tmp_path / name)
+
+
+def test_figure_png_is_readable() -> None:
+    figure = samkit.mask_grid(masks_of(3))
+    with Image.open(io.BytesIO(figure._repr_png_())) as shown:  # type: ignore[attr-defined]
+        assert shown.size[0] > shown.size[1]  # three cells in a row: wider than tall
