@@ -65,16 +65,20 @@ LAB_SETTINGS: dict[str, dict[str, Any]] = {
 
 
 class BrowserTestError(AssertionError):
-    """A failure of the browser test, with a short slug saying where it happened."""
+    """A failure of the browser test, with a short slug saying what went wrong.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``cell`` is the notebook cell to show in the failure screenshot, if any.
+    """
+
+    def __init__(self, reason: str, message: str, cell: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.cell = cell
 
 
-def fail(reason: str, message: str) -> BrowserTestError:
+def fail(reason: str, message: str, cell: int | None = None) -> BrowserTestError:
     """Build the error to raise for a failure named ``reason`` (a file-name slug)."""
-    return BrowserTestError(reason, message)
+    return BrowserTestError(reason, message, cell)
 
 
 def free_port() -> int:
@@ -505,6 +509,8 @@ def copy_notebook(source: Path, dest_dir: Path) -> Path:
 
 # --------------------------------------------------------------------------- the page
 
+CELL_SELECTOR = ".jp-NotebookPanel .jp-Notebook .jp-Cell"
+
 #: One entry per notebook cell, in order: kind, input prompt, output text, error or not.
 _CELLS_JS = """
 () => Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')).map(
@@ -545,6 +551,10 @@ def prompt_number(prompt: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+#: How long a widget may take to show its image once its cell has run (loaded machine).
+WIDGET_GRACE = 45.0
+
+
 class LabPage:
     """JupyterLab in the browser, seen and used as a person does: menus, clicks, text."""
 
@@ -561,12 +571,13 @@ class LabPage:
 
     def cell(self, index: int) -> Any:
         """A locator for the notebook's cell number ``index`` (all kinds counted)."""
-        return self.page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").nth(index)
+        return self.page.locator(CELL_SELECTOR).nth(index)
 
-    def _errors(self, cells: list[dict[str, Any]]) -> str:
-        return "\n---\n".join(
-            f"cell {i}: {cell['text'][-1500:]}" for i, cell in enumerate(cells) if cell["error"]
-        )
+    def _raise_on_error(self, cells: list[dict[str, Any]]) -> None:
+        failed = [i for i, cell in enumerate(cells) if cell["error"]]
+        if failed:
+            text = "\n---\n".join(f"cell {i}: {cells[i]['text'][-1500:]}" for i in failed)
+            raise fail("cell-error", f"a notebook cell failed:\n{text}", cell=failed[0])
 
     def _dismiss_dialogs(self) -> None:
         """Accept the kernel choice if JupyterLab asks; fail on any other dialog."""
@@ -628,8 +639,7 @@ class LabPage:
         def done() -> list[dict[str, Any]] | None:
             self._dismiss_dialogs()
             cells = self.cells()
-            if any(cell["error"] for cell in cells):
-                raise fail("cell-error", f"a notebook cell failed:\n{self._errors(cells)}")
+            self._raise_on_error(cells)
             if any(cells[i]["prompt"] == "[*]:" for i in code_cells):
                 return None
             numbers = [prompt_number(cells[i]["prompt"]) for i in code_cells]
@@ -660,13 +670,25 @@ class LabPage:
                 found", a text repr when widgets are not rendered, or nothing).
         """
 
+        ran_at: list[float] = []
+
         def rendered() -> dict[str, Any] | None:
             state = self.widget_state(index)
-            return state if state["loaded"] and state["svg"] else None
+            if state["loaded"] and state["svg"]:
+                return state
+            cells = self.cells()
+            self._raise_on_error(cells)
+            # once its cell has run, the widget gets a grace period, not the whole timeout
+            if prompt_number(cells[index]["prompt"]) is not None:
+                ran_at.append(time.monotonic())
+                if ran_at[-1] - ran_at[0] > min(WIDGET_GRACE, self.timeout):
+                    raise why(f"within {WIDGET_GRACE:.0f} s after its cell ran")
+            return None
 
-        def why() -> BrowserTestError:
+        def why(when: str = "") -> BrowserTestError:
             state = self.widget_state(index)
             output = state["output"].strip()
+            when = when or f"within {self.timeout:.0f} s"
             if not state["img"]:
                 if "Error" in output or "not found" in output:
                     hint = "the widget failed to render"
@@ -678,12 +700,13 @@ class LabPage:
                     hint = "no widget image in the output"
                 return fail(
                     "widget-not-rendered",
-                    f"BBoxWidget did not render within {self.timeout:.0f} s: {hint}. "
-                    f"Cell output: {output!r}",
+                    cell=index,
+                    message=f"BBoxWidget did not render {when}: {hint}. Cell output: {output!r}",
                 )
             return fail(
                 "widget-image-not-loaded",
-                f"BBoxWidget shows an <img> that did not load (or no drawing overlay): {state}",
+                cell=index,
+                message=f"BBoxWidget's <img> did not load (or no drawing overlay) {when}: {state}",
             )
 
         return wait_until(rendered, self.timeout, why)
@@ -716,6 +739,19 @@ class LabPage:
         self.page.wait_for_timeout(150)
         mouse.up()
 
+    def wait_for_drawn_box(self, index: int, rects_before: int) -> None:
+        """Wait until the widget in cell ``index`` draws the new box over its image."""
+        wait_until(
+            lambda: self.widget_state(index)["rects"] > rects_before,
+            min(WIDGET_GRACE, self.timeout),
+            lambda: fail(
+                "drag-drew-nothing",
+                cell=index,
+                message="the mouse drag drew no box on the widget's image "
+                f"(widget state: {self.widget_state(index)})",
+            ),
+        )
+
     def select_cell(self, index: int) -> None:
         """Select cell ``index`` by clicking its prompt, as a person would."""
         prompt = self.cell(index).locator(".jp-InputArea-prompt")
@@ -728,6 +764,12 @@ def _record_failure(error: BaseException, page: Any, stage: str) -> None:
     if isinstance(error, (KeyboardInterrupt, GeneratorExit)) or getattr(error, "_saved", False):
         return
     reason = error.reason if isinstance(error, BrowserTestError) else stage
+    cell = error.cell if isinstance(error, BrowserTestError) else None
+    if page is not None and cell is not None:
+        try:  # show the cell the failure is about
+            page.locator(CELL_SELECTOR).nth(cell).scroll_into_view_if_needed(timeout=5_000)
+        except Exception:  # the screenshot of whatever shows is still worth having
+            pass
     shot = save_failure(page, reason, error)
     error._saved = True  # type: ignore[attr-defined]
     if hasattr(error, "add_note"):

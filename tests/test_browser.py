@@ -43,9 +43,13 @@ STEP_TIMEOUT = 240.0
 #: How far (image pixels) the box the kernel prints may be from the drag.
 BOX_TOLERANCE = 3.0
 MIN_IOU = 0.85
+#: The browser window (CSS px). The widget's image keeps its natural size when it fits,
+#: and is scaled down otherwise; the test maps screen to image pixels either way.
+VIEWPORT = (1280, 1100)
 
 _BOX_RE = re.compile(r"box xyxy:\s*\[([^\]]*)\]")
-_IOU_RE = re.compile(r"IoU with ground truth:\s*([0-9]*\.?[0-9]+)")
+#: ``samkit.mask_report`` adds the object it matched: ``0.953 (object 2, ellipse)``.
+_IOU_RE = re.compile(r"IoU with ground truth:\s*([0-9]*\.?[0-9]+)(?:\s*\(object (\d+))?")
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
     code_cells = layout.code_cells
     started = time.monotonic()
     env = {"SAMKIT_MODEL": "shapes"}
-    with lab_page(root, workdir / "home", env, STEP_TIMEOUT) as lab:
+    with lab_page(root, workdir / "home", env, STEP_TIMEOUT, VIEWPORT) as lab:
         lab.open_notebook(copy.name, layout.n_cells)
 
         lab.stage = "run-all"
@@ -137,11 +141,7 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
             raise fail("drag-off-screen", f"the box to drag {start}-{end} is off the page")
         rects_before = lab.widget_state(layout.widget_cell)["rects"]
         lab.drag(start, end)
-        # what a person sees: the box is drawn on the image
-        lab.page.wait_for_function(
-            "([cell, n]) => cell.querySelectorAll('svg rect').length > n",
-            arg=[lab.cell(layout.widget_cell).element_handle(), rects_before],
-        )
+        lab.wait_for_drawn_box(layout.widget_cell, rects_before)
         lab.page.wait_for_timeout(500)  # the widget syncs its boxes to the kernel
 
         lab.stage = "rerun"
@@ -151,39 +151,56 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
         below = [i for i in code_cells if i >= layout.convert_cell]
         cells = lab.wait_for_run(below, after=last)
 
-        lab.stage = "box-not-received"
-        match = _BOX_RE.search(cells[layout.convert_cell]["text"])
-        assert match, (
-            f"the conversion cell (cell {layout.convert_cell}) printed no 'box xyxy: [...]': "
-            f"{cells[layout.convert_cell]['text']!r}"
-        )
-        received = np.array(_numbers(match.group(1)), dtype=float)
+        lab.stage = "check-output"
+        convert = cells[layout.convert_cell]["text"]
+        match = _BOX_RE.search(convert)
+        received = np.array(_numbers(match.group(1)) if match else [], dtype=float)
         drawn = np.array(target.drag)
         tolerance = BOX_TOLERANCE + max(1 / scale_x, 1 / scale_y)
-        assert received.shape == (4,) and np.abs(received - drawn).max() <= tolerance, (
-            f"the kernel got box {received.tolist()}, but the mouse drew {drawn.tolist()} "
-            f"(image pixels, tolerance {tolerance:.1f}); a default box or an ignored drag "
-            "looks like this"
-        )
+        if received.shape != (4,) or np.abs(received - drawn).max() > tolerance:
+            raise fail(
+                "box-not-received",
+                f"the kernel got box {received.tolist()} (the conversion cell printed "
+                f"{convert.strip()!r}), but the mouse drew {drawn.tolist()} (image pixels, "
+                f"tolerance {tolerance:.1f}): the drag did not reach the kernel",
+                cell=layout.convert_cell,
+            )
 
-        lab.stage = "iou-too-low"
         found = [
-            (i, _IOU_RE.search(cells[i]["text"]))
-            for i in range(layout.convert_cell, layout.n_cells)
-            if _IOU_RE.search(cells[i]["text"])
+            i
+            for i in layout.code_cells
+            if i > layout.convert_cell and _IOU_RE.search(cells[i]["text"])
         ]
-        assert found, "no cell after the widget printed 'IoU with ground truth: 0.xxx'"
-        result_cell, iou_match = found[-1]
+        if not found:
+            raise fail(
+                "no-iou",
+                "no cell after the conversion cell printed 'IoU with ground truth: 0.xxx'",
+                cell=layout.convert_cell,
+            )
+        result_cell = found[0]
+        iou_match = _IOU_RE.search(cells[result_cell]["text"])
         assert iou_match is not None
         iou = float(iou_match.group(1))
         summary = (
             f"drew {drawn.round(1).tolist()} around shape {target.index} "
-            f"(default box is around shape {target.default_index}); kernel got "
-            f"{received.tolist()}; IoU with ground truth {iou:.3f}; "
+            f"(the default box is around shape {target.default_index}); the kernel got "
+            f"{received.tolist()}; IoU with ground truth {iou:.3f} (cell {result_cell}); "
             f"image shown at {box['width']:.0f}x{box['height']:.0f} CSS px for "
-            f"{natural_w:.0f}x{natural_h:.0f}; {time.monotonic() - started:.1f} s"
+            f"{natural_w:.0f}x{natural_h:.0f} px; {time.monotonic() - started:.1f} s"
         )
-        assert iou >= MIN_IOU, f"the mask's IoU with the shape is {iou:.3f} < {MIN_IOU}: {summary}"
+        matched = iou_match.group(2)
+        if matched is not None and int(matched) != target.index:
+            raise fail(
+                "wrong-object",
+                f"the mask matches object {matched}, not the boxed shape {target.index}: {summary}",
+                cell=result_cell,
+            )
+        if iou < MIN_IOU:
+            raise fail(
+                "iou-too-low",
+                f"the mask's IoU with the shape is {iou:.3f} < {MIN_IOU}: {summary}",
+                cell=result_cell,
+            )
 
         lab.stage = "success-screenshot"
         shot = _save_success(lab, layout.widget_cell, result_cell, summary)
