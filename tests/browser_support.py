@@ -15,7 +15,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -402,7 +401,7 @@ class JupyterLabServer:
 
     def lab_url(self, relative: str) -> str:
         """The JupyterLab URL that opens ``relative`` (a path under the root dir)."""
-        return f"{self.base_url}/lab/tree/{relative}?token={self.token}"
+        return f"{self.base_url}/doc/tree/{relative}?token={self.token}"
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the server's log."""
@@ -501,9 +500,18 @@ def wait_until(
 
 
 def copy_notebook(source: Path, dest_dir: Path) -> Path:
-    """Copy the notebook into the server's root so the run never writes to the repo."""
+    """Copy the notebook, without outputs, into the server's root.
+
+    The run never writes to the repo, and no stored output or execution count can pass
+    for one of this run.
+    """
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
     dest = dest_dir / source.name
-    shutil.copyfile(source, dest)
+    dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return dest
 
 
@@ -521,6 +529,7 @@ _CELLS_JS = """
       code: cell.classList.contains('jp-CodeCell'),
       prompt: prompt ? prompt.textContent.trim() : '',
       text: outputs.map((o) => o.innerText).join('\\n'),
+      images: cell.querySelectorAll('.jp-OutputArea-output img').length,
       error: outputs.some((o) => /Traceback \\(most recent call last\\)|\\w+Error: /.test(
         o.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr'
           ? o.innerText : '')),

@@ -77,23 +77,22 @@ def _numbers(text: str) -> list[float]:
     return [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", text)]
 
 
-def _save_success(lab: LabPage, widget_cell: int, result_cell: int, note: str) -> Path:
-    """``build/browser-success.png``: the widget with the drawn box above the mask."""
+def _save_success(lab: LabPage, shown: list[int], note: str) -> Path:
+    """``build/browser-success.png``: the ``shown`` cells, one above the other."""
     parts = []
-    for index, name in ((widget_cell, "widget"), (result_cell, "result")):
-        path = BUILD / f"browser-success-{name}.png"
+    for index in shown:
+        path = BUILD / f"browser-success-cell-{index}.png"
         lab.cell(index).screenshot(path=str(path))
-        parts.append(Image.open(path).convert("RGB"))
-    width = max(p.width for p in parts)
-    sheet = Image.new("RGB", (width, sum(p.height for p in parts)), "white")
+        with Image.open(path) as part:
+            parts.append(part.convert("RGB"))
+        path.unlink()
+    sheet = Image.new("RGB", (max(p.width for p in parts), sum(p.height for p in parts)), "white")
     y = 0
     for part in parts:
         sheet.paste(part, (0, y))
         y += part.height
     out = BUILD / "browser-success.png"
     sheet.save(out)
-    for name in ("widget", "result"):
-        (BUILD / f"browser-success-{name}.png").unlink()
     out.with_suffix(".txt").write_text(note + "\n", encoding="utf-8")
     return out
 
@@ -188,13 +187,6 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
             f"image shown at {box['width']:.0f}x{box['height']:.0f} CSS px for "
             f"{natural_w:.0f}x{natural_h:.0f} px; {time.monotonic() - started:.1f} s"
         )
-        matched = iou_match.group(2)
-        if matched is not None and int(matched) != target.index:
-            raise fail(
-                "wrong-object",
-                f"the mask matches object {matched}, not the boxed shape {target.index}: {summary}",
-                cell=result_cell,
-            )
         if iou < MIN_IOU:
             raise fail(
                 "iou-too-low",
@@ -202,8 +194,19 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
                 cell=result_cell,
             )
 
+        matched = iou_match.group(2)
+        if matched is not None and int(matched) != target.index:
+            raise fail(
+                "wrong-object",
+                f"the mask matches object {matched}, not the boxed shape {target.index}: {summary}",
+                cell=result_cell,
+            )
         lab.stage = "success-screenshot"
-        shot = _save_success(lab, layout.widget_cell, result_cell, summary)
+        # the widget with the drawn box, the box and IoU printed, and the last figure
+        # (the mask) after them
+        figures = [i for i in layout.code_cells if i > result_cell and cells[i]["images"]]
+        shown = [layout.widget_cell, layout.convert_cell, result_cell, *figures[-1:]]
+        shot = _save_success(lab, sorted(set(shown)), summary)
     return {"summary": summary, "screenshot": shot, "iou": iou, "received": received}
 
 
