@@ -318,7 +318,8 @@ class JupyterLabServer:
         env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("JUPYTER", "IPYTHON"))
+            # nothing of the caller's Jupyter setup, and inline figures in the notebook
+            if not key.startswith(("JUPYTER", "IPYTHON")) and key != "MPLBACKEND"
         }
         env.update(self._env)
         env.update(
@@ -518,6 +519,8 @@ def copy_notebook(source: Path, dest_dir: Path) -> Path:
 # --------------------------------------------------------------------------- the page
 
 CELL_SELECTOR = ".jp-NotebookPanel .jp-Notebook .jp-Cell"
+#: Every URL the browser may not fetch: anything but http(s)://127.0.0.1.
+_NOT_LOCAL = re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*")
 
 #: One entry per notebook cell, in order: kind, input prompt, output text, error or not.
 _CELLS_JS = """
@@ -572,6 +575,14 @@ class LabPage:
         self.page = page
         self.timeout = timeout
         self.stage = "start"
+        # what the page logs: a widget that fails quietly often says why only here
+        self.console: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.console.append(f"page error: {error}"))
+
+    def _on_console(self, message: Any) -> None:
+        if message.type in ("error", "warning"):
+            self.console.append(f"console {message.type}: {message.text[:500]}")
 
     # -- reading
     def cells(self) -> list[dict[str, Any]]:
@@ -768,7 +779,9 @@ class LabPage:
         prompt.click()
 
 
-def _record_failure(error: BaseException, page: Any, stage: str) -> None:
+def _record_failure(
+    error: BaseException, page: Any, stage: str, console: list[str] | None = None
+) -> None:
     """Save the failure screenshot and note once, and point to them from the error."""
     if isinstance(error, (KeyboardInterrupt, GeneratorExit)) or getattr(error, "_saved", False):
         return
@@ -780,6 +793,9 @@ def _record_failure(error: BaseException, page: Any, stage: str) -> None:
         except Exception:  # the screenshot of whatever shows is still worth having
             pass
     shot = save_failure(page, reason, error)
+    if console:
+        with shot.with_suffix(".txt").open("a", encoding="utf-8") as fh:
+            fh.write("\nbrowser console:\n" + "\n".join(console[-40:]) + "\n")
     error._saved = True  # type: ignore[attr-defined]
     if hasattr(error, "add_note"):
         where = f"screenshot {shot}, " if shot.exists() else ""
@@ -817,15 +833,25 @@ def lab_page(
                 executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
             )
             try:
-                page = browser.new_page(
+                context = browser.new_context(
                     viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1
                 )
+                blocked: list[str] = []
+
+                def block(route: Any) -> None:
+                    blocked.append(route.request.url)
+                    route.abort()
+
+                # the page talks to 127.0.0.1 only (a notebook's badge or link stays offline)
+                context.route(_NOT_LOCAL, block)
+                page = context.new_page()
                 page.set_default_timeout(timeout * 1000)
                 lab = LabPage(server, page, timeout)
                 try:
                     yield lab
                 except BaseException as error:
-                    _record_failure(error, page, lab.stage)
+                    blocked_note = [f"blocked (not 127.0.0.1): {url}" for url in blocked]
+                    _record_failure(error, page, lab.stage, lab.console + blocked_note)
                     raise
             finally:
                 stage = "shutdown"

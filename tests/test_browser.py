@@ -65,7 +65,7 @@ def load_sample(name: str) -> Sample:
     """``samkit.sample_image(name)`` as the notebook gets it under ``SAMKIT_MODEL=shapes``."""
     import samkit
 
-    sample = samkit.sample_image(name)  # type: ignore[attr-defined]
+    sample = samkit.sample_image(name)
     return Sample(
         image=np.asarray(sample.image),
         ground_truth=np.asarray(sample.ground_truth, dtype=bool),
