@@ -41,3 +41,11 @@ test: $(BIN)/samkit lint ## Lint, then the whole test suite, offline, on the CPU
 .PHONY: weights
 weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weights MODEL=vit_b (or vit_l, vit_h)
 	$(BIN)/samkit download $(or $(MODEL),vit_b)
+
+.PHONY: shapes-model
+shapes-model: $(BIN)/samkit ## Retrain the bundled offline model into data/models/ (deterministic, <= 60 min on 2 CPU cores)
+	$(BIN)/python tools/train_shapes_model.py --out data/models/sam_shapes.pt
+
+.PHONY: eval-shapes
+eval-shapes: $(BIN)/samkit ## Evaluate the bundled model on 100 held-out scenes through the stock predictor and generator
+	$(BIN)/python tools/eval_shapes_model.py --scenes 100

@@ -68,7 +68,7 @@ def deepest_point(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
 def box_mask(xyxy: npt.NDArray[np.float32], shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
     """The filled box `[x0, y0, x1, y1]` (max inclusive) as a boolean mask of `shape`."""
     out = np.zeros(shape, dtype=bool)
-    x0, y0, x1, y1 = (int(round(v)) for v in xyxy)
+    x0, y0, x1, y1 = (round(v) for v in xyxy)
     out[y0 : y1 + 1, x0 : x1 + 1] = True
     return out
 

@@ -219,7 +219,7 @@ def make_scene(
         image[full[i]] = fill[full[i]]
 
     sigma = rng.uniform(0.4, 1.0)
-    image = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma)
+    image = np.asarray(cv2.GaussianBlur(image, (0, 0), sigmaX=sigma), dtype=np.float32)
     image += rng.normal(0, rng.uniform(1, 8), size=image.shape).astype(np.float32)
     out = np.clip(np.round(image), 0, 255).astype(np.uint8)
 

@@ -31,21 +31,20 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from samkit.model import SHAPES_CONFIG, build_shapes_sam  # noqa: E402
-from samkit.shapes import make_scene  # noqa: E402
+from samkit.model import SHAPES_CONFIG, build_shapes_sam
+from samkit.shapes import make_scene
 
-THREADS = 2
+THREADS = 1
 TRAIN_SEED_OFFSET = 1_000_000_000  # training scenes never overlap evaluation seeds
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-mask focal loss (alpha 0.25, gamma 2), averaged over pixels: shape (K,)."""
+    """Per-mask focal loss (gamma 2, no alpha weighting), averaged over pixels: shape (K,)."""
     prob = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_t = prob * target + (1 - prob) * (1 - target)
     loss = ce * (1 - p_t) ** 2
-    alpha_t = 0.25 * target + 0.75 * (1 - target)
-    return (alpha_t * loss).flatten(1).mean(1)
+    return loss.flatten(1).mean(1)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -56,9 +55,12 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - (2 * inter + 1) / (prob.sum(1) + target.sum(1) + 1)
 
 
+FOCAL_WEIGHT = 20.0
+
+
 def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """SAM's mask loss, 20 focal : 1 dice, per mask: shape (K,)."""
-    return 20 * sigmoid_focal_loss(logits, target) + dice_loss(logits, target)
+    """SAM's mask loss, focal : dice at FOCAL_WEIGHT : 1 (SAM uses 20 : 1), shape (K,)."""
+    return FOCAL_WEIGHT * sigmoid_focal_loss(logits, target) + dice_loss(logits, target)
 
 
 def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,7 +79,7 @@ class Batch:
         size = int(SHAPES_CONFIG["image_size"])  # type: ignore[arg-type]
         longest = int(rng.integers(size, 2 * size + 1))
         aspect = rng.uniform(0.55, 1.0)
-        short = max(32, int(round(longest * aspect)))
+        short = max(32, round(longest * aspect))
         height, width = (longest, short) if rng.random() < 0.4 else (short, longest)
         scene = make_scene(seed, height, width)
         self.transform = ResizeLongestSide(size)
@@ -87,7 +89,10 @@ class Batch:
         self.input = sam.preprocess(x[None])[0]
         masks = torch.as_tensor(scene.masks[:, None].astype(np.float32))
         masks = F.interpolate(masks, (h, w), mode="area")
-        self.masks = F.pad(masks, (0, size - w, 0, size - h))[:, 0]  # (N, S, S) soft
+        masks = F.pad(masks, (0, size - w, 0, size - h))
+        # The decoder's low-res logits are a quarter of the embedding stride: half the
+        # input size here. Soft (area) targets keep the sub-pixel boundary.
+        self.masks = F.avg_pool2d(masks, 2)[:, 0]  # (N, S/2, S/2) soft
         self.target = (self.masks > 0.5).float()
         self.xyxy = torch.as_tensor(
             self.transform.apply_boxes(scene.xyxy, scene.image.shape[:2]), dtype=torch.float32
@@ -95,19 +100,27 @@ class Batch:
         self.count = len(scene)
 
 
-def sample_points(
-    region: torch.Tensor, rng: np.random.Generator, fallback: torch.Tensor
-) -> torch.Tensor:
-    """One uniformly drawn pixel (x, y) from each boolean mask of shape (K, S, S)."""
-    points = []
+def sample_clicks(
+    region: torch.Tensor, target: torch.Tensor, rng: np.random.Generator, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One click per mask, uniform over ``region`` (K, s, s) in the low-res frame.
+
+    Returns the clicks in input-image pixels, shape (K, 2) as (x, y), and their labels
+    (K,): 1 where the click lands on the target, 0 where it lands off it. A mask with
+    an empty region gets a click at its deepest low-res pixel instead.
+    """
+    points, labels = [], []
     for k in range(region.shape[0]):
         ys, xs = torch.nonzero(region[k], as_tuple=True)
         if len(xs) == 0:
-            points.append(fallback[k])
-            continue
+            ys, xs = torch.nonzero(target[k] > 0.5, as_tuple=True)
+        if len(xs) == 0:
+            ys, xs = torch.tensor([target.shape[1] // 2]), torch.tensor([target.shape[2] // 2])
         i = int(rng.integers(0, len(xs)))
-        points.append(torch.stack([xs[i], ys[i]]).float() + 0.5)
-    return torch.stack(points)
+        y, x = int(ys[i]), int(xs[i])
+        points.append(torch.tensor([(x + 0.5) * scale, (y + 0.5) * scale]))
+        labels.append(int(target[k, y, x] > 0.5))
+    return torch.stack(points), torch.tensor(labels, dtype=torch.int64)
 
 
 def jitter_boxes(boxes: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -126,8 +139,8 @@ def decode(
     points: tuple[torch.Tensor, torch.Tensor] | None,
     boxes: torch.Tensor | None,
     mask_input: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """All four outputs of the decoder: low-res logits, upsampled logits, IoU predictions."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All four outputs of the decoder: low-res logits (K, 4, s, s) and IoU predictions."""
     sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
     low_res, iou_pred = sam.mask_decoder.predict_masks(
         image_embeddings=embedding,
@@ -135,66 +148,58 @@ def decode(
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
     )
-    size = sam.image_encoder.img_size
-    up = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
-    return low_res, up, iou_pred
+    return low_res, iou_pred
 
 
 def image_loss(
     sam: Sam, embedding: torch.Tensor, item: Batch, rng: np.random.Generator, max_masks: int
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """All prompts for one image: box, single point, and one corrective round after each."""
-    chosen = rng.permutation(item.count)[:max_masks]
+    chosen = torch.as_tensor(rng.permutation(item.count)[:max_masks])
     target = item.target[chosen]
     soft = item.masks[chosen]
+    scale = sam.image_encoder.img_size / target.shape[-1]
     boxes = jitter_boxes(item.xyxy[chosen], rng)
     k = len(chosen)
-    centers = (item.xyxy[chosen, :2] + item.xyxy[chosen, 2:]) / 2
-    total = torch.zeros(())
+    rows = torch.arange(k)
+    positive = target > 0.5
+
+    def iou_loss(logits: torch.Tensor, iou_pred: torch.Tensor) -> torch.Tensor:
+        real = torch.stack([hard_iou(logits[:, j], target) for j in range(4)], dim=1)
+        return F.mse_loss(iou_pred, real)
+
     stats: dict[str, float] = {}
-
-    def iou_loss(up: torch.Tensor, iou_pred: torch.Tensor) -> torch.Tensor:
-        real = torch.stack([hard_iou(up[:, j], target) for j in range(up.shape[1])], dim=1)
-        return F.mse_loss(iou_pred, real.detach())
-
     # Box prompt: the single-mask output and the best of the three.
-    low_b, up_b, iou_b = decode(sam, embedding, None, boxes, None)
-    losses_b = torch.stack([mask_loss(up_b[:, j], soft) for j in range(4)], dim=1)
-    loss_box = losses_b[:, 0].mean() + losses_b[:, 1:].min(dim=1).values.mean()
-    total = total + loss_box + iou_loss(up_b, iou_b)
-    stats["box_iou"] = float(hard_iou(up_b[:, 0], target).mean())
+    low_b, iou_b = decode(sam, embedding, None, boxes, None)
+    losses_b = torch.stack([mask_loss(low_b[:, j], soft) for j in range(4)], dim=1)
+    total = losses_b[:, 0].mean() + losses_b[:, 1:].min(dim=1).values.mean()
+    total = total + iou_loss(low_b, iou_b)
+    stats["box_iou"] = float(hard_iou(low_b[:, 0], target).mean())
 
     # One positive point: ambiguous, so only the best of the three outputs learns.
-    pts = sample_points(target > 0, rng, centers)[:, None, :]
-    lbl = torch.ones((k, 1), dtype=torch.int64)
-    low_p, up_p, iou_p = decode(sam, embedding, (pts, lbl), None, None)
-    losses_p = torch.stack([mask_loss(up_p[:, j], soft) for j in range(1, 4)], dim=1)
-    best = losses_p.argmin(dim=1)
-    total = total + losses_p.min(dim=1).values.mean() + iou_loss(up_p, iou_p)
-    stats["point_iou"] = float(hard_iou(up_p[torch.arange(k), best + 1], target).mean())
+    pts, lbl = sample_clicks(positive, target, rng, scale)
+    low_p, iou_p = decode(sam, embedding, (pts[:, None], lbl[:, None]), None, None)
+    losses_p = torch.stack([mask_loss(low_p[:, j], soft) for j in range(1, 4)], dim=1)
+    best = losses_p.argmin(dim=1) + 1
+    total = total + losses_p.min(dim=1).values.mean() + iou_loss(low_p, iou_p)
+    stats["point_iou"] = float(hard_iou(low_p[rows, best], target).mean())
 
-    # Corrective click on the error region, with the previous logits as mask_input.
-    prev = up_p[torch.arange(k), best + 1].detach() > 0
-    wrong = prev != (target > 0)
-    fix = sample_points(wrong, rng, pts[:, 0])
-    fix_label = target[torch.arange(k), fix[:, 1].long().clamp(max=target.shape[1] - 1),
-                       fix[:, 0].long().clamp(max=target.shape[2] - 1)].long()
-    pts2 = torch.cat([pts, fix[:, None]], dim=1)
-    lbl2 = torch.cat([lbl, fix_label[:, None]], dim=1)
-    mask_in = low_p[torch.arange(k), best + 1][:, None].detach()
-    _, up_c, iou_c = decode(sam, embedding, (pts2, lbl2), None, mask_in)
-    total = total + mask_loss(up_c[:, 0], soft).mean() + iou_loss(up_c, iou_c)
-    stats["corrected_iou"] = float(hard_iou(up_c[:, 0], target).mean())
+    # A corrective click on the error, with the previous logits as mask_input.
+    prev = low_p[rows, best].detach()
+    fix, fix_lbl = sample_clicks((prev > 0) != positive, target, rng, scale)
+    pts2 = torch.stack([pts, fix], dim=1)
+    lbl2 = torch.stack([lbl, fix_lbl], dim=1)
+    low_c, iou_c = decode(sam, embedding, (pts2, lbl2), None, prev[:, None])
+    total = total + mask_loss(low_c[:, 0], soft).mean() + iou_loss(low_c, iou_c)
+    stats["corrected_iou"] = float(hard_iou(low_c[:, 0], target).mean())
 
-    # Box plus a corrective click, with the box's logits as mask_input.
-    prev_b = up_b[:, 0].detach() > 0
-    fix_b = sample_points(prev_b != (target > 0), rng, centers)
-    fix_b_label = target[torch.arange(k), fix_b[:, 1].long().clamp(max=target.shape[1] - 1),
-                         fix_b[:, 0].long().clamp(max=target.shape[2] - 1)].long()
-    _, up_bc, iou_bc = decode(
-        sam, embedding, (fix_b[:, None], fix_b_label[:, None]), boxes, low_b[:, :1].detach()
+    # The box plus a corrective click, with the box's logits as mask_input.
+    prev_b = low_b[:, 0].detach()
+    fix_b, fix_b_lbl = sample_clicks((prev_b > 0) != positive, target, rng, scale)
+    low_bc, iou_bc = decode(
+        sam, embedding, (fix_b[:, None], fix_b_lbl[:, None]), boxes, prev_b[:, None]
     )
-    total = total + mask_loss(up_bc[:, 0], soft).mean() + iou_loss(up_bc, iou_bc)
+    total = total + mask_loss(low_bc[:, 0], soft).mean() + iou_loss(low_bc, iou_bc)
     return total, stats
 
 
@@ -208,8 +213,10 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 
 def save_checkpoint(sam: Sam, out: Path) -> str:
     """Save the state dict in float16 to a temporary name, then rename; return sha256."""
-    state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
-             for k, v in sam.state_dict().items()}
+    state = {
+        k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+        for k, v in sam.state_dict().items()
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     torch.save(state, tmp)
@@ -228,7 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("data/models/sam_shapes.pt"))
     parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--focal-weight", type=float, default=FOCAL_WEIGHT)
+    parser.add_argument(
+        "--snapshot-dir", type=Path, default=None, help="also save a checkpoint every 250 steps"
+    )
     args = parser.parse_args(argv)
+    globals()["FOCAL_WEIGHT"] = args.focal_weight
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(args.seed)
@@ -250,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng([args.seed, step])
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        seeds = [TRAIN_SEED_OFFSET + (args.seed * args.steps + step) * args.batch + b
-                 for b in range(args.batch)]
+        seeds = [
+            TRAIN_SEED_OFFSET + (args.seed * args.steps + step) * args.batch + b
+            for b in range(args.batch)
+        ]
         items = [Batch(sam, rng, s) for s in seeds]
         embeddings = sam.image_encoder(torch.stack([it.input for it in items]))
         loss = torch.zeros(())
@@ -269,8 +283,13 @@ def main(argv: list[str] | None = None) -> int:
             n = args.log_every if (step + 1) % args.log_every == 0 else (step + 1) % args.log_every
             msg = " ".join(f"{k} {v / n:.3f}" for k, v in sorted(running.items()))
             elapsed = time.time() - start
-            print(f"step {step + 1}/{args.steps} {elapsed:7.0f}s lr {lr_at(step, args.steps, args.lr, args.warmup):.2e} {msg}", flush=True)
+            lr = lr_at(step, args.steps, args.lr, args.warmup)
+            print(f"step {step + 1}/{args.steps} {elapsed:7.0f}s lr {lr:.2e} {msg}", flush=True)
             running = {}
+        if args.snapshot_dir is not None and (step + 1) % 250 == 0:
+            sam.eval()
+            save_checkpoint(sam, args.snapshot_dir / f"step{step + 1:05d}.pt")
+            sam.train()
     wall = time.time() - start
     sam.eval()
     digest = save_checkpoint(sam, args.out)
