@@ -7,6 +7,14 @@ from __future__ import annotations
 
 from samkit.convert import AMG_KEYS, amg_to_detections, prediction_to_detections
 from samkit.env import default_device, enable_widgets, gpu_report, home_dir, in_colab
+from samkit.export import (
+    load_coco_rle,
+    load_mask_png,
+    masks_to_rle,
+    rle_to_masks,
+    save_coco_rle,
+    save_mask_pngs,
+)
 from samkit.images import check_rgb_image, encode_image, load_image
 from samkit.masks import grid_shape, mask_iou, remove_duplicates, sort_by_area, stack_masks
 from samkit.model import SAM_BUILDERS, build_shapes_sam, default_model_type, load_sam
@@ -17,6 +25,15 @@ from samkit.prompts import (
     points_to_prompt,
     xyxy_to_bboxes,
 )
+from samkit.samples import (
+    SAMPLE_NAMES,
+    Sample,
+    detections_report,
+    load_boxes,
+    mask_report,
+    sample_image,
+)
+from samkit.tutorial import Timing, amg_settings, output_dir, sam_amg_defaults, stopwatch
 from samkit.viz import NotebookFigure, annotate, mask_grid, save_figure, side_by_side
 from samkit.weights import (
     CHECKPOINTS,
@@ -32,11 +49,15 @@ __all__ = [
     "AMG_KEYS",
     "BBOX_KEYS",
     "CHECKPOINTS",
+    "SAMPLE_NAMES",
     "SAM_BUILDERS",
     "ChecksumError",
     "DownloadError",
     "NotebookFigure",
+    "Sample",
+    "Timing",
     "__version__",
+    "amg_settings",
     "amg_to_detections",
     "annotate",
     "bbox_to_sam_box",
@@ -46,6 +67,7 @@ __all__ = [
     "default_device",
     "default_model_type",
     "default_weights_dir",
+    "detections_report",
     "download_checkpoint",
     "enable_widgets",
     "encode_image",
@@ -53,16 +75,28 @@ __all__ = [
     "grid_shape",
     "home_dir",
     "in_colab",
+    "load_boxes",
+    "load_coco_rle",
     "load_image",
+    "load_mask_png",
     "load_sam",
     "mask_grid",
     "mask_iou",
+    "mask_report",
+    "masks_to_rle",
+    "output_dir",
     "points_to_prompt",
     "prediction_to_detections",
     "remove_duplicates",
+    "rle_to_masks",
+    "sam_amg_defaults",
+    "sample_image",
+    "save_coco_rle",
     "save_figure",
+    "save_mask_pngs",
     "side_by_side",
     "sort_by_area",
     "stack_masks",
+    "stopwatch",
     "xyxy_to_bboxes",
 ]

@@ -1,0 +1,474 @@
+"""The tutorial's example images, and how good a mask is on them.
+
+With real SAM weights the notebooks work on three licence-clean photos bundled in
+``data/images/`` (see ``data/CREDITS.md``). The bundled ``shapes`` model only knows
+simple shapes, so while it is the active model (``SAMKIT_MODEL=shapes``, as in the tests
+and ``make demo``) every name gives a generated scene instead, with its exact ground
+truth, and the notebooks can print how close each mask is to the truth.
+
+Example:
+    ```python
+    sample = samkit.sample_image("chelsea")
+    predictor.set_image(sample.image)
+    masks, scores, _ = predictor.predict(box=samkit.bboxes_to_xyxy([sample.default_box])[0])
+    print(samkit.mask_report(masks[0], sample, score=scores[0]))
+    ```
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import supervision as sv
+
+from samkit.evaluation import deepest_point
+from samkit.images import load_image
+from samkit.masks import mask_iou, stack_masks
+from samkit.model import SAM_BUILDERS, default_model_type
+from samkit.shapes import make_scene
+
+#: Where the bundled photos and the detector annotation files live.
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+#: The size (height, width) of the generated scenes: not square, as most photos.
+SCENE_SIZE: tuple[int, int] = (480, 640)
+
+#: Scene padding: the default box of a scene sits this many pixels outside its shape,
+#: as a box drawn by hand does.
+_BOX_MARGIN = 4
+
+
+@dataclass(frozen=True)
+class _Photo:
+    """A bundled photo and the prompts the notebooks use on it."""
+
+    box: tuple[int, int, int, int]  # x, y, width, height
+    label: str
+    point: tuple[int, int]
+    exclude_point: tuple[int, int]
+    credit: str
+
+
+@dataclass(frozen=True)
+class _SceneChoice:
+    """The generated scene standing in for a photo, and the shape the prompts aim at."""
+
+    seed: int
+    target: int
+
+
+_PHOTOS: dict[str, _Photo] = {
+    "chelsea": _Photo(
+        box=(0, 0, 400, 300),
+        label="cat",
+        point=(170, 115),
+        exclude_point=(425, 150),
+        credit="Chelsea the cat. Photo: Stefan van der Walt, CC0 (scikit-image sample data).",
+    ),
+    "coffee": _Photo(
+        box=(170, 15, 242, 292),
+        label="cup",
+        point=(300, 235),
+        exclude_point=(120, 250),
+        credit=(
+            "Coffee cup. Photo: Rachel Michetti, courtesy of Pikolo Espresso Bar, CC0 "
+            "(scikit-image sample data)."
+        ),
+    ),
+    "astronaut": _Photo(
+        box=(20, 15, 345, 497),
+        label="person",
+        point=(100, 380),
+        exclude_point=(225, 110),
+        credit=(
+            "Astronaut Eileen Collins. Photo: NASA, public domain (NASA Great Images, "
+            "https://flic.kr/p/r9qvLn, via scikit-image sample data)."
+        ),
+    ),
+}
+
+_SCENES: dict[str, _SceneChoice] = {
+    "chelsea": _SceneChoice(seed=1017, target=0),
+    "coffee": _SceneChoice(seed=1086, target=2),
+    "astronaut": _SceneChoice(seed=614, target=1),
+}
+
+#: The names ``sample_image`` accepts.
+SAMPLE_NAMES: tuple[str, ...] = tuple(_PHOTOS)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """An example image with the prompts the tutorial uses on it.
+
+    Attributes:
+        name: The name given to :func:`sample_image`.
+        image: The RGB image, a uint8 numpy array of shape `(H, W, 3)`.
+        ground_truth: The exact mask of every object, a bool numpy array of shape
+            `(N, H, W)`, for a generated scene; ``None`` for a photo (nobody drew it).
+        labels: The name of every object of ``ground_truth`` (the kind of shape), or
+            an empty tuple for a photo.
+        default_box: The box used when nobody drew one in the widget: a widget dict
+            with keys ``x``, ``y``, ``width``, ``height`` and ``label``, in pixels.
+        default_point: An ``(x, y)`` pixel inside the object of ``default_box``.
+        exclude_point: An ``(x, y)`` pixel on something else nearby, for an exclude click.
+        target: The row of ``ground_truth`` that ``default_box`` surrounds, or ``None``.
+        boxes_file: A detector-style annotation file of boxes on this image (see
+            :func:`load_boxes`), or ``None`` when there is none.
+        credit: Who made the image and under which licence.
+        source: Where the pixels come from: a file path, or the scene generator call.
+    """
+
+    name: str
+    image: npt.NDArray[np.uint8]
+    ground_truth: npt.NDArray[np.bool_] | None
+    labels: tuple[str, ...]
+    default_box: dict[str, int | str]
+    default_point: tuple[int, int]
+    exclude_point: tuple[int, int]
+    target: int | None
+    boxes_file: Path | None
+    credit: str
+    source: str
+
+    @property
+    def is_scene(self) -> bool:
+        """Whether this is a generated scene (with ground truth) rather than a photo."""
+        return self.ground_truth is not None
+
+
+def _check_name(name: object) -> str:
+    """Return ``name`` if it is a known sample name, else raise listing the valid ones."""
+    if not isinstance(name, str) or name not in _PHOTOS:
+        valid = ", ".join(repr(n) for n in SAMPLE_NAMES)
+        raise ValueError(f"sample name must be one of {valid}, but got {name!r}")
+    return name
+
+
+def _boxes_file(stem: str) -> Path | None:
+    """The annotation file ``data/annotations/<stem>.json`` if it exists."""
+    path = DATA_DIR / "annotations" / f"{stem}.json"
+    return path if path.is_file() else None
+
+
+def _point(xy: npt.NDArray[np.float32]) -> tuple[int, int]:
+    return (int(xy[0]), int(xy[1]))
+
+
+def _nearest_other(masks: npt.NDArray[np.bool_], target: int) -> int | None:
+    """The shape closest to ``masks[target]`` (smallest gap in pixels), or ``None``."""
+    import cv2
+
+    others = [i for i in range(len(masks)) if i != target]
+    if not others:
+        return None
+    outside = (~masks[target]).astype(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+    return min(others, key=lambda i: float(distance[masks[i]].min()))
+
+
+def _scene_sample(name: str) -> Sample:
+    """The generated scene that stands in for the photo ``name`` under the shapes model."""
+    choice = _SCENES[name]
+    height, width = SCENE_SIZE
+    scene = make_scene(choice.seed, height=height, width=width)
+    target = choice.target
+    x0, y0, x1, y1 = (int(v) for v in scene.xyxy[target])
+    x0, y0 = max(0, x0 - _BOX_MARGIN), max(0, y0 - _BOX_MARGIN)
+    x1, y1 = min(width - 1, x1 + _BOX_MARGIN), min(height - 1, y1 + _BOX_MARGIN)
+    neighbour = _nearest_other(scene.masks, target)
+    if neighbour is None:  # pragma: no cover - every chosen scene holds several shapes
+        exclude = (0, 0)
+    else:
+        exclude = _point(deepest_point(scene.masks[neighbour]))
+    return Sample(
+        name=name,
+        image=scene.image,
+        ground_truth=scene.masks,
+        labels=scene.kinds,
+        default_box={
+            "x": x0,
+            "y": y0,
+            "width": x1 - x0,
+            "height": y1 - y0,
+            "label": scene.kinds[target],
+        },
+        default_point=_point(deepest_point(scene.masks[target])),
+        exclude_point=exclude,
+        target=target,
+        boxes_file=_boxes_file(f"{name}_shapes"),
+        credit="Generated scene of simple shapes (samkit.make_scene), no rights reserved.",
+        source=f"samkit.make_scene(seed={choice.seed}, height={height}, width={width})",
+    )
+
+
+def _photo_sample(name: str) -> Sample:
+    """The bundled photo ``name`` with its prompts."""
+    photo = _PHOTOS[name]
+    path = DATA_DIR / "images" / f"{name}.png"
+    x, y, width, height = photo.box
+    return Sample(
+        name=name,
+        image=load_image(path),
+        ground_truth=None,
+        labels=(),
+        default_box={"x": x, "y": y, "width": width, "height": height, "label": photo.label},
+        default_point=photo.point,
+        exclude_point=photo.exclude_point,
+        target=None,
+        boxes_file=_boxes_file(name),
+        credit=photo.credit,
+        source=str(path),
+    )
+
+
+def sample_image(name: str = "chelsea", model_type: str | None = None) -> Sample:
+    """Return one of the tutorial's example images, suited to the active model.
+
+    Args:
+        name: ``"chelsea"`` (a cat), ``"coffee"`` (a cup on a saucer) or
+            ``"astronaut"`` (a portrait).
+        model_type: The model the sample is for; defaults to
+            ``samkit.default_model_type()``. For ``"shapes"`` (the bundled offline
+            model, which only knows shapes) the name gives a generated scene of
+            480x640 pixels with ground truth, the same one every time; for real SAM
+            weights it gives the photo.
+
+    Returns:
+        The :class:`Sample`: the image, its ground truth when known, a default box and
+        points, and its credit.
+
+    Raises:
+        ValueError: If ``name`` is not one of the names above, or ``model_type`` is not
+            a model type.
+        FileNotFoundError: If the photo is missing from ``data/images/``.
+
+    Example:
+        ```python
+        sample = samkit.sample_image("coffee")
+        widget = BBoxWidget(image=samkit.encode_image(sample.image))
+        ```
+    """
+    name = _check_name(name)
+    chosen = default_model_type() if model_type is None else model_type
+    if chosen not in SAM_BUILDERS:
+        valid = ", ".join(repr(n) for n in SAM_BUILDERS)
+        raise ValueError(f"model_type must be one of {valid}, but got {chosen!r}")
+    if chosen == "shapes":
+        return _scene_sample(name)
+    return _photo_sample(name)
+
+
+def _check_sample(sample: object) -> Sample:
+    if not isinstance(sample, Sample):
+        raise ValueError(
+            "sample must be a Sample from samkit.sample_image(...), "
+            f"but got {type(sample).__name__}"
+        )
+    return sample
+
+
+def _check_mask(mask: object, sample: Sample) -> npt.NDArray[np.bool_]:
+    """Return ``mask`` as a bool `(H, W)` array of the sample's size, or raise."""
+    if isinstance(mask, np.ndarray) and mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if not isinstance(mask, np.ndarray) or mask.ndim != 2:
+        shape = getattr(mask, "shape", None)
+        got = f"shape {shape}" if shape is not None else type(mask).__name__
+        raise ValueError(f"mask must be one mask, a 2D array of shape (H, W), but got {got}")
+    expected = sample.image.shape[:2]
+    if mask.shape != expected:
+        raise ValueError(
+            f"mask must have the image's shape {expected}, but got shape {mask.shape}: "
+            "use a mask predicted on this sample's image"
+        )
+    return stack_masks(mask)[0]
+
+
+def _best_match(mask: npt.NDArray[np.bool_], sample: Sample) -> tuple[float, int] | None:
+    """The highest IoU of ``mask`` with a ground-truth object, and that object's row."""
+    if sample.ground_truth is None or len(sample.ground_truth) == 0:
+        return None
+    ious = np.asarray(mask_iou(mask[np.newaxis], sample.ground_truth))[0]
+    row = int(np.argmax(ious))
+    return float(ious[row]), row
+
+
+def _check_score(score: object) -> float | None:
+    if score is None:
+        return None
+    is_number = isinstance(score, numbers.Real | np.floating) and not isinstance(score, bool)
+    if not is_number or not math.isfinite(float(score)):  # type: ignore[arg-type]
+        raise ValueError(f"score must be a finite number or None, but got {score!r}")
+    return float(score)  # type: ignore[arg-type]
+
+
+def _iou_text(match: tuple[float, int] | None, sample: Sample) -> str:
+    if match is None:
+        return f"IoU with ground truth: unknown (no ground truth for the photo {sample.name!r})"
+    iou, row = match
+    return f"IoU with ground truth: {iou:.3f} (object {row}, {sample.labels[row]})"
+
+
+def mask_report(mask: npt.NDArray[Any], sample: Sample, score: float | None = None) -> str:
+    """Describe one mask: its area, SAM's score, and its IoU with the ground truth.
+
+    Args:
+        mask: One mask of the sample's size, a bool (or 0/1 integer) array of shape
+            `(H, W)` (a `(1, H, W)` array is accepted too).
+        sample: The :class:`Sample` the mask was predicted on.
+        score: SAM's own estimate of the mask's quality (from ``predict``), if any.
+
+    Returns:
+        Lines of text: ``area: 12345 px``, ``score: 0.987`` when given, and
+        ``IoU with ground truth: 0.953 (object 2, ellipse)`` against the best-matching
+        object when the ground truth is known (a generated scene), or a line saying it is
+        unknown (a photo).
+
+    Raises:
+        ValueError: If ``sample`` is not a ``Sample``, ``mask`` is not one mask of the
+            image's size, or ``score`` is not a finite number.
+
+    Example:
+        ```python
+        masks, scores, _ = predictor.predict(box=box, multimask_output=True)
+        print(samkit.mask_report(masks[scores.argmax()], sample, score=scores.max()))
+        ```
+    """
+    sample = _check_sample(sample)
+    checked = _check_mask(mask, sample)
+    value = _check_score(score)
+    lines = [f"area: {int(checked.sum())} px"]
+    if value is not None:
+        lines.append(f"score: {value:.3f}")
+    lines.append(_iou_text(_best_match(checked, sample), sample))
+    return "\n".join(lines)
+
+
+def detections_report(detections: sv.Detections, sample: Sample) -> str:
+    """Describe every mask of some detections, one line each, as :func:`mask_report`.
+
+    Args:
+        detections: ``sv.Detections`` with masks of the sample's size (e.g. from
+            ``samkit.prediction_to_detections``). A ``class_name`` in ``data`` is shown.
+        sample: The :class:`Sample` the masks were predicted on.
+
+    Returns:
+        One line per row, ``#0 person: area 1234 px, score 0.950, IoU with ground
+        truth: 0.930 (object 1, ellipse)``, or ``no detections`` when there are none.
+
+    Raises:
+        ValueError: If ``detections`` has no masks or masks of another size, or
+            ``sample`` is not a ``Sample``.
+
+    Example:
+        ```python
+        print(samkit.detections_report(detections, sample))
+        ```
+    """
+    sample = _check_sample(sample)
+    if not isinstance(detections, sv.Detections):
+        raise ValueError(f"detections must be sv.Detections, but got {type(detections).__name__}")
+    masks = stack_masks(detections)
+    if len(masks) == 0:
+        return "no detections"
+    names = detections.data.get("class_name")
+    lines = []
+    for row, mask in enumerate(masks):
+        checked = _check_mask(mask, sample)
+        label = f" {names[row]}" if names is not None else ""
+        score = (
+            f", score {float(detections.confidence[row]):.3f}"
+            if detections.confidence is not None
+            else ""
+        )
+        match = _iou_text(_best_match(checked, sample), sample)
+        lines.append(f"#{row}{label}: area {int(checked.sum())} px{score}, {match}")
+    return "\n".join(lines)
+
+
+def _box_entry(entry: object, where: str) -> tuple[list[float], str, float]:
+    """Validate one detection of an annotation file: its xyxy, label and score."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where} must be an object, but got {type(entry).__name__}")
+    for key in ("xyxy", "label"):
+        if key not in entry:
+            raise ValueError(f"{where} is missing key '{key}'")
+    xyxy = entry["xyxy"]
+    if (
+        not isinstance(xyxy, list)
+        or len(xyxy) != 4
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in xyxy)
+        or not all(math.isfinite(v) for v in xyxy)
+    ):
+        raise ValueError(f"{where} key 'xyxy' must be 4 numbers [x0, y0, x1, y1], but got {xyxy!r}")
+    if xyxy[2] < xyxy[0] or xyxy[3] < xyxy[1]:
+        raise ValueError(f"{where} key 'xyxy' must have x1 >= x0 and y1 >= y0, but got {xyxy!r}")
+    label = entry["label"]
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"{where} key 'label' must be a non-empty string, but got {label!r}")
+    score = entry.get("score", 1.0)
+    if not isinstance(score, int | float) or isinstance(score, bool) or not 0 <= score <= 1:
+        raise ValueError(f"{where} key 'score' must be a number in [0, 1], but got {score!r}")
+    return [float(v) for v in xyxy], label, float(score)
+
+
+def load_boxes(path: str | os.PathLike[str]) -> sv.Detections:
+    """Read a detector's boxes from an annotation file, as ``sv.Detections``.
+
+    The file stands in for an object detector in the two-stage recipe (a detector finds
+    boxes, SAM turns each box into a mask). It is JSON::
+
+        {"image": "astronaut",
+         "detections": [{"label": "person", "score": 0.97, "xyxy": [20, 15, 365, 512]}]}
+
+    Args:
+        path: The JSON file (e.g. ``sample.boxes_file``).
+
+    Returns:
+        ``sv.Detections`` with ``xyxy`` `(N, 4)` float32, ``confidence`` `(N,)`,
+        ``class_id`` `(N,)` (the index of the label in sorted order) and
+        ``data["class_name"]`` `(N,)`, in the file's order; empty for no detections.
+
+    Raises:
+        FileNotFoundError: If there is no file at ``path``.
+        ValueError: If the file is not JSON of that form; the message names the entry
+            and the key.
+
+    Example:
+        ```python
+        boxes = samkit.load_boxes(sample.boxes_file)
+        ```
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise ValueError(f"path must be a file path, but got {type(path).__name__}")
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"annotation file not found: {file}")
+    try:
+        content = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{file} is not a JSON file: {error}") from None
+    if not isinstance(content, dict) or not isinstance(content.get("detections"), list):
+        raise ValueError(f"{file} must hold an object with a 'detections' list")
+    entries = [
+        _box_entry(entry, f"{file.name} detection {i}")
+        for i, entry in enumerate(content["detections"])
+    ]
+    labels = [label for _, label, _ in entries]
+    classes = sorted(set(labels))
+    return sv.Detections(
+        xyxy=np.array([xyxy for xyxy, _, _ in entries], dtype=np.float32).reshape(-1, 4),
+        confidence=np.array([score for _, _, score in entries], dtype=np.float32),
+        class_id=np.array([classes.index(label) for label in labels], dtype=int),
+        data={"class_name": np.array(labels, dtype=str)},
+    )

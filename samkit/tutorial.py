@@ -1,0 +1,185 @@
+"""Settings and measurements the notebooks need, decided for the active model.
+
+The notebooks never carry a flag of their own: the automatic mask generator's settings
+follow ``samkit.default_model_type()`` (``SAMKIT_MODEL``), and prompt timings come from
+one context manager.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from segment_anything import SamAutomaticMaskGenerator
+
+from samkit.env import COLAB_HOME, in_colab
+from samkit.evaluation import SHAPES_AMG_SETTINGS
+from samkit.model import SAM_BUILDERS, default_model_type
+
+#: The environment variable that chooses where notebooks write their files.
+OUTPUT_DIR_ENV = "SAMKIT_OUTPUT_DIR"
+
+#: The repository checkout samkit runs from (when it runs from one).
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+#: Parameters of ``SamAutomaticMaskGenerator`` that are not plain settings.
+_NOT_SETTINGS = ("self", "model", "point_grids", "output_mode")
+
+
+def sam_amg_defaults() -> dict[str, Any]:
+    """The default settings of segment-anything's ``SamAutomaticMaskGenerator``.
+
+    Read from the installed class's signature, so they are always the installed
+    version's defaults.
+
+    Returns:
+        Parameter names mapped to their defaults (``points_per_side``,
+        ``points_per_batch``, ``pred_iou_thresh``, ...), without ``model``,
+        ``point_grids`` and ``output_mode``.
+    """
+    parameters = inspect.signature(SamAutomaticMaskGenerator.__init__).parameters
+    return {
+        name: parameter.default
+        for name, parameter in parameters.items()
+        if name not in _NOT_SETTINGS and parameter.default is not inspect.Parameter.empty
+    }
+
+
+def amg_settings(model_type: str | None = None) -> dict[str, Any]:
+    """The ``SamAutomaticMaskGenerator`` settings that suit a model.
+
+    Args:
+        model_type: ``"vit_h"``, ``"vit_l"``, ``"vit_b"`` or ``"shapes"``; defaults to
+            ``samkit.default_model_type()``.
+
+    Returns:
+        A new dict of keyword arguments for ``SamAutomaticMaskGenerator(sam, **settings)``:
+        segment-anything's defaults for the official models, and for ``"shapes"`` the
+        same with ``samkit.evaluation.SHAPES_AMG_SETTINGS`` on top (a coarser grid of
+        points, and thresholds that suit the small model).
+
+    Raises:
+        ValueError: If ``model_type`` is not a known model type.
+
+    Example:
+        ```python
+        generator = SamAutomaticMaskGenerator(sam, **samkit.amg_settings())
+        ```
+    """
+    chosen = default_model_type() if model_type is None else model_type
+    if not isinstance(chosen, str) or chosen not in SAM_BUILDERS:
+        valid = ", ".join(repr(name) for name in SAM_BUILDERS)
+        raise ValueError(f"model_type must be one of {valid}, but got {chosen!r}")
+    settings = sam_amg_defaults()
+    if chosen == "shapes":
+        settings.update(SHAPES_AMG_SETTINGS)
+    return settings
+
+
+@dataclass
+class Timing:
+    """What :func:`stopwatch` measured.
+
+    Attributes:
+        label: What was timed.
+        milliseconds: The wall-clock time in milliseconds (``nan`` while running).
+    """
+
+    label: str
+    milliseconds: float = float("nan")
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.milliseconds:.1f} ms"
+
+
+@contextmanager
+def stopwatch(label: str, echo: bool = True) -> Iterator[Timing]:
+    """Time a block of code in milliseconds, waiting for the GPU to finish its work.
+
+    CUDA runs asynchronously, so the GPU is synchronised before the clock stops;
+    otherwise ``set_image`` on a GPU would look instant.
+
+    Args:
+        label: What is being timed, printed before the time.
+        echo: Print ``"<label>: 12.3 ms"`` when the block ends.
+
+    Yields:
+        A :class:`Timing` whose ``milliseconds`` is filled in when the block ends.
+
+    Raises:
+        ValueError: If ``label`` is not a string.
+
+    Example:
+        ```python
+        with samkit.stopwatch("set_image"):
+            predictor.set_image(image)
+        ```
+    """
+    if not isinstance(label, str):
+        raise ValueError(f"label must be a string, but got {type(label).__name__}")
+    timing = Timing(label)
+    _synchronize()
+    start = time.perf_counter()
+    yield timing
+    _synchronize()
+    timing.milliseconds = (time.perf_counter() - start) * 1000.0
+    if echo:
+        print(timing)
+
+
+def _synchronize() -> None:
+    """Wait for queued CUDA work, when there is a GPU."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def output_dir(name: str) -> Path:
+    """The folder where a notebook writes its files (exported masks), created if missing.
+
+    Notebooks never write into the repository's tracked files: the base folder is
+    ``SAMKIT_OUTPUT_DIR`` when set (the tests and ``make demo`` set it), else
+    ``/content/samkit_outputs`` in Colab, else ``build/outputs`` of the repository
+    checkout (ignored by git), else ``samkit_outputs`` in the current folder.
+
+    Args:
+        name: The notebook's sub-folder, a plain folder name (letters, digits, ``_``,
+            ``-``, ``.``).
+
+    Returns:
+        The folder ``<base>/<name>``, which exists.
+
+    Raises:
+        ValueError: If ``name`` is not a plain folder name.
+
+    Example:
+        ```python
+        folder = samkit.output_dir("03_mascaras_automaticas")
+        samkit.save_coco_rle(detections, folder / "masks.json")
+        ```
+    """
+    if not isinstance(name, str) or not _FOLDER_NAME.match(name):
+        raise ValueError(
+            f"name must be a plain folder name (letters, digits, '_', '-', '.'), but got {name!r}"
+        )
+    chosen = os.environ.get(OUTPUT_DIR_ENV, "").strip()
+    if chosen:
+        base = Path(chosen).expanduser()
+    elif in_colab():
+        base = COLAB_HOME / "samkit_outputs"
+    elif (_REPO_ROOT / "pyproject.toml").is_file():
+        base = _REPO_ROOT / "build" / "outputs"
+    else:
+        base = Path.cwd() / "samkit_outputs"
+    folder = base / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from segment_anything import SamAutomaticMaskGenerator
+
+import samkit
+from samkit import tutorial
+from samkit.evaluation import SHAPES_AMG_SETTINGS
+
+#: segment-anything 1.0's documented defaults of SamAutomaticMaskGenerator.
+SAM_DEFAULTS = {
+    "points_per_side": 32,
+    "points_per_batch": 64,
+    "pred_iou_thresh": 0.88,
+    "stability_score_thresh": 0.95,
+    "stability_score_offset": 1.0,
+    "box_nms_thresh": 0.7,
+    "crop_n_layers": 0,
+    "crop_nms_thresh": 0.7,
+    "crop_overlap_ratio": 512 / 1500,
+    "crop_n_points_downscale_factor": 1,
+    "min_mask_region_area": 0,
+}
+
+
+def test_sam_amg_defaults() -> None:
+    assert samkit.sam_amg_defaults() == SAM_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        # the official models get segment-anything's defaults
+        ("vit_h", SAM_DEFAULTS),
+        ("vit_l", SAM_DEFAULTS),
+        ("vit_b", SAM_DEFAULTS),
+        # the shapes model gets its own settings on top of the defaults
+        ("shapes", {**SAM_DEFAULTS, **SHAPES_AMG_SETTINGS}),
+    ],
+)
+def test_amg_settings(model: str, expected: dict[str, Any]) -> None:
+    assert samkit.amg_settings(model) == expected
+
+
+def test_amg_settings_follow_samkit_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMKIT_MODEL", "shapes")
+    assert samkit.amg_settings()["points_per_side"] == SHAPES_AMG_SETTINGS["points_per_side"]
+    monkeypatch.setenv("SAMKIT_MODEL", "vit_b")
+    assert samkit.amg_settings()["points_per_side"] == 32
+
+
+def test_amg_settings_are_a_fresh_copy() -> None:
+    settings = samkit.amg_settings("shapes")
+    settings["points_per_side"] = 1
+    assert (
+        samkit.amg_settings("shapes")["points_per_side"] == SHAPES_AMG_SETTINGS["points_per_side"]
+    )
+
+
+def test_amg_settings_build_a_generator() -> None:
+    generator = SamAutomaticMaskGenerator(
+        samkit.build_shapes_sam(), **samkit.amg_settings("shapes")
+    )
+    assert generator.points_per_batch == SHAPES_AMG_SETTINGS["points_per_batch"]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        # a misspelt model
+        "vit-h",
+        # empty
+        "",
+        # not a string
+        7,
+    ],
+)
+def test_amg_settings_rejects(model: Any) -> None:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"model_type must be one of 'vit_h', 'vit_l', 'vit_b', 'shapes', but got {model!r}"
+        ),
+    ):
+        samkit.amg_settings(model)
+
+
+# ------------------------------------------------------------------ stopwatch
+
+
+def test_stopwatch_prints_milliseconds(capsys: pytest.CaptureFixture[str]) -> None:
+    with samkit.stopwatch("nap") as timing:
+        time.sleep(0.02)
+    assert timing.milliseconds >= 20
+    printed = capsys.readouterr().out
+    assert re.fullmatch(r"nap: \d+\.\d ms\n", printed)
+    assert printed == f"{timing}\n"
+
+
+def test_stopwatch_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    with samkit.stopwatch("", echo=False) as timing:
+        pass
+    assert timing.milliseconds >= 0
+    assert capsys.readouterr().out == ""
+
+
+def test_stopwatch_rejects_a_non_string_label() -> None:
+    with pytest.raises(ValueError, match="label must be a string, but got int"):
+        with samkit.stopwatch(5):  # type: ignore[arg-type]
+            pass
+
+
+# ------------------------------------------------------------------ output_dir
+
+
+def test_output_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SAMKIT_OUTPUT_DIR", str(tmp_path / "out"))
+    folder = samkit.output_dir("03_mascaras")
+    assert folder == tmp_path / "out" / "03_mascaras"
+    assert folder.is_dir()
+
+
+def test_output_dir_in_the_repository(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # from a checkout (a pyproject.toml beside the package): build/outputs, ignored by git
+    monkeypatch.delenv("SAMKIT_OUTPUT_DIR", raising=False)
+    (tmp_path / "pyproject.toml").write_text("")
+    monkeypatch.setattr(tutorial, "_REPO_ROOT", tmp_path)
+    assert samkit.output_dir("x") == tmp_path / "build" / "outputs" / "x"
+
+
+def test_output_dir_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # an installed package, no checkout: a folder in the current directory
+    monkeypatch.delenv("SAMKIT_OUTPUT_DIR", raising=False)
+    monkeypatch.setattr(tutorial, "_REPO_ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    assert samkit.output_dir("x") == tmp_path / "samkit_outputs" / "x"
+
+
+def test_output_dir_in_colab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SAMKIT_OUTPUT_DIR", raising=False)
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    monkeypatch.setattr(tutorial, "COLAB_HOME", tmp_path / "content")
+    assert samkit.output_dir("x") == tmp_path / "content" / "samkit_outputs" / "x"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # empty
+        "",
+        # a path, not a name
+        "a/b",
+        "../up",
+        # hidden
+        ".hidden",
+        # not a string
+        None,
+    ],
+)
+def test_output_dir_rejects(name: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SAMKIT_OUTPUT_DIR", str(tmp_path))
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"name must be a plain folder name (letters, digits, '_', '-', '.'), but got {name!r}"
+        ),
+    ):
+        samkit.output_dir(name)
+    assert list(tmp_path.iterdir()) == []
