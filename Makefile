@@ -49,3 +49,20 @@ shapes-model: $(BIN)/samkit ## Retrain the bundled offline model into data/model
 .PHONY: eval-shapes
 eval-shapes: $(BIN)/samkit ## Evaluate the bundled model on 100 held-out scenes through the stock predictor and generator
 	$(BIN)/python tools/eval_shapes_model.py --scenes 100
+
+.PHONY: demo
+demo: $(BIN)/samkit ## Run every notebook headless into build/demo (notebooks + PNG figures); MODEL=vit_b|vit_l|vit_h for real weights
+	$(BIN)/python tools/run_notebooks.py demo --model $(or $(MODEL),shapes) --out build/demo
+
+.PHONY: nbval-outputs
+nbval-outputs: $(BIN)/samkit ## Rewrite tests/notebook_outputs.json, the outputs nbval checks (after the shapes model or a notebook changes)
+	$(BIN)/python tools/run_notebooks.py expected
+
+# Colab's metadata that nbstripout does not strip by itself.
+NBSTRIPOUT_KEYS := metadata.widgets metadata.colab.provenance cell.metadata.id cell.metadata.colab cell.metadata.outputId cell.metadata.executionInfo
+
+.PHONY: strip
+strip: $(BIN)/samkit ## Strip outputs and Colab metadata from the notebooks; install the git filter that keeps them stripped
+	$(BIN)/nbstripout --extra-keys "$(NBSTRIPOUT_KEYS)" notebooks/*.ipynb
+	$(BIN)/nbstripout --install
+	git config filter.nbstripout.extrakeys "$(NBSTRIPOUT_KEYS)"

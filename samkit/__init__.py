@@ -33,7 +33,14 @@ from samkit.samples import (
     mask_report,
     sample_image,
 )
-from samkit.tutorial import Timing, amg_settings, output_dir, sam_amg_defaults, stopwatch
+from samkit.tutorial import (
+    Timing,
+    amg_settings,
+    draw_points,
+    output_dir,
+    sam_amg_defaults,
+    stopwatch,
+)
 from samkit.viz import NotebookFigure, annotate, mask_grid, save_figure, side_by_side
 from samkit.weights import (
     CHECKPOINTS,
@@ -69,6 +76,7 @@ __all__ = [
     "default_weights_dir",
     "detections_report",
     "download_checkpoint",
+    "draw_points",
     "enable_widgets",
     "encode_image",
     "gpu_report",

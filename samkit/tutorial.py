@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+import numpy.typing as npt
 import torch
 from segment_anything import SamAutomaticMaskGenerator
 
 from samkit.env import COLAB_HOME, in_colab
 from samkit.evaluation import SHAPES_AMG_SETTINGS
+from samkit.images import check_rgb_image
 from samkit.model import SAM_BUILDERS, default_model_type
 
 #: The environment variable that chooses where notebooks write their files.
@@ -183,3 +187,62 @@ def output_dir(name: str) -> Path:
     folder = base / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+#: Colours (RGB) of include and exclude clicks in :func:`draw_points`.
+INCLUDE_COLOR = (40, 220, 60)
+EXCLUDE_COLOR = (235, 40, 40)
+
+
+def draw_points(
+    image: npt.NDArray[np.uint8],
+    point_coords: npt.ArrayLike,
+    point_labels: npt.ArrayLike,
+    radius: int | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Draw clicks on a copy of an image: include clicks green, exclude clicks red.
+
+    Args:
+        image: An RGB uint8 image of shape `(H, W, 3)`, e.g. an annotated one.
+        point_coords: `(N, 2)` pixel coordinates ``(x, y)``, as ``points_to_prompt`` gives.
+        point_labels: `(N,)` labels, ``1`` include and ``0`` exclude.
+        radius: The dot's radius in pixels; by default 1/60 of the image's longer side.
+
+    Returns:
+        A new RGB uint8 array with a dot (white rim) at every click; ``image`` is left
+        untouched.
+
+    Raises:
+        ValueError: If ``image`` is not RGB uint8, the coordinates are not `(N, 2)`, the
+            labels are not `(N,)` of 0 and 1, or ``radius`` is not a positive int.
+
+    Example:
+        ```python
+        coords, labels = samkit.points_to_prompt([(120, 80)], exclude=[(40, 40)])
+        samkit.draw_points(sample.image, coords, labels)
+        ```
+    """
+    check_rgb_image(image)
+    coords = np.asarray(point_coords, dtype=np.float64)
+    labels = np.asarray(point_labels)
+    if coords.ndim != 2 or coords.shape[1] != 2 or not np.isfinite(coords).all():
+        raise ValueError(
+            "point_coords must be finite (x, y) pairs of shape (N, 2), "
+            f"but got shape {coords.shape}"
+        )
+    if labels.shape != (len(coords),) or not np.isin(labels, (0, 1)).all():
+        raise ValueError(
+            f"point_labels must be {len(coords)} labels of 0 (exclude) or 1 (include), "
+            f"but got {labels.tolist()}"
+        )
+    if radius is None:
+        radius = max(3, round(max(image.shape[:2]) / 60))
+    elif isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
+        raise ValueError(f"radius must be a positive int or None, but got {radius!r}")
+    out = image.copy()
+    for (x, y), label in zip(coords, labels, strict=True):
+        center = (round(float(x)), round(float(y)))
+        color = INCLUDE_COLOR if label == 1 else EXCLUDE_COLOR
+        cv2.circle(out, center, radius + max(1, radius // 3), (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(out, center, radius, color, -1, cv2.LINE_AA)
+    return out

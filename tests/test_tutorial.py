@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from segment_anything import SamAutomaticMaskGenerator
 
@@ -173,3 +174,52 @@ def test_output_dir_rejects(name: Any, monkeypatch: pytest.MonkeyPatch, tmp_path
     ):
         samkit.output_dir(name)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ draw_points
+
+
+def test_draw_points() -> None:
+    image = np.zeros((60, 80, 3), np.uint8)
+    out = samkit.draw_points(image, [[10, 20], [60, 40]], [1, 0], radius=6)
+    # a copy: the input stays black
+    assert not image.any()
+    assert tuple(out[20, 10]) == tutorial.INCLUDE_COLOR
+    assert tuple(out[40, 60]) == tutorial.EXCLUDE_COLOR
+    # a white rim around the dot (radius 6, rim to 8; anti-aliased, so nearly white)
+    assert (out[20, 10 + 7] > 200).all()
+    # nothing far from the clicks
+    assert not out[:5, 70:].any()
+
+
+def test_draw_points_without_points() -> None:
+    image = np.full((10, 10, 3), 7, np.uint8)
+    out = samkit.draw_points(image, np.zeros((0, 2)), np.zeros((0,), int))
+    np.testing.assert_array_equal(out, image)
+
+
+@pytest.mark.parametrize(
+    ("coords", "labels", "kwargs", "message"),
+    [
+        # one coordinate instead of a pair
+        ([[1]], [1], {}, r"point_coords must be finite \(x, y\) pairs of shape \(N, 2\)"),
+        # NaN
+        ([[1, float("nan")]], [1], {}, "point_coords must be finite"),
+        # a label other than 0 and 1
+        ([[1, 1]], [2], {}, r"point_labels must be 1 labels of 0 \(exclude\) or 1 \(include\)"),
+        # fewer labels than points
+        ([[1, 1], [2, 2]], [1], {}, "point_labels must be 2 labels"),
+        # a radius of zero
+        ([[1, 1]], [1], {"radius": 0}, "radius must be a positive int or None, but got 0"),
+    ],
+)
+def test_draw_points_rejects(
+    coords: Any, labels: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        samkit.draw_points(np.zeros((5, 5, 3), np.uint8), coords, labels, **kwargs)
+
+
+def test_draw_points_rejects_a_non_image() -> None:
+    with pytest.raises(ValueError, match=r"image must be an RGB uint8 np\.ndarray"):
+        samkit.draw_points(np.zeros((5, 5), np.uint8), [[1, 1]], [1])

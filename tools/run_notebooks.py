@@ -10,7 +10,7 @@ Usage:
         Execute every notebook as the tests do (``SAMKIT_MODEL=shapes`` on the CPU) and
         write the printed output of every ``# NBVAL_CHECK_OUTPUT`` cell to
         ``tests/notebook_outputs.json``, the reference that nbval compares against. Run it
-        (``make notebook-outputs``) when the bundled model or a notebook changes, and
+        (``make nbval-outputs``) when the bundled model or a notebook changes, and
         review the diff: the tests also check that the reference itself makes sense.
 """
 
@@ -30,6 +30,7 @@ from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -89,8 +90,13 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def execute(path: Path, env: Mapping[str, str]) -> tuple[Any, float]:
-    """Execute a notebook in a fresh kernel of this interpreter; return it and the seconds."""
+def execute(path: Path, env: Mapping[str, str]) -> tuple[Any, float, str | None]:
+    """Execute a notebook in a fresh kernel of this interpreter.
+
+    Returns:
+        The executed notebook (up to the failing cell, if one failed), the seconds it
+        took, and the error of the failing cell or ``None``.
+    """
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
@@ -98,10 +104,14 @@ def execute(path: Path, env: Mapping[str, str]) -> tuple[Any, float]:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
+    error = None
     start = time.perf_counter()
     with environment(env):
-        client.execute()
-    return notebook, time.perf_counter() - start
+        try:
+            client.execute()
+        except CellExecutionError as failure:
+            error = str(failure)
+    return notebook, time.perf_counter() - start, error
 
 
 def extract_figures(notebook: Any, stem: str, folder: Path) -> list[Path]:
@@ -127,14 +137,22 @@ def demo(model: str, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = {"SAMKIT_MODEL": model, "SAMKIT_OUTPUT_DIR": str((out / "outputs").resolve())}
     total = 0.0
+    failed = []
     print(f"model: {model}")
     for path in notebook_paths():
-        notebook, seconds = execute(path, env)
+        notebook, seconds, error = execute(path, env)
         total += seconds
         nbformat.write(notebook, out / path.name)
         figures = extract_figures(notebook, path.stem, out / "figures")
-        print(f"{path.name:40s} {seconds:6.1f} s  {len(figures)} figures")
+        status = "FAILED" if error else "ok"
+        print(f"{path.name:40s} {seconds:6.1f} s  {len(figures)} figures  {status}", flush=True)
+        if error:
+            failed.append(path.name)
+            print(error, file=sys.stderr)
     print(f"{'total':40s} {total:6.1f} s  -> {out}")
+    if failed:
+        print(f"failed: {', '.join(failed)} (see the executed copies in {out})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -144,7 +162,12 @@ def expected() -> int:
     with tempfile.TemporaryDirectory() as outputs:
         env = {**CHECK_ENV, "SAMKIT_OUTPUT_DIR": outputs}
         for path in notebook_paths():
-            notebook, seconds = execute(path, env)
+            notebook, seconds, error = execute(path, env)
+            if error:
+                print(
+                    f"{path.name} failed; {EXPECTED.name} left unchanged\n{error}", file=sys.stderr
+                )
+                return 1
             reference[path.name] = [stdout_of(notebook.cells[i]) for i in checked_cells(notebook)]
             print(f"{path.name:40s} {seconds:6.1f} s  {len(reference[path.name])} checked cells")
     EXPECTED.write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n", "utf-8")
