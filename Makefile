@@ -66,3 +66,7 @@ strip: $(BIN)/samkit ## Strip outputs and Colab metadata from the notebooks; ins
 	$(BIN)/nbstripout --extra-keys "$(NBSTRIPOUT_KEYS)" notebooks/*.ipynb
 	$(BIN)/nbstripout --install
 	git config filter.nbstripout.extrakeys "$(NBSTRIPOUT_KEYS)"
+
+.PHONY: bench
+bench: $(BIN)/samkit ## Speed and memory of the bundled model and the converters, with ratios against stock segment-anything vit_b
+	$(BIN)/python tools/bench.py

@@ -33,6 +33,7 @@ from samkit.samples import (
     mask_report,
     sample_image,
 )
+from samkit.shapes import SHAPE_KINDS, Scene, make_scene
 from samkit.tutorial import (
     Timing,
     amg_settings,
@@ -58,10 +59,12 @@ __all__ = [
     "CHECKPOINTS",
     "SAMPLE_NAMES",
     "SAM_BUILDERS",
+    "SHAPE_KINDS",
     "ChecksumError",
     "DownloadError",
     "NotebookFigure",
     "Sample",
+    "Scene",
     "Timing",
     "__version__",
     "amg_settings",
@@ -88,6 +91,7 @@ __all__ = [
     "load_image",
     "load_mask_png",
     "load_sam",
+    "make_scene",
     "mask_grid",
     "mask_iou",
     "mask_report",
