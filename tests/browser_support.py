@@ -195,9 +195,9 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
 
 
 def mask_box(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-    """The tight xyxy box of a mask (max exclusive: the pixel edges)."""
+    """The tight xyxy box of a mask (max inclusive, as ``supervision.mask_to_xyxy``)."""
     ys, xs = np.nonzero(mask)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)
+    return np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=float)
 
 
 def as_xyxy(box: Any) -> npt.NDArray[np.float64]:
@@ -220,44 +220,46 @@ class Target:
     default_index: int  # the shape the notebook's default box is around
 
 
-def choose_target(masks: npt.NDArray[np.bool_], default_box: Any, margin: float = 2.0) -> Target:
-    """Pick a shape other than the default box's one, as clean to box as possible.
+def choose_target(masks: npt.NDArray[np.bool_], default_box: Any, margin: float = 4.0) -> Target:
+    """Pick the shape to box: another one than the default box's, standing alone.
 
-    Among the shapes whose box overlaps the default box little, prefer the one whose box
-    holds the fewest pixels of other shapes and is large enough to drag comfortably.
+    A person boxes an object that stands apart. Among the shapes whose box barely
+    overlaps the default box and is large enough to drag, take the largest one whose box
+    holds (almost) nothing of other shapes; failing that, the one whose box holds the
+    least. The drag is that shape's box plus ``margin`` pixels, as the default box.
     """
     default = as_xyxy(default_box)
     boxes = [mask_box(m) for m in masks]
     default_index = int(np.argmax([box_iou(b, default) for b in boxes]))
     height, width = masks.shape[1:]
-    best: tuple[float, int] | None = None
+    candidates: list[tuple[bool, float, int, int]] = []
     for i, box in enumerate(boxes):
         if i == default_index or box_iou(box, default) > 0.3:
             continue
         x0, y0, x1, y1 = box.astype(int)
-        if min(x1 - x0, y1 - y0) < 24:
+        if min(x1 - x0, y1 - y0) < 32:
             continue
-        inside = masks[:, y0:y1, x0:x1]
-        own = inside[i].sum()
-        others = np.delete(inside, i, axis=0).any(axis=0) & ~inside[i]
-        score = own / inside[i].size - 2.0 * others.sum() / inside[i].size
-        if best is None or score > best[0]:
-            best = (float(score), i)
-    if best is None:
+        inside = masks[:, y0 : y1 + 1, x0 : x1 + 1]
+        others = float((np.delete(inside, i, axis=0).any(axis=0) & ~inside[i]).mean())
+        # alone first, then the least clutter, then the largest
+        candidates.append((others > 0.02, round(others, 2), -int(masks[i].sum()), i))
+    if not candidates:
         raise ValueError(
             f"the scene has no shape clearly apart from the default box {default.tolist()}: "
             f"shape boxes {[b.tolist() for b in boxes]}"
         )
-    box = boxes[best[1]]
+    alone = [c for c in candidates if not c[0]]
+    index = min(alone, key=lambda c: c[2])[3] if alone else min(candidates)[3]
+    x0, y0, x1, y1 = boxes[index]
     drag = np.array(
         [
-            max(0.0, box[0] - margin),
-            max(0.0, box[1] - margin),
-            min(float(width - 1), box[2] + margin),
-            min(float(height - 1), box[3] + margin),
+            max(0.0, x0 - margin),
+            max(0.0, y0 - margin),
+            min(float(width - 1), x1 + margin),
+            min(float(height - 1), y1 + margin),
         ]
     )
-    return Target(index=best[1], drag=drag, default_index=default_index)
+    return Target(index=index, drag=drag, default_index=default_index)
 
 
 def decode_data_url(url: str) -> npt.NDArray[np.uint8]:
