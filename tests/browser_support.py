@@ -576,11 +576,30 @@ class LabPage:
         self.server = server
         self.page = page
         self.timeout = timeout
+        self._stages: list[tuple[str, float]] = []
         self.stage = "start"
         # what the page logs: a widget that fails quietly often says why only here
         self.console: list[str] = []
         page.on("console", self._on_console)
         page.on("pageerror", lambda error: self.console.append(f"page error: {error}"))
+
+    @property
+    def stage(self) -> str:
+        """What the test is doing now; names the failure screenshot if it fails."""
+        return self._stages[-1][0]
+
+    @stage.setter
+    def stage(self, name: str) -> None:
+        self._stages.append((name, time.monotonic()))
+
+    def timings(self) -> str:
+        """Seconds spent in each stage so far, e.g. ``open-notebook 6.2 s, ...``."""
+        now = time.monotonic()
+        ends = [t for _, t in self._stages[1:]] + [now]
+        return ", ".join(
+            f"{name} {end - start:.1f} s"
+            for (name, start), end in zip(self._stages, ends, strict=True)
+        )
 
     def _on_console(self, message: Any) -> None:
         if message.type in ("error", "warning"):

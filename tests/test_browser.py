@@ -185,7 +185,8 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
             f"(the default box is around shape {target.default_index}); the kernel got "
             f"{received.tolist()}; IoU with ground truth {iou:.3f} (cell {result_cell}); "
             f"image shown at {box['width']:.0f}x{box['height']:.0f} CSS px for "
-            f"{natural_w:.0f}x{natural_h:.0f} px; {time.monotonic() - started:.1f} s"
+            f"{natural_w:.0f}x{natural_h:.0f} px; {time.monotonic() - started:.1f} s from the "
+            f"server's start ({lab.timings()})"
         )
         if iou < MIN_IOU:
             raise fail(
