@@ -33,11 +33,11 @@ from samkit.weights import download_checkpoint
 #: checkpoint's contract: change one and the committed checkpoint no longer loads.
 SHAPES_CONFIG: dict[str, int | tuple[int, ...]] = {
     "image_size": 256,
-    "patch_size": 8,
+    "patch_size": 16,
     "encoder_embed_dim": 128,
     "encoder_depth": 4,
     "encoder_num_heads": 4,
-    "encoder_global_attn_indexes": (3,),
+    "encoder_global_attn_indexes": (0, 1, 2, 3),
     "window_size": 8,
     "prompt_embed_dim": 64,
     "decoder_mlp_dim": 256,

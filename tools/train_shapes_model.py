@@ -8,7 +8,7 @@ the three outputs for ambiguous single points, and a round of corrective clicks 
 also feeds the previous mask logits back as ``mask_input``.
 
 Usage:
-    python tools/train_shapes_model.py --steps 1800 --out data/models/sam_shapes.pt
+    python tools/train_shapes_model.py --out data/models/sam_shapes.pt
 """
 
 from __future__ import annotations
@@ -90,9 +90,10 @@ class Batch:
         masks = torch.as_tensor(scene.masks[:, None].astype(np.float32))
         masks = F.interpolate(masks, (h, w), mode="area")
         masks = F.pad(masks, (0, size - w, 0, size - h))
-        # The decoder's low-res logits are a quarter of the embedding stride: half the
-        # input size here. Soft (area) targets keep the sub-pixel boundary.
-        self.masks = F.avg_pool2d(masks, 2)[:, 0]  # (N, S/2, S/2) soft
+        # The decoder's low-res logits are 4x the embedding size; soft (area) targets at
+        # that size keep the sub-pixel position of each boundary.
+        low_res = 4 * size // int(SHAPES_CONFIG["patch_size"])  # type: ignore[arg-type]
+        self.masks = F.avg_pool2d(masks, size // low_res)[:, 0]  # (N, s, s) soft
         self.target = (self.masks > 0.5).float()
         self.xyxy = torch.as_tensor(
             self.transform.apply_boxes(scene.xyxy, scene.image.shape[:2]), dtype=torch.float32
@@ -227,7 +228,7 @@ def save_checkpoint(sam: Sam, out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1800)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=8, help="images per step")
     parser.add_argument("--max-masks", type=int, default=6, help="masks per image per step")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -237,10 +238,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--focal-weight", type=float, default=FOCAL_WEIGHT)
     parser.add_argument(
+        "--config",
+        default=None,
+        help="JSON overrides of SHAPES_CONFIG, for experiments (the checkpoint then only "
+        "loads with the same overrides)",
+    )
+    parser.add_argument(
         "--snapshot-dir", type=Path, default=None, help="also save a checkpoint every 250 steps"
     )
     args = parser.parse_args(argv)
     globals()["FOCAL_WEIGHT"] = args.focal_weight
+    if args.config:
+        overrides = json.loads(args.config)
+        SHAPES_CONFIG.update(
+            {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        )
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(args.seed)
