@@ -37,6 +37,7 @@ from samkit.shapes import SHAPE_KINDS, Scene, make_scene
 from samkit.tutorial import (
     Timing,
     amg_settings,
+    draw_labels,
     draw_points,
     output_dir,
     sam_amg_defaults,
@@ -79,6 +80,7 @@ __all__ = [
     "default_weights_dir",
     "detections_report",
     "download_checkpoint",
+    "draw_labels",
     "draw_points",
     "enable_widgets",
     "encode_image",

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+import supervision as sv
 import torch
 from segment_anything import SamAutomaticMaskGenerator
 
@@ -246,3 +247,55 @@ def draw_points(
         cv2.circle(out, center, radius + max(1, radius // 3), (255, 255, 255), -1, cv2.LINE_AA)
         cv2.circle(out, center, radius, color, -1, cv2.LINE_AA)
     return out
+
+
+def draw_labels(
+    image: npt.NDArray[np.uint8],
+    detections: sv.Detections,
+    labels: list[str] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Write each detection's label at its box's corner, with supervision's LabelAnnotator.
+
+    Colours follow each row's index, as ``samkit.annotate`` colours masks and boxes, so
+    a label has its box's colour.
+
+    Args:
+        image: An RGB uint8 image of shape `(H, W, 3)`, e.g. from ``samkit.annotate``.
+        detections: ``sv.Detections`` with ``xyxy``.
+        labels: One text per detection; by default ``data["class_name"]`` when the
+            detections have it, else the row number.
+
+    Returns:
+        A new RGB uint8 array; ``image`` is left untouched.
+
+    Raises:
+        ValueError: If ``image`` is not RGB uint8, ``detections`` is not
+            ``sv.Detections``, or ``labels`` does not have one string per detection.
+
+    Example:
+        ```python
+        samkit.draw_labels(samkit.annotate(image, detections), detections)
+        ```
+    """
+    check_rgb_image(image)
+    if not isinstance(detections, sv.Detections):
+        raise ValueError(f"detections must be sv.Detections, but got {type(detections).__name__}")
+    if labels is None:
+        names = detections.data.get("class_name")
+        labels = [str(n) for n in names] if names is not None else []
+        labels = labels or [str(i) for i in range(len(detections))]
+    elif (
+        not isinstance(labels, list | tuple)
+        or len(labels) != len(detections)
+        or not all(isinstance(text, str) for text in labels)
+    ):
+        raise ValueError(
+            f"labels must be {len(detections)} strings, one per detection, but got {labels!r}"
+        )
+    if len(detections) == 0:
+        return image.copy()
+    annotator = sv.LabelAnnotator(color_lookup=sv.ColorLookup.INDEX, text_scale=0.6)
+    # supervision draws in OpenCV's BGR order: flip in and back out, as samkit.annotate.
+    scene = np.ascontiguousarray(image[:, :, ::-1])
+    scene = annotator.annotate(scene=scene, detections=detections, labels=list(labels))
+    return np.ascontiguousarray(np.asarray(scene)[:, :, ::-1])

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import supervision as sv
 from segment_anything import SamAutomaticMaskGenerator
 
 import samkit
@@ -223,3 +224,57 @@ def test_draw_points_rejects(
 def test_draw_points_rejects_a_non_image() -> None:
     with pytest.raises(ValueError, match=r"image must be an RGB uint8 np\.ndarray"):
         samkit.draw_points(np.zeros((5, 5), np.uint8), [[1, 1]], [1])
+
+
+# ------------------------------------------------------------------ draw_labels
+
+
+def _boxes(names: list[str] | None) -> sv.Detections:
+    count = 2 if names is None else len(names)
+    data = {} if names is None else {"class_name": np.array(names, dtype=str)}
+    xyxy = np.array([[10, 30, 60, 50], [40, 60, 90, 90]], np.float32)[:count]
+    return sv.Detections(xyxy=xyxy.reshape(-1, 4), data=data)
+
+
+@pytest.mark.parametrize(
+    ("detections", "labels"),
+    [
+        # the detections' class names
+        (_boxes(["cup", "spoon"]), None),
+        # row numbers when there are no class names
+        (_boxes(None), None),
+        # labels given
+        (_boxes(["cup", "spoon"]), ["a", "b"]),
+    ],
+)
+def test_draw_labels_draws_at_each_box(detections: sv.Detections, labels: Any) -> None:
+    image = np.zeros((100, 180, 3), np.uint8)
+    out = samkit.draw_labels(image, detections, labels)
+    assert not image.any()
+    for x0, y0, _, _ in detections.xyxy.astype(int):
+        # the label sits just above the box's top-left corner
+        assert out[max(0, y0 - 12) : y0, x0 : x0 + 20].any()
+    # nowhere near the boxes, nothing is drawn
+    assert not out[:, 150:].any()
+
+
+def test_draw_labels_without_detections() -> None:
+    image = np.full((20, 20, 3), 5, np.uint8)
+    out = samkit.draw_labels(image, _boxes([]))
+    np.testing.assert_array_equal(out, image)
+
+
+@pytest.mark.parametrize(
+    ("detections", "labels", "message"),
+    [
+        # not detections
+        (np.zeros((1, 4)), None, "detections must be sv.Detections, but got ndarray"),
+        # one label for two boxes
+        (_boxes(None), ["a"], r"labels must be 2 strings, one per detection, but got \['a'\]"),
+        # labels that are not strings
+        (_boxes(None), [1, 2], "labels must be 2 strings"),
+    ],
+)
+def test_draw_labels_rejects(detections: Any, labels: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        samkit.draw_labels(np.zeros((100, 120, 3), np.uint8), detections, labels)

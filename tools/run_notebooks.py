@@ -20,6 +20,7 @@ import argparse
 import base64
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,7 +109,8 @@ def execute(path: Path, env: Mapping[str, str]) -> tuple[Any, float, str | None]
     start = time.perf_counter()
     with environment(env):
         try:
-            client.execute()
+            # The kernel process's own log (not the cells' output) is only noise here.
+            client.execute(stderr=subprocess.DEVNULL)
         except CellExecutionError as failure:
             error = str(failure)
     return notebook, time.perf_counter() - start, error
