@@ -124,7 +124,8 @@ def test_load_sam_defaults_to_env_model_and_bundled_checkpoint(
     monkeypatch.setenv("SAMKIT_MODEL", "shapes")
     monkeypatch.setenv("SAMKIT_DEVICE", "cpu")
     sam = load_sam()
-    assert sam.image_encoder.patch_embed.proj.weight.shape == (128, 3, 8, 8)
+    patch = model.SHAPES_CONFIG["patch_size"]
+    assert sam.image_encoder.patch_embed.proj.weight.shape == (128, 3, patch, patch)
     torch.testing.assert_close(
         sam.mask_decoder.iou_token.weight, shapes_state["mask_decoder.iou_token.weight"]
     )
