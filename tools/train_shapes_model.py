@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--init", type=Path, default=None, help="start from this checkpoint (a second stage)"
+    )
     parser.add_argument("--out", type=Path, default=Path("data/models/sam_shapes.pt"))
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--focal-weight", type=float, default=FOCAL_WEIGHT)
@@ -258,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
     sam = build_shapes_sam()
+    if args.init is not None:
+        state = torch.load(args.init, map_location="cpu", weights_only=True)
+        sam.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
     sam.train()
     params = sum(p.numel() for p in sam.parameters())
     print(f"shapes model: {params / 1e6:.2f} M parameters, config {SHAPES_CONFIG}", flush=True)
@@ -275,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         seeds = [
-            TRAIN_SEED_OFFSET + (args.seed * args.steps + step) * args.batch + b
+            TRAIN_SEED_OFFSET + args.seed * 100_000_000 + step * args.batch + b
             for b in range(args.batch)
         ]
         items = [Batch(sam, rng, s) for s in seeds]
@@ -310,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPES_CONFIG.items()},
         "parameters": params,
         "seed": args.seed,
+        "init": None if args.init is None else args.init.name,
+        "init_sha256": None
+        if args.init is None
+        else hashlib.sha256(args.init.read_bytes()).hexdigest(),
         "steps": args.steps,
         "batch": args.batch,
         "max_masks": args.max_masks,
