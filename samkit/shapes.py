@@ -28,6 +28,11 @@ SHAPE_KINDS: tuple[str, ...] = ("rectangle", "ellipse", "triangle", "polygon")
 _MIN_SIDE = 32
 _MAX_SIDE = 4096
 _MAX_SHAPES = 6
+_MAX_SIZE = 0.5
+
+#: The smallest shape, as a fraction of the image's short side. The bundled model sees
+#: a 16x16 grid of 16-pixel patches, so much smaller shapes fall within a patch or two.
+DEFAULT_MIN_SIZE = 0.14
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,10 @@ def _background(rng: np.random.Generator, height: int, width: int) -> npt.NDArra
 
 
 def _shape_mask(
-    rng: np.random.Generator, kind: str, height: int, width: int
+    rng: np.random.Generator, kind: str, height: int, width: int, min_size: float
 ) -> npt.NDArray[np.bool_]:
     short = min(height, width)
-    size = rng.uniform(0.14, 0.5) * short
+    size = rng.uniform(min_size, _MAX_SIZE) * short
     cx = rng.uniform(0.1 * width, 0.9 * width)
     cy = rng.uniform(0.1 * height, 0.9 * height)
     angle = rng.uniform(0, 180)
@@ -146,6 +151,7 @@ def make_scene(
     height: int = 480,
     width: int = 640,
     n_shapes: int | None = None,
+    min_size: float = DEFAULT_MIN_SIZE,
 ) -> Scene:
     """Generate a scene of 1–6 simple shapes on a textured background.
 
@@ -161,6 +167,8 @@ def make_scene(
         width: Image width in pixels, 32 to 4096.
         n_shapes: How many shapes to try to place, 1 to 6 (random when None). Fewer
             may remain when some end up mostly hidden.
+        min_size: The smallest shape's size as a fraction of the short side, in
+            (0, 0.5]; sizes are drawn uniformly up to 0.5.
 
     Returns:
         The ``Scene``: image `(H, W, 3)` uint8, masks `(N, H, W)` bool, xyxy `(N, 4)`.
@@ -176,13 +184,19 @@ def make_scene(
         count = int(rng.integers(1, _MAX_SHAPES + 1))
     else:
         count = _check_int("n_shapes", n_shapes, 1, _MAX_SHAPES)
+    if (
+        isinstance(min_size, bool)
+        or not isinstance(min_size, (int, float))
+        or not 0 < min_size <= _MAX_SIZE
+    ):
+        raise ValueError(f"min_size must be a number in (0, {_MAX_SIZE}], but got {min_size!r}")
 
     image = _background(rng, height, width)
     background_mean = image.reshape(-1, 3).mean(axis=0)
     min_pixels = 0.004 * height * width
 
     kinds = [SHAPE_KINDS[int(rng.integers(0, len(SHAPE_KINDS)))] for _ in range(count)]
-    full = [_shape_mask(rng, kind, height, width) for kind in kinds]
+    full = [_shape_mask(rng, kind, height, width, float(min_size)) for kind in kinds]
     colors: list[npt.NDArray[np.float32]] = []
     for _ in range(count):
         color = _random_color(rng)

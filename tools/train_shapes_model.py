@@ -32,7 +32,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from samkit.model import SHAPES_CONFIG, build_shapes_sam
-from samkit.shapes import make_scene
+from samkit.shapes import DEFAULT_MIN_SIZE, make_scene
 
 THREADS = 1
 TRAIN_SEED_OFFSET = 1_000_000_000  # training scenes never overlap evaluation seeds
@@ -75,13 +75,15 @@ def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class Batch:
     """One image ready for the model, with its masks and its coordinate transform."""
 
-    def __init__(self, sam: Sam, rng: np.random.Generator, seed: int) -> None:
+    def __init__(
+        self, sam: Sam, rng: np.random.Generator, seed: int, min_size: float = DEFAULT_MIN_SIZE
+    ) -> None:
         size = int(SHAPES_CONFIG["image_size"])  # type: ignore[arg-type]
         longest = int(rng.integers(size, 2 * size + 1))
         aspect = rng.uniform(0.55, 1.0)
         short = max(32, round(longest * aspect))
         height, width = (longest, short) if rng.random() < 0.4 else (short, longest)
-        scene = make_scene(seed, height, width)
+        scene = make_scene(seed, height, width, min_size=min_size)
         self.transform = ResizeLongestSide(size)
         resized = self.transform.apply_image(scene.image)
         h, w = resized.shape[:2]
@@ -235,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--min-size",
+        type=float,
+        default=DEFAULT_MIN_SIZE,
+        help="smallest shape, as a fraction of the short side",
+    )
+    parser.add_argument(
         "--init", type=Path, default=None, help="start from this checkpoint (a second stage)"
     )
     parser.add_argument("--out", type=Path, default=Path("data/models/sam_shapes.pt"))
@@ -286,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             TRAIN_SEED_OFFSET + args.seed * 100_000_000 + step * args.batch + b
             for b in range(args.batch)
         ]
-        items = [Batch(sam, rng, s) for s in seeds]
+        items = [Batch(sam, rng, s, args.min_size) for s in seeds]
         embeddings = sam.image_encoder(torch.stack([it.input for it in items]))
         loss = torch.zeros(())
         for b, item in enumerate(items):
@@ -318,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPES_CONFIG.items()},
         "parameters": params,
         "seed": args.seed,
+        "min_size": args.min_size,
         "init": None if args.init is None else args.init.name,
         "init_sha256": None
         if args.init is None
