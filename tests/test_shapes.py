@@ -88,8 +88,19 @@ def test_all_kinds_appear_over_many_scenes() -> None:
         ({"seed": 0, "n_shapes": 0}, "n_shapes must be an int in [1, 6], but got 0"),
         # too many shapes
         ({"seed": 0, "n_shapes": 7}, "n_shapes must be an int in [1, 6], but got 7"),
+        # a zero minimum size
+        ({"seed": 0, "min_size": 0}, "min_size must be a number in (0, 0.5], but got 0"),
+        # a minimum size above the maximum
+        ({"seed": 0, "min_size": 0.6}, "min_size must be a number in (0, 0.5], but got 0.6"),
     ],
 )
 def test_bad_arguments_say_what_was_expected(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         make_scene(**kwargs)  # type: ignore[arg-type]
+
+
+def test_min_size_makes_shapes_bigger() -> None:
+    small = [make_scene(seed, 240, 320, n_shapes=1, min_size=0.05).areas[0] for seed in range(10)]
+    big = [make_scene(seed, 240, 320, n_shapes=1, min_size=0.45).areas[0] for seed in range(10)]
+    assert min(big) > 0.2 * 240 * 0.45 * 240 * 0.45
+    assert np.mean(big) > np.mean(small)
