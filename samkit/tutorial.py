@@ -60,25 +60,28 @@ def sam_amg_defaults() -> dict[str, Any]:
     }
 
 
-def amg_settings(model_type: str | None = None) -> dict[str, Any]:
-    """The ``SamAutomaticMaskGenerator`` settings that suit a model.
+def amg_settings(model_type: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The ``SamAutomaticMaskGenerator`` settings that suit a model, with your changes.
 
     Args:
         model_type: ``"vit_h"``, ``"vit_l"``, ``"vit_b"`` or ``"shapes"``; defaults to
             ``samkit.default_model_type()``.
+        **overrides: Settings to change, by name (e.g. ``points_per_batch=16`` when the
+            GPU runs out of memory, ``min_mask_region_area=100`` to drop small islands).
 
     Returns:
         A new dict of keyword arguments for ``SamAutomaticMaskGenerator(sam, **settings)``:
         segment-anything's defaults for the official models, and for ``"shapes"`` the
         same with ``samkit.evaluation.SHAPES_AMG_SETTINGS`` on top (a coarser grid of
-        points, and thresholds that suit the small model).
+        points, and thresholds that suit the small model); then ``overrides``.
 
     Raises:
-        ValueError: If ``model_type`` is not a known model type.
+        ValueError: If ``model_type`` is not a known model type, or an override is not a
+            setting of ``SamAutomaticMaskGenerator``.
 
     Example:
         ```python
-        generator = SamAutomaticMaskGenerator(sam, **samkit.amg_settings())
+        generator = SamAutomaticMaskGenerator(sam, **samkit.amg_settings(points_per_batch=16))
         ```
     """
     chosen = default_model_type() if model_type is None else model_type
@@ -86,8 +89,15 @@ def amg_settings(model_type: str | None = None) -> dict[str, Any]:
         valid = ", ".join(repr(name) for name in SAM_BUILDERS)
         raise ValueError(f"model_type must be one of {valid}, but got {chosen!r}")
     settings = sam_amg_defaults()
+    unknown = sorted(set(overrides) - set(settings))
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)} is not a setting of SamAutomaticMaskGenerator; the "
+            f"settings are {', '.join(settings)}"
+        )
     if chosen == "shapes":
         settings.update(SHAPES_AMG_SETTINGS)
+    settings.update(overrides)
     return settings
 
 

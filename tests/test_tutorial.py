@@ -65,6 +65,30 @@ def test_amg_settings_are_a_fresh_copy() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("model", "overrides"),
+    [
+        # nothing changed
+        ("vit_b", {}),
+        # a smaller batch against GPU memory errors
+        ("vit_h", {"points_per_batch": 16}),
+        # two changes on top of the shapes settings
+        ("shapes", {"min_mask_region_area": 100, "pred_iou_thresh": 0.5}),
+    ],
+)
+def test_amg_settings_overrides(model: str, overrides: dict[str, Any]) -> None:
+    assert samkit.amg_settings(model, **overrides) == {**samkit.amg_settings(model), **overrides}
+
+
+def test_amg_settings_rejects_an_unknown_setting() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"points_per_sid is not a setting of SamAutomaticMaskGenerator; the settings are "
+        r"points_per_side, points_per_batch, ",
+    ):
+        samkit.amg_settings("vit_b", points_per_sid=16)
+
+
 def test_amg_settings_build_a_generator() -> None:
     generator = SamAutomaticMaskGenerator(
         samkit.build_shapes_sam(), **samkit.amg_settings("shapes")

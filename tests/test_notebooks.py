@@ -1,0 +1,447 @@
+"""The tutorial notebooks: committed clean, Colab-ready, and run by nbval offline.
+
+Two kinds of check:
+
+- Static, on the committed files: no outputs or execution counts, no ``def``/loop/
+  ``lambda``, an Open-in-Colab badge whose URL is built from ``[project.urls]
+  Repository`` in pyproject.toml, a first code cell that installs the repo only under
+  Colab without reinstalling torch, then ``import samkit`` and ``samkit.enable_widgets()``.
+  The checker is itself tested on broken notebooks, so it can fail.
+
+- Executed, with nbval (``--nbval-lax``) under ``SAMKIT_MODEL=shapes`` on the CPU: every
+  cell must run, and every cell marked ``# NBVAL_CHECK_OUTPUT`` must print exactly what
+  ``tests/notebook_outputs.json`` holds. Outputs are never committed, so the test puts
+  those reference outputs into a temporary copy of the notebook and runs nbval on the
+  copy. The reference is written by ``make nbval-outputs`` and is checked here for
+  sense (the box is the sample's default box, the IoUs with the ground truth are high,
+  the areas are in order), so refreshing it cannot bless a broken result.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomllib
+from IPython.core.inputtransformer2 import TransformerManager
+
+import samkit
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+EXPECTED = ROOT / "tests" / "notebook_outputs.json"
+
+_spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools" / "run_notebooks.py")
+assert _spec is not None and _spec.loader is not None
+run_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_notebooks)
+
+#: The notebooks of the tutorial, in order.
+NOTEBOOK_NAMES = [
+    "01_configuracion.ipynb",
+    "02_como_funciona_sam.ipynb",
+    "03_mascaras_automaticas.ipynb",
+    "04_caja_con_el_mouse.ipynb",
+    "05_puntos_cajas_y_detector.ipynb",
+]
+
+#: Runtime dependencies that Colab already has: the Colab cell must not install them.
+COLAB_PREINSTALLED = {
+    "torch",
+    "torchvision",
+    "opencv-python",
+    "matplotlib",
+    "numpy",
+    "pillow",
+    "tqdm",
+}
+
+#: Per-cell metadata that Colab adds and that must not be committed.
+COLAB_CELL_KEYS = ("id", "colab", "outputId", "executionInfo")
+
+#: The lowest IoU with the ground truth a checked prompt result may have.
+MIN_IOU = 0.85
+
+_PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+REPOSITORY: str = _PYPROJECT["project"]["urls"]["Repository"]
+_DEPENDENCIES: list[str] = _PYPROJECT["project"]["dependencies"]
+
+
+def badge_url(file_name: str) -> str:
+    """The Open-in-Colab URL of a notebook, from the repository URL in pyproject.toml."""
+    owner_repo = REPOSITORY.removeprefix("https://github.com/").removesuffix(".git").strip("/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{file_name}"
+
+
+def _source(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _python(source: str) -> ast.Module | None:
+    """A code cell as Python (IPython's ``!`` and ``%`` lines turned into calls)."""
+    try:
+        return ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return None
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].strip().lower()
+
+
+_FORBIDDEN = {
+    ast.FunctionDef: "a def",
+    ast.AsyncFunctionDef: "a def",
+    ast.ClassDef: "a class",
+    ast.Lambda: "a lambda",
+    ast.For: "a for loop",
+    ast.AsyncFor: "a for loop",
+    ast.While: "a while loop",
+}
+
+
+def notebook_problems(notebook: dict[str, Any], file_name: str) -> list[str]:
+    """Everything wrong with a committed notebook (an empty list when it is clean)."""
+    problems: list[str] = []
+    cells = notebook.get("cells", [])
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") == "code":
+            if cell.get("outputs"):
+                problems.append(f"cell {index} has outputs: strip them (make strip)")
+            if cell.get("execution_count") is not None:
+                problems.append(f"cell {index} has an execution count: strip it (make strip)")
+        colab_keys = [key for key in COLAB_CELL_KEYS if key in cell.get("metadata", {})]
+        if colab_keys:
+            problems.append(f"cell {index} has Colab metadata {colab_keys}: strip it")
+    if notebook.get("metadata", {}).get("kernelspec", {}).get("name") != "python3":
+        problems.append("the kernel must be python3")
+
+    expected_url = badge_url(file_name)
+    first_text = _source(cells[0]) if cells and cells[0].get("cell_type") == "markdown" else ""
+    if "colab-badge.svg" not in first_text or f"({expected_url})" not in first_text:
+        problems.append(
+            f"the first cell must be a markdown Open-in-Colab badge linking {expected_url}"
+        )
+    for index, cell in enumerate(cells):
+        for url in re.findall(
+            r"https://colab\.research\.google\.com/github/[^\s)\"']+", _source(cell)
+        ):
+            if url != expected_url:
+                problems.append(
+                    f"cell {index} links {url}, but pyproject.toml gives {expected_url}"
+                )
+
+    code = [
+        (index, _source(cell))
+        for index, cell in enumerate(cells)
+        if cell.get("cell_type") == "code"
+    ]
+    if len(code) < 2:
+        return [*problems, "a notebook needs the Colab cell and the import cell"]
+    colab_index, colab = code[0]
+    if '"google.colab" in sys.modules' not in colab:
+        problems.append(
+            'the first code cell must install only under Colab (if "google.colab" in sys.modules)'
+        )
+    if f"git clone --depth 1 {REPOSITORY}.git" not in colab:
+        problems.append(f"the first code cell must clone {REPOSITORY}.git")
+    if "pip install --quiet --no-deps -e ." not in colab:
+        problems.append("the first code cell must install samkit with pip install --no-deps -e .")
+    installed = {
+        _requirement_name(word.strip('"'))
+        for line in colab.splitlines()
+        if "pip install" in line
+        for word in line.split("pip install", 1)[1].split()
+        if not word.startswith("-") and word != "."
+    }
+    for name in sorted(installed & COLAB_PREINSTALLED):
+        problems.append(f"the Colab cell must not reinstall {name}: Colab already has it")
+    needed = {_requirement_name(d) for d in _DEPENDENCIES} - COLAB_PREINSTALLED
+    for name in sorted(needed - installed):
+        problems.append(f"the Colab cell must install {name} (a dependency in pyproject.toml)")
+    _, imports = code[1]
+    if "import samkit" not in imports or "samkit.enable_widgets()" not in imports:
+        problems.append("the second code cell must import samkit and call samkit.enable_widgets()")
+
+    for index, source in code:
+        if index != colab_index and "google.colab" in source:
+            problems.append(f"cell {index} mentions google.colab: only the first code cell may")
+        if "os.environ" in source or "SAMKIT_MODEL" in source:
+            problems.append(f"cell {index} sets a flag: samkit decides the model (SAMKIT_MODEL)")
+        tree = _python(source)
+        if tree is None:
+            problems.append(f"cell {index} is not valid Python")
+            continue
+        found = {
+            what
+            for node in ast.walk(tree)
+            for kind, what in _FORBIDDEN.items()
+            if isinstance(node, kind)
+        }
+        for what in sorted(found):
+            problems.append(f"cell {index} has {what}: put that logic in samkit")
+    return problems
+
+
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
+
+
+def _expected() -> dict[str, list[str]]:
+    return json.loads(EXPECTED.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------ the committed files
+
+
+def test_the_notebooks_are_the_tutorial() -> None:
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NOTEBOOK_NAMES
+    assert [p.name for p in run_notebooks.notebook_paths()] == NOTEBOOK_NAMES
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_notebook_is_clean_and_colab_ready(name: str) -> None:
+    assert notebook_problems(_load(name), name) == []
+
+
+def _code_cell(notebook: dict[str, Any], nth: int) -> dict[str, Any]:
+    return [cell for cell in notebook["cells"] if cell["cell_type"] == "code"][nth]
+
+
+def _set_source(cell: dict[str, Any], text: str) -> None:
+    cell["source"] = text
+
+
+def _mutate(change: str, notebook: dict[str, Any]) -> None:
+    """Break a clean notebook in one way."""
+    cells = notebook["cells"]
+    last = _code_cell(notebook, -1)
+    if change == "outputs":
+        last["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "hi\n"}]
+    elif change == "execution count":
+        last["execution_count"] = 3
+    elif change == "def":
+        _set_source(last, "def helper():\n    return 1")
+    elif change == "loop":
+        _set_source(last, "for i in range(3):\n    print(i)")
+    elif change == "lambda":
+        _set_source(last, "key = lambda r: r['area']")
+    elif change == "no colab cell":
+        cells.remove(_code_cell(notebook, 0))
+    elif change == "torch reinstall":
+        cell = _code_cell(notebook, 0)
+        _set_source(cell, _source(cell) + '\n    !pip install "torch>=2.1"')
+    elif change == "wrong badge":
+        cells[0]["source"] = _source(cells[0]).replace("/samkit/blob/", "/other/blob/")
+    elif change == "no badge":
+        cells[0]["source"] = "# Title"
+    elif change == "colab elsewhere":
+        _set_source(last, 'import sys\n"google.colab" in sys.modules')
+    elif change == "no enable_widgets":
+        _set_source(_code_cell(notebook, 1), "import samkit")
+    elif change == "model flag":
+        _set_source(last, 'import os\nos.environ["SAMKIT_MODEL"] = "shapes"')
+    elif change == "colab metadata":
+        last["metadata"] = {"id": "abc123", "outputId": "x"}
+    elif change == "missing dependency":
+        cell = _code_cell(notebook, 0)
+        _set_source(cell, _source(cell).replace(' "pycocotools>=2.0.7"', ""))
+    else:  # pragma: no cover - a typo in the table below
+        raise AssertionError(change)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        # a committed output
+        ("outputs", "has outputs"),
+        # a committed execution count
+        ("execution count", "has an execution count"),
+        # logic that belongs in samkit
+        ("def", "has a def"),
+        ("loop", "has a for loop"),
+        ("lambda", "has a lambda"),
+        # no Colab install cell first
+        ("no colab cell", "must install only under Colab"),
+        # torch reinstalled in Colab
+        ("torch reinstall", "must not reinstall torch"),
+        # a badge that disagrees with pyproject.toml
+        ("wrong badge", "but pyproject.toml gives"),
+        ("no badge", "Open-in-Colab badge"),
+        # Colab knowledge outside the first cell
+        ("colab elsewhere", "only the first code cell may"),
+        # widgets not enabled
+        ("no enable_widgets", "samkit.enable_widgets()"),
+        # a model flag edited in the notebook
+        ("model flag", "samkit decides the model"),
+        # Colab's per-cell metadata
+        ("colab metadata", "has Colab metadata ['id', 'outputId']"),
+        # a runtime dependency the Colab cell forgot
+        ("missing dependency", "must install pycocotools"),
+    ],
+)
+def test_checker_finds_each_problem(change: str, problem: str) -> None:
+    notebook = copy.deepcopy(_load(NOTEBOOK_NAMES[0]))
+    _mutate(change, notebook)
+    problems = notebook_problems(notebook, NOTEBOOK_NAMES[0])
+    assert any(problem in p for p in problems), problems
+
+
+def test_checker_on_an_empty_notebook() -> None:
+    # nothing at all: no badge, no Colab cell
+    problems = notebook_problems({"cells": [], "metadata": {}}, "x.ipynb")
+    assert "the kernel must be python3" in problems
+    assert problems[-1] == "a notebook needs the Colab cell and the import cell"
+
+
+def test_badge_url_comes_from_pyproject() -> None:
+    assert REPOSITORY.startswith("https://github.com/")
+    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    assert badge_url("04_caja_con_el_mouse.ipynb") == (
+        f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/"
+        "04_caja_con_el_mouse.ipynb"
+    )
+
+
+# ------------------------------------------------------------------ the reference outputs
+
+
+def test_reference_has_one_output_per_checked_cell() -> None:
+    expected = _expected()
+    assert sorted(expected) == NOTEBOOK_NAMES
+    for name in NOTEBOOK_NAMES:
+        notebook = run_notebooks.nbformat.read(NOTEBOOKS / name, as_version=4)
+        marked = run_notebooks.checked_cells(notebook)
+        assert marked, f"{name} has no # NBVAL_CHECK_OUTPUT cell"
+        assert len(expected[name]) == len(marked), name
+        assert all(text.strip() for text in expected[name]), name
+
+
+def _ious(text: str) -> list[tuple[float, int]]:
+    return [
+        (float(iou), int(obj))
+        for iou, obj in re.findall(r"IoU with ground truth: ([0-9.]+) \(object (\d+)", text)
+    ]
+
+
+def test_reference_makes_sense() -> None:
+    expected = _expected()
+    # 01: the bundled model, its checkpoint on disk
+    model, checkpoint = expected["01_configuracion.ipynb"]
+    assert model == "modelo: shapes\n"
+    assert checkpoint.startswith("sam_shapes.pt existe: True\n")
+
+    # 02: one embedding per image; one point gives three masks, one of them a shape
+    embedding, masks, report = expected["02_como_funciona_sam.ipynb"]
+    config = samkit.model.SHAPES_CONFIG
+    side = int(config["image_size"]) // int(config["patch_size"])  # type: ignore[call-overload]
+    channels = config["prompt_embed_dim"]
+    assert f"embedding (lote, canales, alto, ancho): (1, {channels}, {side}, {side})" in embedding
+    assert "máscaras (cantidad, alto, ancho): (3, 480, 640)" in masks
+    assert len(report.splitlines()) == 3
+    assert max(iou for iou, _ in _ious(report)) >= MIN_IOU
+
+    # 03: the masks found, their areas smallest first, duplicates removed, export read back
+    found, areas, dedup, clean, restored = expected["03_mascaras_automaticas.ipynb"]
+    count = int(re.search(r"máscaras: (\d+)", found).group(1))  # type: ignore[union-attr]
+    scene = samkit.sample_image("chelsea", model_type="shapes")
+    assert scene.ground_truth is not None
+    assert count >= len(scene.ground_truth)
+    assert "segmentation: (480, 640) bool" in found
+    values = json.loads(areas.splitlines()[-1])
+    assert len(values) == count and values == sorted(values) and values[0] > 0
+    kept = [int(n) for n in re.findall(r": (\d+)\n", dedup)]
+    assert kept[0] == count and all(0 < n <= count for n in kept[1:])
+    cleaned = int(clean.removeprefix("máscaras sin islas: "))
+    assert len(scene.ground_truth) <= cleaned <= count
+    assert restored == f"máscaras leídas: {cleaned}\nidénticas a las guardadas: True\n"
+
+    # 04: the default box, and the best mask is the boxed shape
+    box, report = expected["04_caja_con_el_mouse.ipynb"]
+    sample = samkit.sample_image("coffee", model_type="shapes")
+    default = sample.default_box
+    x, y, w, h = (int(default[k]) for k in ("x", "y", "width", "height"))
+    assert box == f"box xyxy: {[x, y, x + w, y + h]}\n"
+    [(iou, obj)] = _ious(report)
+    assert iou >= MIN_IOU and obj == sample.target
+
+    # 05: clicks on the target shape, then one box per shape from the detector file
+    click, refined, boxes, segmented = expected["05_puntos_cajas_y_detector.ipynb"]
+    sample = samkit.sample_image("astronaut", model_type="shapes")
+    [(refined_iou, refined_obj)] = _ious(refined)
+    assert refined_iou >= MIN_IOU and refined_obj == sample.target
+    assert _ious(click)[0][1] == sample.target
+    assert boxes.startswith(f"{len(sample.labels)} cajas: {list(sample.labels)}")
+    matches = _ious(segmented)
+    assert [obj for _, obj in matches] == list(range(len(sample.labels)))
+    assert min(iou for iou, _ in matches) >= MIN_IOU
+
+
+# ------------------------------------------------------------------ running them
+
+
+def _with_reference_outputs(name: str, folder: Path) -> Path:
+    """A copy of the notebook whose checked cells hold the reference outputs."""
+    notebook = run_notebooks.nbformat.read(NOTEBOOKS / name, as_version=4)
+    texts = _expected()[name]
+    marked = run_notebooks.checked_cells(notebook)
+    assert len(texts) == len(marked), f"{name}: refresh the reference with make nbval-outputs"
+    for index, text in zip(marked, texts, strict=True):
+        cell = notebook.cells[index]
+        cell.outputs = [run_notebooks.nbformat.v4.new_output("stream", name="stdout", text=text)]
+        # nbval only compares cells that look executed
+        cell.execution_count = index + 1
+    path = folder / name
+    run_notebooks.nbformat.write(notebook, path)
+    return path
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_notebook_runs_under_nbval(name: str, tmp_path: Path) -> None:
+    notebook = _with_reference_outputs(name, tmp_path)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        **run_notebooks.CHECK_ENV,
+        "SAMKIT_OUTPUT_DIR": str(tmp_path / "outputs"),
+        "MPLBACKEND": "Agg",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbval-lax",
+        "--nbval-current-env",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-c",
+        str(tmp_path / "pytest.ini"),
+        "--rootdir",
+        str(tmp_path),
+        str(notebook),
+    ]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
+    report = (result.stdout + result.stderr)[-6000:]
+    assert result.returncode == 0, f"nbval failed on {name}:\n{report}"
+    # every cell ran: nbval reports one passed item per code cell
+    code_cells = sum(
+        1
+        for cell in run_notebooks.nbformat.read(notebook, as_version=4).cells
+        if cell.cell_type == "code"
+    )
+    assert re.search(rf"\b{code_cells} passed\b", result.stdout), report
+    # the notebook wrote its exports under SAMKIT_OUTPUT_DIR, never into the repository
+    assert not (NOTEBOOKS / "samkit_outputs").exists()
