@@ -368,7 +368,8 @@ def detections_report(detections: sv.Detections, sample: Sample) -> str:
 
     Returns:
         One line per row, ``#0 person: area 1234 px, score 0.950, IoU with ground
-        truth: 0.930 (object 1, ellipse)``, or ``no detections`` when there are none.
+        truth: 0.930 (object 1, ellipse)`` (the IoU only when the ground truth is known),
+        or ``no detections`` when there are none.
 
     Raises:
         ValueError: If ``detections`` has no masks or masks of another size, or
@@ -395,8 +396,9 @@ def detections_report(detections: sv.Detections, sample: Sample) -> str:
             if detections.confidence is not None
             else ""
         )
-        match = _iou_text(_best_match(checked, sample), sample)
-        lines.append(f"#{row}{label}: area {int(checked.sum())} px{score}, {match}")
+        match = _best_match(checked, sample)
+        truth = f", {_iou_text(match, sample)}" if match is not None else ""
+        lines.append(f"#{row}{label}: area {int(checked.sum())} px{score}{truth}")
     return "\n".join(lines)
 
 

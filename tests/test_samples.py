@@ -286,6 +286,16 @@ def test_detections_report_without_names_or_scores(scene: samkit.Sample) -> None
     assert report == f"#0: area 0 px, IoU with ground truth: 0.000 (object 0, {scene.labels[0]})"
 
 
+def test_detections_report_on_a_photo(photo: samkit.Sample) -> None:
+    # no ground truth: no IoU on every line
+    mask = np.zeros((1, *photo.image.shape[:2]), bool)
+    mask[0, :10, :10] = True
+    detections = sv.Detections(
+        xyxy=np.zeros((1, 4), np.float32), mask=mask, confidence=np.array([0.5], np.float32)
+    )
+    assert samkit.detections_report(detections, photo) == "#0: area 100 px, score 0.500"
+
+
 def test_detections_report_empty(scene: samkit.Sample) -> None:
     empty = sv.Detections(xyxy=np.zeros((0, 4), np.float32), mask=np.zeros((0, *SCENE_SIZE), bool))
     assert samkit.detections_report(empty, scene) == "no detections"
