@@ -37,8 +37,8 @@ from samkit.shapes import Scene, make_scene
 SHAPES_AMG_SETTINGS: dict[str, Any] = {
     "points_per_side": 16,
     "points_per_batch": 64,
-    "pred_iou_thresh": 0.8,
-    "stability_score_thresh": 0.85,
+    "pred_iou_thresh": 0.6,
+    "stability_score_thresh": 0.7,
     "box_nms_thresh": 0.7,
     "min_mask_region_area": 0,
 }
