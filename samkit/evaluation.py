@@ -30,6 +30,7 @@ import numpy.typing as npt
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from segment_anything.modeling import Sam
 
+from samkit.masks import mask_iou
 from samkit.shapes import Scene, make_scene
 
 #: Automatic mask generator settings used for the bundled ``shapes`` model. Shapes are
@@ -48,14 +49,6 @@ EVAL_SIZES: tuple[tuple[int, int], ...] = ((480, 640), (600, 400))
 
 #: A shape counts as found by the automatic generator at this IoU.
 AMG_RECALL_IOU = 0.7
-
-
-def mask_iou(a: npt.NDArray[np.bool_], b: npt.NDArray[np.bool_]) -> float:
-    """IoU of two boolean masks of the same shape `(H, W)`; two empty masks give 1.0."""
-    union = np.logical_or(a, b).sum()
-    if union == 0:
-        return 1.0
-    return float(np.logical_and(a, b).sum() / union)
 
 
 def deepest_point(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
@@ -168,7 +161,10 @@ def evaluate(
         if generator is not None:
             results = generator.generate(scene.image)
             report.amg_masks.append(len(results))
-            for gt in scene.masks:
-                best = max((mask_iou(r["segmentation"], gt) for r in results), default=0.0)
-                report.amg_found.append(best >= AMG_RECALL_IOU)
+            if results:
+                found = np.stack([r["segmentation"] for r in results])
+                best = np.asarray(mask_iou(scene.masks, found)).max(axis=1)
+            else:
+                best = np.zeros(len(scene.masks))
+            report.amg_found.extend(bool(v >= AMG_RECALL_IOU) for v in best)
     return report

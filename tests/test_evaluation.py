@@ -11,7 +11,6 @@ from samkit.evaluation import (
     deepest_point,
     eval_scenes,
     evaluate,
-    mask_iou,
 )
 
 
@@ -20,25 +19,6 @@ def _mask(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = box
     m[y0:y1, x0:x1] = True
     return m
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "expected"),
-    [
-        # both empty: the same mask
-        (_mask((8, 8), (0, 0, 0, 0)), _mask((8, 8), (0, 0, 0, 0)), 1.0),
-        # one empty
-        (_mask((8, 8), (0, 0, 4, 4)), _mask((8, 8), (0, 0, 0, 0)), 0.0),
-        # identical
-        (_mask((8, 8), (1, 1, 5, 5)), _mask((8, 8), (1, 1, 5, 5)), 1.0),
-        # half overlap: 8 shared of 24
-        (_mask((8, 8), (0, 0, 4, 4)), _mask((8, 8), (2, 0, 6, 4)), 8 / 24),
-        # disjoint
-        (_mask((8, 8), (0, 0, 2, 2)), _mask((8, 8), (4, 4, 6, 6)), 0.0),
-    ],
-)
-def test_mask_iou(a: np.ndarray, b: np.ndarray, expected: float) -> None:
-    assert mask_iou(a, b) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
