@@ -13,6 +13,7 @@ import os
 import pickle
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -29,71 +30,75 @@ from segment_anything.modeling import (
 from samkit import env
 from samkit.weights import download_checkpoint
 
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """The layout of a scaled-down SAM built from segment-anything's classes."""
+
+    image_size: int = 256
+    patch_size: int = 16
+    encoder_embed_dim: int = 128
+    encoder_depth: int = 4
+    encoder_num_heads: int = 4
+    encoder_global_attn_indexes: tuple[int, ...] = (0, 1, 2, 3)
+    window_size: int = 8
+    prompt_embed_dim: int = 64
+    decoder_mlp_dim: int = 256
+    decoder_num_heads: int = 4
+
+
 #: Architecture of the bundled ``shapes`` model. Every number here is part of the
 #: checkpoint's contract: change one and the committed checkpoint no longer loads.
-SHAPES_CONFIG: dict[str, int | tuple[int, ...]] = {
-    "image_size": 256,
-    "patch_size": 16,
-    "encoder_embed_dim": 128,
-    "encoder_depth": 4,
-    "encoder_num_heads": 4,
-    "encoder_global_attn_indexes": (0, 1, 2, 3),
-    "window_size": 8,
-    "prompt_embed_dim": 64,
-    "decoder_mlp_dim": 256,
-    "decoder_num_heads": 4,
-}
+SHAPES_CONFIG = ShapesConfig()
 
 #: The bundled checkpoint of the ``shapes`` model.
 SHAPES_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "models" / "sam_shapes.pt"
 
 
-def build_shapes_sam() -> Sam:
+def build_shapes_sam(config: ShapesConfig = SHAPES_CONFIG) -> Sam:
     """Build the (untrained) ``shapes`` architecture from segment-anything's classes.
 
+    Args:
+        config: The layout; the bundled model's by default.
+
     Returns:
-        A ``segment_anything.modeling.Sam`` with the layout of ``SHAPES_CONFIG``, in
-        eval mode, with randomly initialised weights.
+        A ``segment_anything.modeling.Sam`` with that layout, in eval mode, with randomly
+        initialised weights.
     """
-    cfg = SHAPES_CONFIG
-    image_size = int(cfg["image_size"])  # type: ignore[arg-type]
-    patch_size = int(cfg["patch_size"])  # type: ignore[arg-type]
-    prompt_embed_dim = int(cfg["prompt_embed_dim"])  # type: ignore[arg-type]
-    embedding_size = image_size // patch_size
-    global_attn = cfg["encoder_global_attn_indexes"]
-    assert isinstance(global_attn, tuple)
+    cfg = config
+    embedding_size = cfg.image_size // cfg.patch_size
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            depth=int(cfg["encoder_depth"]),  # type: ignore[arg-type]
-            embed_dim=int(cfg["encoder_embed_dim"]),  # type: ignore[arg-type]
-            img_size=image_size,
+            depth=cfg.encoder_depth,
+            embed_dim=cfg.encoder_embed_dim,
+            img_size=cfg.image_size,
             mlp_ratio=4,
             norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=int(cfg["encoder_num_heads"]),  # type: ignore[arg-type]
-            patch_size=patch_size,
+            num_heads=cfg.encoder_num_heads,
+            patch_size=cfg.patch_size,
             qkv_bias=True,
             use_rel_pos=True,
-            global_attn_indexes=global_attn,
-            window_size=int(cfg["window_size"]),  # type: ignore[arg-type]
-            out_chans=prompt_embed_dim,
+            global_attn_indexes=cfg.encoder_global_attn_indexes,
+            window_size=cfg.window_size,
+            out_chans=cfg.prompt_embed_dim,
         ),
         prompt_encoder=PromptEncoder(
-            embed_dim=prompt_embed_dim,
+            embed_dim=cfg.prompt_embed_dim,
             image_embedding_size=(embedding_size, embedding_size),
-            input_image_size=(image_size, image_size),
+            input_image_size=(cfg.image_size, cfg.image_size),
             mask_in_chans=16,
         ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
             transformer=TwoWayTransformer(
                 depth=2,
-                embedding_dim=prompt_embed_dim,
-                mlp_dim=int(cfg["decoder_mlp_dim"]),  # type: ignore[arg-type]
-                num_heads=int(cfg["decoder_num_heads"]),  # type: ignore[arg-type]
+                embedding_dim=cfg.prompt_embed_dim,
+                mlp_dim=cfg.decoder_mlp_dim,
+                num_heads=cfg.decoder_num_heads,
             ),
-            transformer_dim=prompt_embed_dim,
+            transformer_dim=cfg.prompt_embed_dim,
             iou_head_depth=3,
-            iou_head_hidden_dim=prompt_embed_dim,
+            iou_head_hidden_dim=cfg.prompt_embed_dim,
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],

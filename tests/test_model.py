@@ -1,20 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import re
 import zipfile
-from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 from segment_anything.modeling import (
-    ImageEncoderViT,
-    MaskDecoder,
-    PromptEncoder,
     Sam,
-    TwoWayTransformer,
 )
 
 from samkit import model
@@ -44,38 +40,16 @@ class RunsCode:
 
 def other_sam(patch_size: int, embed_dim: int) -> Sam:
     """A small SAM of another layout than ``shapes``: its own patch size and width."""
-    image_size, prompt_dim = 256, 64
-    grid = image_size // patch_size
-    return Sam(
-        image_encoder=ImageEncoderViT(
-            depth=2,
-            embed_dim=embed_dim,
-            img_size=image_size,
-            mlp_ratio=4,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=4,
+    return build_shapes_sam(
+        dataclasses.replace(
+            model.SHAPES_CONFIG,
             patch_size=patch_size,
-            qkv_bias=True,
-            use_rel_pos=True,
-            global_attn_indexes=(1,),
+            encoder_embed_dim=embed_dim,
+            encoder_depth=2,
+            encoder_global_attn_indexes=(1,),
             window_size=4,
-            out_chans=prompt_dim,
-        ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=prompt_dim,
-            image_embedding_size=(grid, grid),
-            input_image_size=(image_size, image_size),
-            mask_in_chans=16,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
-                depth=2, embedding_dim=prompt_dim, mlp_dim=128, num_heads=4
-            ),
-            transformer_dim=prompt_dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=prompt_dim,
-        ),
+            decoder_mlp_dim=128,
+        )
     )
 
 
@@ -124,7 +98,7 @@ def test_load_sam_defaults_to_env_model_and_bundled_checkpoint(
     monkeypatch.setenv("SAMKIT_MODEL", "shapes")
     monkeypatch.setenv("SAMKIT_DEVICE", "cpu")
     sam = load_sam()
-    patch = model.SHAPES_CONFIG["patch_size"]
+    patch = model.SHAPES_CONFIG.patch_size
     assert sam.image_encoder.patch_embed.proj.weight.shape == (128, 3, patch, patch)
     torch.testing.assert_close(
         sam.mask_decoder.iou_token.weight, shapes_state["mask_decoder.iou_token.weight"]

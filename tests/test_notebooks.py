@@ -344,8 +344,8 @@ def test_reference_makes_sense() -> None:
     # 02: one embedding per image; one point gives three masks, one of them a shape
     embedding, masks, report = expected["02_como_funciona_sam.ipynb"]
     config = samkit.model.SHAPES_CONFIG
-    side = int(config["image_size"]) // int(config["patch_size"])  # type: ignore[call-overload]
-    channels = config["prompt_embed_dim"]
+    side = config.image_size // config.patch_size
+    channels = config.prompt_embed_dim
     assert f"embedding (lote, canales, alto, ancho): (1, {channels}, {side}, {side})" in embedding
     assert "máscaras (cantidad, alto, ancho): (3, 480, 640)" in masks
     assert len(report.splitlines()) == 3

@@ -14,7 +14,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -31,7 +33,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from samkit.model import SHAPES_CONFIG, build_shapes_sam
+from samkit.model import SHAPES_CONFIG, build_shapes_sam, read_state_dict
 from samkit.shapes import DEFAULT_MIN_SIZE, make_scene
 
 THREADS = 1
@@ -58,9 +60,11 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 FOCAL_WEIGHT = 20.0
 
 
-def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """SAM's mask loss, focal : dice at FOCAL_WEIGHT : 1 (SAM uses 20 : 1), shape (K,)."""
-    return FOCAL_WEIGHT * sigmoid_focal_loss(logits, target) + dice_loss(logits, target)
+def mask_loss(
+    logits: torch.Tensor, target: torch.Tensor, focal_weight: float = FOCAL_WEIGHT
+) -> torch.Tensor:
+    """SAM's mask loss, focal : dice at focal_weight : 1 (SAM uses 20 : 1), shape (K,)."""
+    return focal_weight * sigmoid_focal_loss(logits, target) + dice_loss(logits, target)
 
 
 def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -78,7 +82,7 @@ class Batch:
     def __init__(
         self, sam: Sam, rng: np.random.Generator, seed: int, min_size: float = DEFAULT_MIN_SIZE
     ) -> None:
-        size = int(SHAPES_CONFIG["image_size"])  # type: ignore[arg-type]
+        size = sam.image_encoder.img_size
         longest = int(rng.integers(size, 2 * size + 1))
         aspect = rng.uniform(0.55, 1.0)
         short = max(32, round(longest * aspect))
@@ -94,7 +98,7 @@ class Batch:
         masks = F.pad(masks, (0, size - w, 0, size - h))
         # The decoder's low-res logits are 4x the embedding size; soft (area) targets at
         # that size keep the sub-pixel position of each boundary.
-        low_res = 4 * size // int(SHAPES_CONFIG["patch_size"])  # type: ignore[arg-type]
+        low_res = 4 * sam.prompt_encoder.image_embedding_size[0]
         self.masks = F.avg_pool2d(masks, size // low_res)[:, 0]  # (N, s, s) soft
         self.target = (self.masks > 0.5).float()
         self.xyxy = torch.as_tensor(
@@ -155,7 +159,12 @@ def decode(
 
 
 def image_loss(
-    sam: Sam, embedding: torch.Tensor, item: Batch, rng: np.random.Generator, max_masks: int
+    sam: Sam,
+    embedding: torch.Tensor,
+    item: Batch,
+    rng: np.random.Generator,
+    max_masks: int,
+    focal_weight: float = FOCAL_WEIGHT,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """All prompts for one image: box, single point, and one corrective round after each."""
     chosen = torch.as_tensor(rng.permutation(item.count)[:max_masks])
@@ -174,7 +183,11 @@ def image_loss(
     stats: dict[str, float] = {}
     # Box prompt: the single-mask output and the best of the three.
     low_b, iou_b = decode(sam, embedding, None, boxes, None)
-    losses_b = torch.stack([mask_loss(low_b[:, j], soft) for j in range(4)], dim=1)
+
+    def loss_of(logits: torch.Tensor) -> torch.Tensor:
+        return mask_loss(logits, soft, focal_weight)
+
+    losses_b = torch.stack([loss_of(low_b[:, j]) for j in range(4)], dim=1)
     total = losses_b[:, 0].mean() + losses_b[:, 1:].min(dim=1).values.mean()
     total = total + iou_loss(low_b, iou_b)
     stats["box_iou"] = float(hard_iou(low_b[:, 0], target).mean())
@@ -182,7 +195,7 @@ def image_loss(
     # One positive point: ambiguous, so only the best of the three outputs learns.
     pts, lbl = sample_clicks(positive, target, rng, scale)
     low_p, iou_p = decode(sam, embedding, (pts[:, None], lbl[:, None]), None, None)
-    losses_p = torch.stack([mask_loss(low_p[:, j], soft) for j in range(1, 4)], dim=1)
+    losses_p = torch.stack([loss_of(low_p[:, j]) for j in range(1, 4)], dim=1)
     best = losses_p.argmin(dim=1) + 1
     total = total + losses_p.min(dim=1).values.mean() + iou_loss(low_p, iou_p)
     stats["point_iou"] = float(hard_iou(low_p[rows, best], target).mean())
@@ -193,7 +206,7 @@ def image_loss(
     pts2 = torch.stack([pts, fix], dim=1)
     lbl2 = torch.stack([lbl, fix_lbl], dim=1)
     low_c, iou_c = decode(sam, embedding, (pts2, lbl2), None, prev[:, None])
-    total = total + mask_loss(low_c[:, 0], soft).mean() + iou_loss(low_c, iou_c)
+    total = total + loss_of(low_c[:, 0]).mean() + iou_loss(low_c, iou_c)
     stats["corrected_iou"] = float(hard_iou(low_c[:, 0], target).mean())
 
     # The box plus a corrective click, with the box's logits as mask_input.
@@ -202,7 +215,7 @@ def image_loss(
     low_bc, iou_bc = decode(
         sam, embedding, (fix_b[:, None], fix_b_lbl[:, None]), boxes, prev_b[:, None]
     )
-    total = total + mask_loss(low_bc[:, 0], soft).mean() + iou_loss(low_bc, iou_bc)
+    total = total + loss_of(low_bc[:, 0]).mean() + iou_loss(low_bc, iou_bc)
     return total, stats
 
 
@@ -221,11 +234,13 @@ def save_checkpoint(sam: Sam, out: Path) -> str:
         for k, v in sam.state_dict().items()
     }
     out.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()  # in memory, so the bytes do not depend on the file's name
+    torch.save(state, buffer)
+    data = buffer.getvalue()
     tmp = out.with_name(out.name + ".part")
-    torch.save(state, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    tmp.write_bytes(data)
     os.replace(tmp, out)
-    return digest
+    return hashlib.sha256(data).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,25 +273,22 @@ def main(argv: list[str] | None = None) -> int:
         "--snapshot-dir", type=Path, default=None, help="also save a checkpoint every 250 steps"
     )
     args = parser.parse_args(argv)
-    globals()["FOCAL_WEIGHT"] = args.focal_weight
+    config = SHAPES_CONFIG
     if args.config:
         overrides = json.loads(args.config)
-        SHAPES_CONFIG.update(
-            {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        config = dataclasses.replace(
+            config, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
         )
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
-    sam = build_shapes_sam()
+    sam = build_shapes_sam(config)
     if args.init is not None:
-        state = torch.load(args.init, map_location="cpu", weights_only=True)
-        sam.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        )
+        sam.load_state_dict(read_state_dict(args.init))  # float16 is cast on copy
     sam.train()
     params = sum(p.numel() for p in sam.parameters())
-    print(f"shapes model: {params / 1e6:.2f} M parameters, config {SHAPES_CONFIG}", flush=True)
+    print(f"shapes model: {params / 1e6:.2f} M parameters, config {config}", flush=True)
     decay = [p for n, p in sam.named_parameters() if p.ndim >= 2 and "pos" not in n]
     no_decay = [p for n, p in sam.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
     opt = torch.optim.AdamW(
@@ -298,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         embeddings = sam.image_encoder(torch.stack([it.input for it in items]))
         loss = torch.zeros(())
         for b, item in enumerate(items):
-            item_loss, stats = image_loss(sam, embeddings[b : b + 1], item, rng, args.max_masks)
+            item_loss, stats = image_loss(
+                sam, embeddings[b : b + 1], item, rng, args.max_masks, args.focal_weight
+            )
             loss = loss + item_loss / len(items)
             for key, value in stats.items():
                 running[key] = running.get(key, 0.0) + value / len(items)
@@ -323,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     digest = save_checkpoint(sam, args.out)
     meta = {
         "model_type": "shapes",
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPES_CONFIG.items()},
+        "config": dataclasses.asdict(config),
         "parameters": params,
         "seed": args.seed,
         "min_size": args.min_size,
