@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import supervision as sv
 import torch
+from segment_anything.modeling import Sam
 
 import samkit
 from samkit.evaluation import (
@@ -65,8 +66,13 @@ def test_a_random_model_scores_far_below_the_bar() -> None:
 
 
 @pytest.fixture(scope="module")
-def shapes_report() -> Report:
-    sam = samkit.load_sam("shapes", device="cpu")
+def shapes_sam() -> Sam:
+    return samkit.load_sam("shapes", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def shapes_report(shapes_sam: Sam) -> Report:
+    sam = shapes_sam
     with torch.inference_mode():
         return evaluate(sam, seeds=range(1000, 1012), amg=False)
 
@@ -81,8 +87,7 @@ def test_bundled_model_segments_single_points(shapes_report: Report) -> None:
     assert shapes_report.point_miou >= 0.8
 
 
-def test_bundled_model_finds_shapes_automatically() -> None:
-    sam = samkit.load_sam("shapes", device="cpu")
+def test_bundled_model_finds_shapes_automatically(shapes_sam: Sam) -> None:
     with torch.inference_mode():
-        report = evaluate(sam, seeds=range(2000, 2004), amg=True)
+        report = evaluate(shapes_sam, seeds=range(2000, 2004), amg=True)
     assert report.amg_recall >= 0.8
