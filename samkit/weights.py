@@ -422,10 +422,10 @@ def _copy(
             ) from exc
         if not chunk:
             return received
-        if first and fh.tell() == 0 and chunk.lstrip()[:1] == b"<":
+        if first and fh.tell() == 0 and _looks_like_markup(chunk):
             fh.close()
             _remove(part)
-            raise DownloadError(_html_message(url, dest, "the file starts with '<'"))
+            raise DownloadError(_html_message(url, dest, "the file is text that starts with '<'"))
         first = False
         try:
             _write_chunk(fh, chunk)
@@ -453,6 +453,21 @@ def _check_free_space(part: Path, needed: int) -> None:
             f"needs {needed:,}. Free some space, or download to another directory with "
             "dest_dir=... (or the SAMKIT_HOME environment variable)."
         )
+
+
+#: Bytes that never occur in HTML or XML text: C0 controls other than tab, LF, FF and CR.
+_BINARY_BYTES = bytes(set(range(32)) - {9, 10, 12, 13})
+
+
+def _looks_like_markup(head: bytes) -> bool:
+    """Whether the first bytes of a download are an HTML/XML page rather than a checkpoint.
+
+    A page starts with ``<`` (after blank space) and is text. A checkpoint is a zip
+    archive or a pickle, binary from the first bytes, so a binary file that happens to
+    start with ``<`` is not mistaken for a page.
+    """
+    text = head.lstrip()[:512]
+    return text[:1] == b"<" and not any(byte in _BINARY_BYTES for byte in text)
 
 
 def _html_message(url: str, dest: Path, evidence: str) -> str:

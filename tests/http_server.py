@@ -13,12 +13,19 @@ Each served file has a mode that imitates what goes wrong out there:
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    """``size`` pseudo-random bytes, the same for the same seed (a stand-in checkpoint)."""
+    return random.Random(seed).randbytes(size)
+
 
 HTML_PAGE = b"<!DOCTYPE html>\n<html><body><h1>Sign in to continue</h1></body></html>\n"
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from http_server import LocalServer, dead_url
+from http_server import LocalServer, dead_url, payload
 
 from samkit import env, model
 from samkit.cli import main
@@ -26,7 +26,7 @@ def server() -> Iterator[LocalServer]:
 @pytest.fixture
 def mirror(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> tuple[LocalServer, bytes, str]:
     """A generated file served as vit_b, registered with its own sha256 and size."""
-    data = os.urandom(1 << 20)
+    data = payload(1 << 20)
     sha256 = hashlib.sha256(data).hexdigest()
     monkeypatch.setitem(CHECKPOINTS, "vit_b", Checkpoint("vit_b", FILENAME, sha256, len(data)))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pooch
 import pytest
-from http_server import LocalServer, dead_url
+from http_server import LocalServer, dead_url, payload
 
 from samkit import env, model, weights
 from samkit.weights import (
@@ -74,8 +74,9 @@ def make_mirror(
         served: bytes | None = None,
         size_on_record: bool = True,
         delay_s: float = 0.0,
+        data: bytes | None = None,
     ) -> Mirror:
-        data = os.urandom(PAYLOAD_BYTES)
+        data = payload(PAYLOAD_BYTES) if data is None else data
         entry = CHECKPOINTS[model_type]
         monkeypatch.setitem(
             CHECKPOINTS,
@@ -152,7 +153,7 @@ def test_download_without_progress_prints_nothing(
 def test_hash_mismatch_names_both_hashes_and_removes_the_file(
     make_mirror: Callable[..., Mirror],
 ) -> None:
-    served = os.urandom(PAYLOAD_BYTES)
+    served = payload(PAYLOAD_BYTES, seed=1)
     mirror = make_mirror(served=served)
     expected = CHECKPOINTS["vit_b"].sha256
     actual = hashlib.sha256(served).hexdigest()
@@ -207,7 +208,7 @@ def test_dead_server_fails_fast_with_url_and_manual_path(
     ("mode", "evidence"),
     [
         ("html", "its Content-Type is text/html"),  # an honest error page
-        ("html-as-binary", "the file starts with '<'"),  # a page sent as binary
+        ("html-as-binary", "the file is text that starts with '<'"),  # a page sent as binary
     ],
 )
 def test_html_page_is_refused(make_mirror: Callable[..., Mirror], mode: str, evidence: str) -> None:
@@ -220,6 +221,17 @@ def test_html_page_is_refused(make_mirror: Callable[..., Mirror], mode: str, evi
     with pytest.raises(DownloadError, match=message):
         download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
     assert list(mirror.dest_dir.iterdir()) == []
+
+
+def test_binary_file_starting_with_a_bracket_is_a_checkpoint(
+    make_mirror: Callable[..., Mirror],
+) -> None:
+    """Only text that starts with '<' is a page: one random file in 256 starts with it."""
+    data = b"<" + payload(PAYLOAD_BYTES - 1)
+    assert any(byte < 9 for byte in data[:512])  # binary from the start
+    mirror = make_mirror(data=data)
+    assert download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False) == mirror.dest
+    assert mirror.dest.read_bytes() == data
 
 
 def test_truncated_download_is_kept_and_resumed(make_mirror: Callable[..., Mirror]) -> None:
