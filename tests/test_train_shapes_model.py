@@ -4,10 +4,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import samkit
+from samkit.model import build_shapes_sam
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,10 +26,11 @@ def trainer():  # type: ignore[no-untyped-def]
     return module
 
 
-def _train(trainer, out: Path) -> str:  # type: ignore[no-untyped-def]
+def _train(trainer, out: Path, workers: int) -> str:  # type: ignore[no-untyped-def]
     threads = torch.get_num_threads()
+    args = ["--steps", "2", "--batch", "2", "--max-masks", "2", "--exact-boxes", "0.5"]
     try:
-        trainer.main(["--steps", "2", "--batch", "1", "--max-masks", "2", "--out", str(out)])
+        trainer.main([*args, "--data-workers", str(workers), "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
@@ -35,8 +38,9 @@ def _train(trainer, out: Path) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_training_is_deterministic_and_loads_safely(trainer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    first = _train(trainer, tmp_path / "a" / "m.pt")
-    second = _train(trainer, tmp_path / "b" / "m.pt")
+    # the same checkpoint whether the scenes come from a helper process or not
+    first = _train(trainer, tmp_path / "a" / "m.pt", workers=1)
+    second = _train(trainer, tmp_path / "b" / "m.pt", workers=0)
     assert first == second
     meta = json.loads((tmp_path / "a" / "m.json").read_text())
     assert meta["sha256"] == first
@@ -54,3 +58,43 @@ def test_loss_prefers_the_right_mask(trainer) -> None:  # type: ignore[no-untype
     assert trainer.mask_loss(good, target) < trainer.mask_loss(bad, target)
     assert trainer.hard_iou(good, target).item() == 1.0
     assert trainer.hard_iou(bad, target).item() == 0.0
+
+
+def test_batched_decode_matches_the_stock_decoder(trainer) -> None:  # type: ignore[no-untyped-def]
+    """Prompts of several images in one call give what the stock decoder gives per image."""
+    torch.manual_seed(0)
+    sam = build_shapes_sam()
+    size = sam.prompt_encoder.image_embedding_size
+    embeddings = torch.randn(2, sam.prompt_encoder.embed_dim, *size)
+    boxes = torch.tensor([[10.0, 20.0, 120.0, 90.0], [50.0, 60.0, 200.0, 250.0], [0, 0, 255, 255]])
+    image = torch.tensor([0, 1, 1])
+    with torch.no_grad():
+        batched, batched_iou = trainer.decode(sam, embeddings[image], None, boxes, None)
+        for k in range(len(boxes)):
+            sparse, dense = sam.prompt_encoder(points=None, boxes=boxes[k : k + 1], masks=None)
+            stock, stock_iou = sam.mask_decoder.predict_masks(
+                image_embeddings=embeddings[image[k] : image[k] + 1],
+                image_pe=sam.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+            )
+            torch.testing.assert_close(batched[k : k + 1], stock, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(batched_iou[k : k + 1], stock_iou, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("exact", "moved"), [(0.0, 3), (1.0, 0)])
+def test_box_noise_leaves_the_exact_share_tight(trainer, exact: float, moved: int) -> None:  # type: ignore[no-untyped-def]
+    boxes = torch.tensor([[10.0, 20.0, 120.0, 90.0]] * 3)
+    noisy = trainer.jitter_boxes(boxes, np.random.default_rng(0), exact)
+    assert int((noisy != boxes).any(dim=1).sum()) == moved
+    assert float((noisy - boxes).abs().max()) <= 6.0
+
+
+def test_scene_specs_are_fixed_by_seed_and_step(trainer) -> None:  # type: ignore[no-untyped-def]
+    first = trainer.scene_specs(0, 5, 4, 256)
+    assert first == trainer.scene_specs(0, 5, 4, 256)
+    assert first != trainer.scene_specs(0, 6, 4, 256)
+    assert [seed for seed, _, _ in first] == [trainer.TRAIN_SEED_OFFSET + 20 + b for b in range(4)]
+    for _, height, width in first:
+        assert 256 <= max(height, width) <= 512
+        assert 0.55 * max(height, width) - 1 <= min(height, width)

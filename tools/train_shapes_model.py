@@ -14,17 +14,20 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import hashlib
 import io
 import json
 import math
+import multiprocessing
 import os
 import platform
 import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,7 +37,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from samkit.model import SHAPES_CONFIG, build_shapes_sam, read_state_dict
-from samkit.shapes import DEFAULT_MIN_SIZE, make_scene
+from samkit.shapes import DEFAULT_MIN_SIZE, Scene, make_scene
 
 THREADS = 1
 TRAIN_SEED_OFFSET = 1_000_000_000  # training scenes never overlap evaluation seeds
@@ -76,18 +79,66 @@ def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-class Batch:
-    """One image ready for the model, with its masks and its coordinate transform."""
-
-    def __init__(
-        self, sam: Sam, rng: np.random.Generator, seed: int, min_size: float = DEFAULT_MIN_SIZE
-    ) -> None:
-        size = sam.image_encoder.img_size
+def scene_specs(seed: int, step: int, batch: int, size: int) -> list[tuple[int, int, int]]:
+    """The scenes of one step, as ``(scene seed, height, width)``: sizes from 1x to 2x the
+    model's input side, portrait or landscape, aspect 0.55 to 1."""
+    rng = np.random.default_rng([seed, step, 1])
+    specs = []
+    for b in range(batch):
         longest = int(rng.integers(size, 2 * size + 1))
         aspect = rng.uniform(0.55, 1.0)
         short = max(32, round(longest * aspect))
         height, width = (longest, short) if rng.random() < 0.4 else (short, longest)
-        scene = make_scene(seed, height, width, min_size=min_size)
+        specs.append((TRAIN_SEED_OFFSET + seed * 100_000_000 + step * batch + b, height, width))
+    return specs
+
+
+class Scenes:
+    """Generate the scenes of upcoming steps in a helper process while the model trains.
+
+    Scene ``i`` of a step depends only on its spec, so the result is the same with or
+    without the helper. ``workers=0`` generates them in this process.
+    """
+
+    def __init__(self, seed: int, batch: int, size: int, min_size: float, workers: int) -> None:
+        self.seed, self.batch, self.size, self.min_size = seed, batch, size, min_size
+        self.pool: concurrent.futures.Executor | None = None
+        if workers > 0:
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=cv2.setNumThreads,
+                initargs=(1,),
+            )
+        self.pending: dict[int, list[concurrent.futures.Future[Scene]]] = {}
+
+    def _submit(self, step: int) -> None:
+        assert self.pool is not None
+        self.pending[step] = [
+            self.pool.submit(make_scene, s, h, w, min_size=self.min_size)
+            for s, h, w in scene_specs(self.seed, step, self.batch, self.size)
+        ]
+
+    def get(self, step: int, steps: int) -> list[Scene]:
+        """The scenes of ``step``; also starts the next two steps' scenes."""
+        if self.pool is None:
+            specs = scene_specs(self.seed, step, self.batch, self.size)
+            return [make_scene(s, h, w, min_size=self.min_size) for s, h, w in specs]
+        for ahead in range(step, min(step + 3, steps)):
+            if ahead not in self.pending:
+                self._submit(ahead)
+        return [future.result() for future in self.pending.pop(step)]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+class Batch:
+    """One image ready for the model, with its masks and its coordinate transform."""
+
+    def __init__(self, sam: Sam, scene: Scene) -> None:
+        size = sam.image_encoder.img_size
         self.transform = ResizeLongestSide(size)
         resized = self.transform.apply_image(scene.image)
         h, w = resized.shape[:2]
@@ -130,49 +181,65 @@ def sample_clicks(
     return torch.stack(points), torch.tensor(labels, dtype=torch.int64)
 
 
-def jitter_boxes(boxes: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """SAM's box noise: each side moved by N(0, 0.1 * side), at most 20 px (here 6)."""
+def jitter_boxes(boxes: torch.Tensor, rng: np.random.Generator, exact: float = 0.0) -> torch.Tensor:
+    """SAM's box noise: each side moved by N(0, 0.1 * side), at most 20 px (here 6).
+
+    A share ``exact`` of the boxes stays tight, as a detector's or an annotation's box.
+    """
     w = (boxes[:, 2] - boxes[:, 0]).clamp(min=1)
     h = (boxes[:, 3] - boxes[:, 1]).clamp(min=1)
     scale = torch.stack([w, h, w, h], dim=1)
     noise = torch.as_tensor(rng.normal(0, 0.1, size=tuple(boxes.shape)), dtype=torch.float32)
-    noise = (noise * scale).clamp(-6, 6)
+    keep = torch.as_tensor(rng.random(len(boxes)) < exact)
+    noise = (noise * scale).clamp(-6, 6).masked_fill(keep[:, None], 0.0)
     return boxes + noise
 
 
 def decode(
     sam: Sam,
-    embedding: torch.Tensor,
+    embeddings: torch.Tensor,
     points: tuple[torch.Tensor, torch.Tensor] | None,
     boxes: torch.Tensor | None,
     mask_input: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """All four outputs of the decoder: low-res logits (K, 4, s, s) and IoU predictions."""
+    """All four outputs of the decoder: low-res logits (K, 4, s, s) and IoU predictions.
+
+    ``embeddings`` holds each prompt's own image embedding, (K, C, h, w), so the prompts
+    of a whole batch of images go through the stock ``MaskDecoder.predict_masks`` in one
+    call: it adds the image embedding to the dense prompt embedding, so a zero image
+    embedding and ``dense + embeddings`` give exactly the per-image result.
+    """
     sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
     low_res, iou_pred = sam.mask_decoder.predict_masks(
-        image_embeddings=embedding,
+        image_embeddings=embeddings.new_zeros((1, *embeddings.shape[1:])),
         image_pe=sam.prompt_encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=dense,
+        dense_prompt_embeddings=dense + embeddings,
     )
     return low_res, iou_pred
 
 
-def image_loss(
+def batch_loss(
     sam: Sam,
-    embedding: torch.Tensor,
-    item: Batch,
+    embeddings: torch.Tensor,
+    items: list[Batch],
     rng: np.random.Generator,
     max_masks: int,
     focal_weight: float = FOCAL_WEIGHT,
+    exact_boxes: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """All prompts for one image: box, single point, and one corrective round after each."""
-    chosen = torch.as_tensor(rng.permutation(item.count)[:max_masks])
-    target = item.target[chosen]
-    soft = item.masks[chosen]
+    """All prompts for a batch of images, in one decoder call per kind of prompt: box,
+    single point, and one corrective round after each. Up to ``max_masks`` shapes per
+    image; every chosen shape weighs the same."""
+    chosen = [torch.as_tensor(rng.permutation(item.count)[:max_masks]) for item in items]
+    image = torch.cat([torch.full((len(c),), b) for b, c in enumerate(chosen)])
+    target = torch.cat([item.target[c] for item, c in zip(items, chosen, strict=True)])
+    soft = torch.cat([item.masks[c] for item, c in zip(items, chosen, strict=True)])
+    xyxy = torch.cat([item.xyxy[c] for item, c in zip(items, chosen, strict=True)])
+    embedding = embeddings[image]
     scale = sam.image_encoder.img_size / target.shape[-1]
-    boxes = jitter_boxes(item.xyxy[chosen], rng)
-    k = len(chosen)
+    boxes = jitter_boxes(xyxy, rng, exact_boxes)
+    k = len(image)
     rows = torch.arange(k)
     positive = target > 0.5
 
@@ -262,7 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("data/models/sam_shapes.pt"))
     parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument(
+        "--data-workers",
+        type=int,
+        default=1,
+        help="processes that generate the scenes ahead of the training (0: none); the "
+        "checkpoint does not depend on it",
+    )
     parser.add_argument("--focal-weight", type=float, default=FOCAL_WEIGHT)
+    parser.add_argument(
+        "--exact-boxes", type=float, default=0.0, help="share of box prompts left without noise"
+    )
     parser.add_argument(
         "--config",
         default=None,
@@ -296,26 +373,20 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         betas=(0.9, 0.999),
     )
+    scenes = Scenes(args.seed, args.batch, config.image_size, args.min_size, args.data_workers)
     start = time.time()
     running: dict[str, float] = {}
     for step in range(args.steps):
         rng = np.random.default_rng([args.seed, step])
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        seeds = [
-            TRAIN_SEED_OFFSET + args.seed * 100_000_000 + step * args.batch + b
-            for b in range(args.batch)
-        ]
-        items = [Batch(sam, rng, s, args.min_size) for s in seeds]
+        items = [Batch(sam, scene) for scene in scenes.get(step, args.steps)]
         embeddings = sam.image_encoder(torch.stack([it.input for it in items]))
-        loss = torch.zeros(())
-        for b, item in enumerate(items):
-            item_loss, stats = image_loss(
-                sam, embeddings[b : b + 1], item, rng, args.max_masks, args.focal_weight
-            )
-            loss = loss + item_loss / len(items)
-            for key, value in stats.items():
-                running[key] = running.get(key, 0.0) + value / len(items)
+        loss, stats = batch_loss(
+            sam, embeddings, items, rng, args.max_masks, args.focal_weight, args.exact_boxes
+        )
+        for key, value in stats.items():
+            running[key] = running.get(key, 0.0) + value
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
@@ -333,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             save_checkpoint(sam, args.snapshot_dir / f"step{step + 1:05d}.pt")
             sam.train()
     wall = time.time() - start
+    scenes.close()
     sam.eval()
     digest = save_checkpoint(sam, args.out)
     meta = {
@@ -350,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_masks": args.max_masks,
         "lr": args.lr,
         "warmup": args.warmup,
+        "focal_weight": args.focal_weight,
+        "exact_boxes": args.exact_boxes,
         "threads": THREADS,
         "wall_time_s": round(wall, 1),
         "sha256": digest,
