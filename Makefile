@@ -43,9 +43,8 @@ weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weigh
 	$(BIN)/samkit download $(or $(MODEL),vit_b)
 
 .PHONY: shapes-model
-shapes-model: $(BIN)/samkit ## Retrain the bundled offline model into data/models/ (deterministic, two stages, < 60 min on 2 CPU cores)
-	$(BIN)/python tools/train_shapes_model.py --out build/shapes/stage1.pt
-	$(BIN)/python tools/train_shapes_model.py --init build/shapes/stage1.pt --seed 1 --steps 1200 --lr 3e-4 --warmup 50 --out data/models/sam_shapes.pt
+shapes-model: $(BIN)/samkit ## Retrain the bundled offline model into data/models/ (deterministic, one run, < 60 min on 2 CPU cores)
+	$(BIN)/python tools/train_shapes_model.py --steps 3800 --out data/models/sam_shapes.pt
 
 .PHONY: eval-shapes
 eval-shapes: $(BIN)/samkit ## Evaluate the bundled model on 100 held-out scenes through the stock predictor and generator

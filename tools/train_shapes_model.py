@@ -312,7 +312,7 @@ def save_checkpoint(sam: Sam, out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=3800)
     parser.add_argument("--batch", type=int, default=8, help="images per step")
     parser.add_argument("--max-masks", type=int, default=6, help="masks per image per step")
     parser.add_argument("--lr", type=float, default=1e-3)
