@@ -129,7 +129,10 @@ class Scenes:
                 self._submit(ahead)
         return [future.result() for future in self.pending.pop(step)]
 
-    def close(self) -> None:
+    def __enter__(self) -> Scenes:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
 
@@ -310,6 +313,40 @@ def save_checkpoint(sam: Sam, out: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def train(sam: Sam, opt: torch.optim.Optimizer, scenes: Scenes, args: argparse.Namespace) -> float:
+    """Run the training steps; return the wall time in seconds."""
+    start = time.time()
+    running: dict[str, float] = {}
+    for step in range(args.steps):
+        rng = np.random.default_rng([args.seed, step])
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        items = [Batch(sam, scene) for scene in scenes.get(step, args.steps)]
+        embeddings = sam.image_encoder(torch.stack([it.input for it in items]))
+        loss, stats = batch_loss(
+            sam, embeddings, items, rng, args.max_masks, args.focal_weight, args.exact_boxes
+        )
+        for key, value in stats.items():
+            running[key] = running.get(key, 0.0) + value
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
+        opt.step()
+        running["loss"] = running.get("loss", 0.0) + float(loss.detach())
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            n = args.log_every if (step + 1) % args.log_every == 0 else (step + 1) % args.log_every
+            msg = " ".join(f"{k} {v / n:.3f}" for k, v in sorted(running.items()))
+            elapsed = time.time() - start
+            lr = lr_at(step, args.steps, args.lr, args.warmup)
+            print(f"step {step + 1}/{args.steps} {elapsed:7.0f}s lr {lr:.2e} {msg}", flush=True)
+            running = {}
+        if args.snapshot_dir is not None and (step + 1) % 250 == 0:
+            sam.eval()
+            save_checkpoint(sam, args.snapshot_dir / f"step{step + 1:05d}.pt")
+            sam.train()
+    return time.time() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3800)
@@ -325,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         help="smallest shape, as a fraction of the short side",
     )
     parser.add_argument(
-        "--init", type=Path, default=None, help="start from this checkpoint (a second stage)"
+        "--init", type=Path, default=None, help="start from this checkpoint (fine-tuning)"
     )
     parser.add_argument("--out", type=Path, default=Path("data/models/sam_shapes.pt"))
     parser.add_argument("--log-every", type=int, default=50)
@@ -373,38 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         betas=(0.9, 0.999),
     )
-    scenes = Scenes(args.seed, args.batch, config.image_size, args.min_size, args.data_workers)
-    start = time.time()
-    running: dict[str, float] = {}
-    for step in range(args.steps):
-        rng = np.random.default_rng([args.seed, step])
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        items = [Batch(sam, scene) for scene in scenes.get(step, args.steps)]
-        embeddings = sam.image_encoder(torch.stack([it.input for it in items]))
-        loss, stats = batch_loss(
-            sam, embeddings, items, rng, args.max_masks, args.focal_weight, args.exact_boxes
-        )
-        for key, value in stats.items():
-            running[key] = running.get(key, 0.0) + value
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
-        opt.step()
-        running["loss"] = running.get("loss", 0.0) + float(loss.detach())
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            n = args.log_every if (step + 1) % args.log_every == 0 else (step + 1) % args.log_every
-            msg = " ".join(f"{k} {v / n:.3f}" for k, v in sorted(running.items()))
-            elapsed = time.time() - start
-            lr = lr_at(step, args.steps, args.lr, args.warmup)
-            print(f"step {step + 1}/{args.steps} {elapsed:7.0f}s lr {lr:.2e} {msg}", flush=True)
-            running = {}
-        if args.snapshot_dir is not None and (step + 1) % 250 == 0:
-            sam.eval()
-            save_checkpoint(sam, args.snapshot_dir / f"step{step + 1:05d}.pt")
-            sam.train()
-    wall = time.time() - start
-    scenes.close()
+    with Scenes(
+        args.seed, args.batch, config.image_size, args.min_size, args.data_workers
+    ) as scenes:
+        wall = train(sam, opt, scenes, args)
     sam.eval()
     digest = save_checkpoint(sam, args.out)
     meta = {
