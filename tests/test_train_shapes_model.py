@@ -34,6 +34,7 @@ def _train(trainer, out: Path, workers: int) -> str:  # type: ignore[no-untyped-
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
+        torch.set_flush_denormal(False)
     return hashlib.sha256(out.read_bytes()).hexdigest()
 
 
@@ -98,3 +99,26 @@ def test_scene_specs_are_fixed_by_seed_and_step(trainer) -> None:  # type: ignor
     for _, height, width in first:
         assert 256 <= max(height, width) <= 512
         assert 0.55 * max(height, width) - 1 <= min(height, width)
+
+
+@pytest.mark.parametrize(("box_fix", "calls"), [(True, 4), (False, 3)])
+def test_box_fix_round_is_optional(trainer, monkeypatch, box_fix: bool, calls: int) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    sam = build_shapes_sam()
+    items = [trainer.Batch(sam, samkit.make_scene(seed, 300, 200)) for seed in (1, 2)]
+    seen = []
+    decode = trainer.decode
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(args[3] is not None)  # a box prompt
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "decode", counting)
+    with torch.no_grad():
+        embeddings = sam.image_encoder(torch.stack([it.input for it in items]))
+        loss, stats = trainer.batch_loss(
+            sam, embeddings, items, np.random.default_rng(0), 6, box_fix=box_fix
+        )
+    assert len(seen) == calls
+    assert seen == [True, False, False, True][:calls]
+    assert torch.isfinite(loss) and set(stats) == {"box_iou", "point_iou", "corrected_iou"}
