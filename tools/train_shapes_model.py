@@ -412,8 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     torch.set_num_threads(THREADS)
-    # As the model grows confident, attention weights and loss terms underflow to
-    # denormal floats, which this CPU handles up to 9x slower: treat them as zero.
+    # As the model grows confident, attention weights and loss terms can underflow to
+    # denormal floats, which this CPU computes on up to 9x slower: treat them as zero.
     torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
