@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def trainer():  # type: ignore[no-untyped-def]
+    # on the path, so that the training processes it spawns can import it too
+    sys.path.insert(0, str(ROOT / "tools"))
     spec = importlib.util.spec_from_file_location(
         "train_shapes_model", ROOT / "tools" / "train_shapes_model.py"
     )
@@ -26,11 +28,13 @@ def trainer():  # type: ignore[no-untyped-def]
     return module
 
 
-def _train(trainer, out: Path, workers: int) -> str:  # type: ignore[no-untyped-def]
+def _train(trainer, out: Path, workers: int, procs: int = 1) -> str:  # type: ignore[no-untyped-def]
     threads = torch.get_num_threads()
     args = ["--steps", "2", "--batch", "2", "--max-masks", "2", "--exact-boxes", "0.5"]
     try:
-        trainer.main([*args, "--data-workers", str(workers), "--out", str(out)])
+        trainer.main(
+            [*args, "--procs", str(procs), "--data-workers", str(workers), "--out", str(out)]
+        )
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
@@ -49,6 +53,26 @@ def test_training_is_deterministic_and_loads_safely(trainer, tmp_path: Path) -> 
     # the checkpoint loads through the same safe path as the official weights
     sam = samkit.load_sam("shapes", checkpoint=tmp_path / "a" / "m.pt", device="cpu")
     assert not sam.training
+
+
+def test_two_training_processes_are_deterministic(trainer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # two processes, each with half of every step's images, averaging their gradients:
+    # the same checkpoint on every run, with or without the helper processes
+    first = _train(trainer, tmp_path / "a" / "m.pt", workers=0, procs=2)
+    second = _train(trainer, tmp_path / "b" / "m.pt", workers=1, procs=2)
+    assert first == second
+    meta = json.loads((tmp_path / "a" / "m.json").read_text())
+    assert meta["procs"] == 2 and meta["sha256"] == first
+    # the split changes the prompts each image gets, so the weights differ from one process
+    assert first != _train(trainer, tmp_path / "c" / "m.pt", workers=0, procs=1)
+
+
+def test_batch_must_split_evenly_between_processes(trainer, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit):
+        trainer.main(["--batch", "3", "--procs", "2", "--out", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert "--batch must be a multiple of --procs" in err and "got --batch 3 and --procs 2" in err
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_loss_prefers_the_right_mask(trainer) -> None:  # type: ignore[no-untyped-def]

@@ -24,19 +24,22 @@ import multiprocessing
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as torch_mp
 import torch.nn.functional as F
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from samkit.model import SHAPES_CONFIG, build_shapes_sam, read_state_dict
+from samkit.model import SHAPES_CONFIG, ShapesConfig, build_shapes_sam, read_state_dict
 from samkit.shapes import DEFAULT_MIN_SIZE, Scene, make_scene
 
 THREADS = 1
@@ -100,8 +103,20 @@ class Scenes:
     without the helper. ``workers=0`` generates them in this process.
     """
 
-    def __init__(self, seed: int, batch: int, size: int, min_size: float, workers: int) -> None:
+    def __init__(
+        self,
+        seed: int,
+        batch: int,
+        size: int,
+        min_size: float,
+        workers: int,
+        rank: int = 0,
+        procs: int = 1,
+    ) -> None:
         self.seed, self.batch, self.size, self.min_size = seed, batch, size, min_size
+        # each training process takes its own contiguous share of a step's scenes
+        share = batch // procs
+        self.part = slice(rank * share, (rank + 1) * share)
         self.pool: concurrent.futures.Executor | None = None
         if workers > 0:
             self.pool = concurrent.futures.ProcessPoolExecutor(
@@ -116,13 +131,13 @@ class Scenes:
         assert self.pool is not None
         self.pending[step] = [
             self.pool.submit(make_scene, s, h, w, min_size=self.min_size)
-            for s, h, w in scene_specs(self.seed, step, self.batch, self.size)
+            for s, h, w in scene_specs(self.seed, step, self.batch, self.size)[self.part]
         ]
 
     def get(self, step: int, steps: int) -> list[Scene]:
         """The scenes of ``step``; also starts the next two steps' scenes."""
         if self.pool is None:
-            specs = scene_specs(self.seed, step, self.batch, self.size)
+            specs = scene_specs(self.seed, step, self.batch, self.size)[self.part]
             return [make_scene(s, h, w, min_size=self.min_size) for s, h, w in specs]
         for ahead in range(step, min(step + 3, steps)):
             if ahead not in self.pending:
@@ -316,12 +331,39 @@ def save_checkpoint(sam: Sam, out: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def train(sam: Sam, opt: torch.optim.Optimizer, scenes: Scenes, args: argparse.Namespace) -> float:
-    """Run the training steps; return the wall time in seconds."""
+def average_gradients(sam: Sam, world: int) -> None:
+    """Average the gradients of all training processes (one gloo all-reduce).
+
+    The sum of two floats does not depend on their order, so with two processes every
+    process ends the step with the same bits, and so with the same weights.
+    """
+    grads = [p.grad for p in sam.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def train(
+    sam: Sam,
+    opt: torch.optim.Optimizer,
+    scenes: Scenes,
+    args: argparse.Namespace,
+    rank: int = 0,
+    world: int = 1,
+) -> float:
+    """Run the training steps; return the wall time in seconds.
+
+    With ``world`` > 1 this is one of several processes: each takes its share of the
+    step's images and its own prompts, and the gradients are averaged before the step.
+    """
     start = time.time()
     running: dict[str, float] = {}
     for step in range(args.steps):
-        rng = np.random.default_rng([args.seed, step])
+        rng = np.random.default_rng([args.seed, step] if world == 1 else [args.seed, step, rank])
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         items = [Batch(sam, scene) for scene in scenes.get(step, args.steps)]
@@ -336,21 +378,27 @@ def train(sam: Sam, opt: torch.optim.Optimizer, scenes: Scenes, args: argparse.N
             args.exact_boxes,
             bool(args.box_fix),
         )
-        for key, value in stats.items():
-            running[key] = running.get(key, 0.0) + value
+        stats["loss"] = float(loss.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:
+            average_gradients(sam, world)
+            shared = torch.tensor([stats[key] for key in sorted(stats)], dtype=torch.float64)
+            dist.all_reduce(shared)
+            stats = dict(zip(sorted(stats), (shared / world).tolist(), strict=True))
         torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
         opt.step()
-        running["loss"] = running.get("loss", 0.0) + float(loss.detach())
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+        for key, value in stats.items():
+            running[key] = running.get(key, 0.0) + value
+        if rank == 0 and ((step + 1) % args.log_every == 0 or step + 1 == args.steps):
             n = args.log_every if (step + 1) % args.log_every == 0 else (step + 1) % args.log_every
             msg = " ".join(f"{k} {v / n:.3f}" for k, v in sorted(running.items()))
             elapsed = time.time() - start
             lr = lr_at(step, args.steps, args.lr, args.warmup)
             print(f"step {step + 1}/{args.steps} {elapsed:7.0f}s lr {lr:.2e} {msg}", flush=True)
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             running = {}
-        if args.snapshot_dir is not None and (step + 1) % 250 == 0:
+        if rank == 0 and args.snapshot_dir is not None and (step + 1) % 250 == 0:
             sam.eval()
             save_checkpoint(sam, args.snapshot_dir / f"step{step + 1:05d}.pt")
             sam.train()
@@ -359,8 +407,15 @@ def train(sam: Sam, opt: torch.optim.Optimizer, scenes: Scenes, args: argparse.N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5200)
+    parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch", type=int, default=4, help="images per step")
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=2,
+        help="training processes (one per core): each takes batch/procs images of every "
+        "step and the gradients are averaged; the checkpoint depends on it",
+    )
     parser.add_argument("--max-masks", type=int, default=6, help="masks per image per step")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
@@ -379,9 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-workers",
         type=int,
-        default=1,
-        help="processes that generate the scenes ahead of the training (0: none); the "
-        "checkpoint does not depend on it",
+        default=0,
+        help="processes per training process that generate the scenes ahead of the "
+        "training (0: none); the checkpoint does not depend on it",
     )
     parser.add_argument("--focal-weight", type=float, default=FOCAL_WEIGHT)
     parser.add_argument(
@@ -411,6 +466,43 @@ def main(argv: list[str] | None = None) -> int:
             config, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
         )
 
+    if args.procs < 1 or args.batch % args.procs:
+        parser.error(
+            f"--batch must be a multiple of --procs (each process takes the same share); "
+            f"got --batch {args.batch} and --procs {args.procs}"
+        )
+    if args.procs == 1:
+        return run(0, 1, args, config, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch_mp.spawn(
+            run,
+            args=(args.procs, args, config, Path(tmp) / "store"),
+            nprocs=args.procs,
+            join=True,
+        )
+    return 0
+
+
+def run(
+    rank: int,
+    world: int,
+    args: argparse.Namespace,
+    config: ShapesConfig,
+    store: Path | None,
+) -> int:
+    """Train as process ``rank`` of ``world`` (``store``: the file that joins them);
+    process 0 saves the checkpoint and its record."""
+    if world > 1:
+        assert store is not None
+        dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        return _run(rank, world, args, config)
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def _run(rank: int, world: int, args: argparse.Namespace, config: ShapesConfig) -> int:
     torch.set_num_threads(THREADS)
     # As the model grows confident, attention weights and loss terms can underflow to
     # denormal floats, which this CPU computes on up to 9x slower: treat them as zero.
@@ -422,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         sam.load_state_dict(read_state_dict(args.init))  # float16 is cast on copy
     sam.train()
     params = sum(p.numel() for p in sam.parameters())
-    print(f"shapes model: {params / 1e6:.2f} M parameters, config {config}", flush=True)
+    if rank == 0:
+        print(f"shapes model: {params / 1e6:.2f} M parameters, config {config}", flush=True)
     decay = [p for n, p in sam.named_parameters() if p.ndim >= 2 and "pos" not in n]
     no_decay = [p for n, p in sam.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
     opt = torch.optim.AdamW(
@@ -431,10 +524,25 @@ def main(argv: list[str] | None = None) -> int:
         betas=(0.9, 0.999),
     )
     with Scenes(
-        args.seed, args.batch, config.image_size, args.min_size, args.data_workers
+        args.seed,
+        args.batch,
+        config.image_size,
+        args.min_size,
+        args.data_workers,
+        rank,
+        world,
     ) as scenes:
-        wall = train(sam, opt, scenes, args)
+        wall = train(sam, opt, scenes, args, rank, world)
     sam.eval()
+    if world > 1:
+        # every process took the same steps, so every process holds the same weights
+        flat = torch.cat([p.detach().reshape(-1) for p in sam.parameters()])
+        first = flat.clone()
+        dist.broadcast(first, 0)
+        if not torch.equal(flat, first):
+            raise RuntimeError(f"training process {rank} ended with other weights than process 0")
+    if rank != 0:
+        return 0
     digest = save_checkpoint(sam, args.out)
     meta = {
         "model_type": "shapes",
@@ -448,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         else hashlib.sha256(args.init.read_bytes()).hexdigest(),
         "steps": args.steps,
         "batch": args.batch,
+        "procs": args.procs,
         "max_masks": args.max_masks,
         "lr": args.lr,
         "warmup": args.warmup,
