@@ -42,8 +42,8 @@ class ShapesConfig:
     encoder_num_heads: int = 4
     encoder_global_attn_indexes: tuple[int, ...] = (0, 1, 2, 3)
     window_size: int = 8
-    prompt_embed_dim: int = 96
-    decoder_mlp_dim: int = 384
+    prompt_embed_dim: int = 128
+    decoder_mlp_dim: int = 512
     decoder_num_heads: int = 4
 
 

@@ -1,7 +1,8 @@
 """Train the bundled ``shapes`` model: SAM's architecture, scaled down, on generated scenes.
 
 Deterministic: the same arguments on the same kind of machine give the same checkpoint
-(fixed seeds, a fixed thread count, deterministic torch algorithms). The recipe is
+(fixed seeds, one thread per training process, deterministic torch algorithms; with
+``--procs 2`` two processes, one per core, average their gradients). The recipe is
 SAM's: box and point prompts sampled from the ground-truth masks, focal + dice loss on
 the masks (20:1), mean squared error between the IoU head and the real IoU, the best of
 the three outputs for ambiguous single points, and a round of corrective clicks that
