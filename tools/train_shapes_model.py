@@ -391,13 +391,14 @@ def train(
         opt.step()
         for key, value in stats.items():
             running[key] = running.get(key, 0.0) + value
-        if rank == 0 and ((step + 1) % args.log_every == 0 or step + 1 == args.steps):
+        log_now = (step + 1) % args.log_every == 0 or step + 1 == args.steps
+        if rank == 0 and log_now:
             n = args.log_every if (step + 1) % args.log_every == 0 else (step + 1) % args.log_every
             msg = " ".join(f"{k} {v / n:.3f}" for k, v in sorted(running.items()))
             elapsed = time.time() - start
             lr = lr_at(step, args.steps, args.lr, args.warmup)
             print(f"step {step + 1}/{args.steps} {elapsed:7.0f}s lr {lr:.2e} {msg}", flush=True)
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+        if log_now:
             running = {}
         if rank == 0 and args.snapshot_dir is not None and (step + 1) % 250 == 0:
             sam.eval()
