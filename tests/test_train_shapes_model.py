@@ -50,6 +50,8 @@ def test_training_is_deterministic_and_loads_safely(trainer, tmp_path: Path) -> 
     meta = json.loads((tmp_path / "a" / "m.json").read_text())
     assert meta["sha256"] == first
     assert meta["steps"] == 2
+    # the training scenes default to the model's input side
+    assert meta["scene_size"] == samkit.model.SHAPES_CONFIG.image_size
     # the checkpoint loads through the same safe path as the official weights
     sam = samkit.load_sam("shapes", checkpoint=tmp_path / "a" / "m.pt", device="cpu")
     assert not sam.training

@@ -84,8 +84,8 @@ def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def scene_specs(seed: int, step: int, batch: int, size: int) -> list[tuple[int, int, int]]:
-    """The scenes of one step, as ``(scene seed, height, width)``: sizes from 1x to 2x the
-    model's input side, portrait or landscape, aspect 0.55 to 1."""
+    """The scenes of one step, as ``(scene seed, height, width)``: the long side from 1x
+    to 2x ``size``, portrait or landscape, aspect 0.55 to 1."""
     rng = np.random.default_rng([seed, step, 1])
     specs = []
     for b in range(batch):
@@ -452,6 +452,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also train the box plus a corrective click (1) or not (0)",
     )
     parser.add_argument(
+        "--scene-size",
+        type=int,
+        default=None,
+        help="long side of the smallest training scene (the largest is twice it); "
+        "default: the model's input side",
+    )
+    parser.add_argument(
         "--config",
         default=None,
         help="JSON overrides of SHAPES_CONFIG, for experiments (the checkpoint then only "
@@ -528,7 +535,7 @@ def _run(rank: int, world: int, args: argparse.Namespace, config: ShapesConfig) 
     with Scenes(
         args.seed,
         args.batch,
-        config.image_size,
+        args.scene_size or config.image_size,
         args.min_size,
         args.data_workers,
         rank,
@@ -552,6 +559,7 @@ def _run(rank: int, world: int, args: argparse.Namespace, config: ShapesConfig) 
         "parameters": params,
         "seed": args.seed,
         "min_size": args.min_size,
+        "scene_size": args.scene_size or config.image_size,
         "init": None if args.init is None else args.init.name,
         "init_sha256": None
         if args.init is None
