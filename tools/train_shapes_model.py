@@ -532,10 +532,11 @@ def _run(rank: int, world: int, args: argparse.Namespace, config: ShapesConfig) 
         lr=args.lr,
         betas=(0.9, 0.999),
     )
+    scene_size = args.scene_size or config.image_size
     with Scenes(
         args.seed,
         args.batch,
-        args.scene_size or config.image_size,
+        scene_size,
         args.min_size,
         args.data_workers,
         rank,
@@ -559,7 +560,7 @@ def _run(rank: int, world: int, args: argparse.Namespace, config: ShapesConfig) 
         "parameters": params,
         "seed": args.seed,
         "min_size": args.min_size,
-        "scene_size": args.scene_size or config.image_size,
+        "scene_size": scene_size,
         "init": None if args.init is None else args.init.name,
         "init_sha256": None
         if args.init is None
