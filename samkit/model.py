@@ -35,7 +35,7 @@ from samkit.weights import download_checkpoint
 class ShapesConfig:
     """The layout of a scaled-down SAM built from segment-anything's classes."""
 
-    image_size: int = 320
+    image_size: int = 384
     patch_size: int = 16
     encoder_embed_dim: int = 128
     encoder_depth: int = 4

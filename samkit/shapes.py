@@ -31,7 +31,7 @@ _MAX_SHAPES = 6
 _MAX_SIZE = 0.5
 
 #: The smallest shape, as a fraction of the image's short side. The bundled model sees
-#: a 20x20 grid of 16-pixel patches, so much smaller shapes fall within a patch or two.
+#: a 24x24 grid of 16-pixel patches, so much smaller shapes fall within a patch or two.
 DEFAULT_MIN_SIZE = 0.14
 
 

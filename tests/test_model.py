@@ -149,7 +149,7 @@ def test_load_sam_downloads_official_checkpoints(
             16,
             96,
             "a model of none of the known types (image encoder with embed dim 96, patch "
-            "size 16, depth 2, input size 320)",
+            "size 16, depth 2, input size 384)",
         ),
         # the same patch size, another width and depth
         (
@@ -157,7 +157,7 @@ def test_load_sam_downloads_official_checkpoints(
             8,
             64,
             "a model of none of the known types (image encoder with embed dim 64, patch "
-            "size 8, depth 2, input size 320)",
+            "size 8, depth 2, input size 384)",
         ),
     ],
 )
