@@ -43,7 +43,7 @@ weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weigh
 	$(BIN)/samkit download $(or $(MODEL),vit_b)
 
 .PHONY: shapes-model
-shapes-model: $(BIN)/samkit ## Retrain the bundled offline model into data/models/ (deterministic, one run, < 60 min on 2 CPU cores)
+shapes-model: $(BIN)/samkit ## Retrain the bundled offline model into data/models/ (deterministic, one run, 55-60 min on 2 CPU cores)
 	$(BIN)/python tools/train_shapes_model.py --steps 5000 --batch 4 --procs 2 --scene-size 256 --box-fix 0 --data-workers 0 --out data/models/sam_shapes.pt
 
 .PHONY: eval-shapes
