@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from samkit import env
-from samkit.model import SAM_BUILDERS, default_model_type
-from samkit.weights import CHECKPOINTS, default_weights_dir, download_checkpoint
+from samkit.locations import weights_dir
+from samkit.model import MODEL_TYPES, default_model_type, download_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "model",
         metavar="MODEL",
-        help=f"model type: {', '.join([*CHECKPOINTS, 'shapes'])}",
+        help=f"model type: {', '.join(MODEL_TYPES)}",
     )
     download.add_argument(
         "--dest",
@@ -81,15 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _env() -> None:
     """Print the GPU report and samkit's defaults."""
     print(env.gpu_report())
-    print(f"default model type: {default_model_type()} (choices: {', '.join(SAM_BUILDERS)})")
+    print(f"default model type: {default_model_type()} (choices: {', '.join(MODEL_TYPES)})")
     print(f"default device: {env.default_device()}")
-    print(f"weights directory: {default_weights_dir()}")
+    print(f"weights directory: {weights_dir()}")
 
 
 def _download(model_type: str, dest: str | None, *, progress: bool) -> None:
     """Download and verify one checkpoint, then say where it is."""
     path = download_checkpoint(model_type, dest_dir=dest, progress=progress)
-    if model_type in CHECKPOINTS:
-        print(f"verified sha256 {CHECKPOINTS[model_type].sha256[:8]}… -> {path}")
+    checkpoint = MODEL_TYPES[model_type].checkpoint
+    if checkpoint is not None and path.name == checkpoint.filename:
+        print(f"verified sha256 {checkpoint.sha256[:8]}… -> {path}")
     else:
-        print(f"bundled checkpoint (no download needed) -> {path}")
+        print(f"bundled or given checkpoint (no download needed) -> {path}")

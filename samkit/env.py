@@ -1,6 +1,8 @@
-"""Where the notebook runs: Colab or not, which device, where HOME is.
+"""Where samkit runs: Colab or not, which device, and the environment variables.
 
-This is the only module that knows about Google Colab.
+This is the only module that knows about Google Colab, and the only one that reads
+environment variables: every ``SAMKIT_*`` variable is listed in :data:`VARIABLES` and read
+through :func:`variable`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,48 @@ from pathlib import Path
 
 import torch
 
+#: Every environment variable samkit reads, with what it does (the README's table).
+VARIABLES: dict[str, str] = {
+    "SAMKIT_MODEL": "Model type used when none is given: `vit_h`, `vit_l`, `vit_b` or "
+    "`shapes` (the bundled offline model; `make test` sets it).",
+    "SAMKIT_CHECKPOINT": "A checkpoint file for the active model type (fine-tuned, or "
+    "placed by hand): `load_sam` and `download_checkpoint` use it instead of downloading.",
+    "SAMKIT_DEVICE": "Force the device: `cpu`, `cuda`, `cuda:N` or `mps`.",
+    "SAMKIT_HOME": "Folder that checkpoints are downloaded to (and compiled models "
+    "cached in); default: the per-user cache (`~/.cache/samkit`), `/content/weights` in "
+    "Colab.",
+    "SAMKIT_WEIGHTS_URL": "Base URL of a mirror serving the official checkpoint files "
+    "under their own names.",
+    "SAMKIT_OUTPUT_DIR": "Folder that notebooks write their files to; default "
+    "`build/outputs` in a checkout, `/content/samkit_outputs` in Colab.",
+}
+
 #: The environment variable that forces the device (``cpu``, ``cuda``, ``cuda:N``, ``mps``).
 DEVICE_ENV = "SAMKIT_DEVICE"
+
+
+def variable(name: str) -> str | None:
+    """Read one of samkit's environment variables.
+
+    Args:
+        name: A key of :data:`VARIABLES`.
+
+    Returns:
+        The value with surrounding blanks removed, or ``None`` when it is unset or blank.
+
+    Raises:
+        KeyError: If ``name`` is not one of samkit's variables (a typo in samkit itself).
+
+    Example:
+        >>> from samkit import env
+        >>> sorted(env.VARIABLES)[:2]
+        ['SAMKIT_CHECKPOINT', 'SAMKIT_DEVICE']
+    """
+    if name not in VARIABLES:
+        raise KeyError(f"{name} is not one of samkit's environment variables: {list(VARIABLES)}")
+    value = os.environ.get(name, "").strip()
+    return value or None
+
 
 #: Where Colab keeps the notebook's files.
 COLAB_HOME = Path("/content")
@@ -109,7 +151,7 @@ def default_device() -> str:
         sam.to(device=samkit.default_device())
         ```
     """
-    forced = os.environ.get(DEVICE_ENV, "").strip()
+    forced = variable(DEVICE_ENV)
     if forced:
         return _check_device(forced)
     if torch.cuda.is_available():
@@ -153,17 +195,3 @@ def gpu_report() -> str:
         lines.insert(1, "Apple GPU (MPS) available: device 'mps'")
     lines.append(f"For a GPU in Colab: {COLAB_GPU_MENU}, then run the notebook again.")
     return "\n".join(lines)
-
-
-def home_dir() -> Path:
-    """The notebook's HOME, where data, images and weights go.
-
-    Returns:
-        ``/content`` in Colab, else the current working directory.
-
-    Example:
-        ```python
-        HOME = samkit.home_dir()
-        ```
-    """
-    return COLAB_HOME if in_colab() else Path.cwd()

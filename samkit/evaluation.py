@@ -24,25 +24,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
+import supervision as sv
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from segment_anything.modeling import Sam
 
-from samkit.masks import mask_iou
+from samkit.masks import deepest_point, mask_iou
+from samkit.model import SHAPES_AMG_SETTINGS
 from samkit.shapes import Scene, make_scene
-
-#: Automatic mask generator settings used for the bundled ``shapes`` model. Shapes are
-#: at least a seventh of the image's short side, so a 16x16 grid of points finds them.
-SHAPES_AMG_SETTINGS: dict[str, Any] = {
-    "points_per_side": 16,
-    "points_per_batch": 64,
-    "pred_iou_thresh": 0.6,
-    "stability_score_thresh": 0.7,
-    "box_nms_thresh": 0.7,
-    "min_mask_region_area": 0,
-}
 
 #: Image sizes (height, width) of the held-out evaluation scenes: non-square both ways.
 EVAL_SIZES: tuple[tuple[int, int], ...] = ((480, 640), (600, 400))
@@ -51,19 +41,10 @@ EVAL_SIZES: tuple[tuple[int, int], ...] = ((480, 640), (600, 400))
 AMG_RECALL_IOU = 0.7
 
 
-def deepest_point(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
-    """The pixel farthest from the mask's border, as `(x, y)` float32 of shape `(2,)`."""
-    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return np.array([x, y], dtype=np.float32)
-
-
 def box_mask(xyxy: npt.NDArray[np.float32], shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
     """The filled box `[x0, y0, x1, y1]` (max inclusive) as a boolean mask of `shape`."""
-    out = np.zeros(shape, dtype=bool)
-    x0, y0, x1, y1 = (round(v) for v in xyxy)
-    out[y0 : y1 + 1, x0 : x1 + 1] = True
-    return out
+    box = np.round(np.asarray(xyxy, dtype=np.float64)).reshape(1, 4)
+    return np.asarray(sv.xyxy_to_mask(box, (shape[1], shape[0]))[0], dtype=bool)
 
 
 @dataclass

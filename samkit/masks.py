@@ -265,3 +265,26 @@ def grid_shape(count: int, max_cols: int = 8) -> tuple[int, int]:
         return (0, 0)
     cols = min(int(count), int(max_cols))
     return (math.ceil(int(count) / cols), cols)
+
+
+def deepest_point(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """The pixel farthest from a mask's border: a click that surely lands inside it.
+
+    Args:
+        mask: One bool mask of shape `(H, W)`.
+
+    Returns:
+        Its `(x, y)` pixel, a float32 numpy array of shape `(2,)`.
+
+    Example:
+        >>> import numpy as np
+        >>> mask = np.zeros((5, 7), dtype=bool)
+        >>> mask[1:4, 2:5] = True
+        >>> deepest_point(mask).tolist()
+        [3.0, 2.0]
+    """
+    import cv2
+
+    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return np.array([x, y], dtype=np.float32)

@@ -1,9 +1,21 @@
-"""Building SAM models: the official architectures and the bundled ``shapes`` model.
+"""The registry of SAM model types, and building and loading them.
+
+:data:`MODEL_TYPES` holds one :class:`ModelType` record per type: its builder, where its
+checkpoint comes from, its automatic-mask settings and what kind of sample images suit
+it. It is the only code that knows what each type is; :func:`model_spec` is the one
+check of a model type's name.
 
 The official model types (``vit_h``, ``vit_l``, ``vit_b``) are built with
 segment-anything's own builders. The ``shapes`` model is SAM's exact architecture
 (``segment_anything.modeling`` classes), scaled down so that it trains and runs on a
-laptop CPU; its checkpoint ships in ``data/models/``.
+laptop CPU; its checkpoint ships with samkit.
+
+Example:
+    >>> from samkit.model import MODEL_TYPES, model_spec
+    >>> list(MODEL_TYPES)
+    ['vit_h', 'vit_l', 'vit_b', 'shapes']
+    >>> model_spec("shapes").samples
+    'scenes'
 """
 
 from __future__ import annotations
@@ -12,10 +24,12 @@ import functools
 import os
 import pickle
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
 
 import torch
 from segment_anything import sam_model_registry
@@ -27,8 +41,8 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
-from samkit import env
-from samkit.weights import download_checkpoint
+from samkit import env, locations
+from samkit.weights import DEFAULT_TIMEOUT_S, Checkpoint, fetch_checkpoint
 
 
 @dataclass(frozen=True)
@@ -50,9 +64,6 @@ class ShapesConfig:
 #: Architecture of the bundled ``shapes`` model. Every number here is part of the
 #: checkpoint's contract: change one and the committed checkpoint no longer loads.
 SHAPES_CONFIG = ShapesConfig()
-
-#: The bundled checkpoint of the ``shapes`` model.
-SHAPES_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "models" / "sam_shapes.pt"
 
 
 def build_shapes_sam(config: ShapesConfig = SHAPES_CONFIG) -> Sam:
@@ -107,14 +118,105 @@ def build_shapes_sam(config: ShapesConfig = SHAPES_CONFIG) -> Sam:
     return sam
 
 
-#: A plain dict of builders, as segment-anything's ``sam_model_registry``: each returns
-#: an untrained ``Sam`` of that architecture (weights are loaded by ``load_sam``).
-SAM_BUILDERS: dict[str, Callable[[], Sam]] = {
-    "vit_h": partial(sam_model_registry["vit_h"], checkpoint=None),
-    "vit_l": partial(sam_model_registry["vit_l"], checkpoint=None),
-    "vit_b": partial(sam_model_registry["vit_b"], checkpoint=None),
-    "shapes": build_shapes_sam,
-}
+@dataclass(frozen=True)
+class ModelType:
+    """Everything samkit knows about one model type.
+
+    Attributes:
+        name: The model type (``"vit_b"``, ...), as segment-anything names it.
+        build: Returns an untrained ``Sam`` of this architecture.
+        checkpoint: The official checkpoint to download, or ``None`` for a bundled model.
+        bundled: The checkpoint's path inside samkit's data folder, for a bundled model.
+        amg_settings: ``SamAutomaticMaskGenerator`` settings that differ from
+            segment-anything's defaults for this model.
+        samples: ``"photos"`` when the model segments photos, ``"scenes"`` when it only
+            knows the generated scenes of simple shapes (``samkit.make_scene``).
+    """
+
+    name: str
+    build: Callable[[], Sam]
+    checkpoint: Checkpoint | None = None
+    bundled: tuple[str, ...] | None = None
+    amg_settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    samples: Literal["photos", "scenes"] = "photos"
+
+
+#: Automatic mask generator settings used for the bundled ``shapes`` model. Shapes are
+#: at least a seventh of the image's short side, so a 16x16 grid of points finds them.
+SHAPES_AMG_SETTINGS: Mapping[str, Any] = MappingProxyType(
+    {
+        "points_per_side": 16,
+        "points_per_batch": 64,
+        "pred_iou_thresh": 0.6,
+        "stability_score_thresh": 0.7,
+        "box_nms_thresh": 0.7,
+        "min_mask_region_area": 0,
+    }
+)
+
+
+def _official(name: str, filename: str, sha256: str, size: int | None) -> ModelType:
+    return ModelType(
+        name=name,
+        build=partial(sam_model_registry[name], checkpoint=None),
+        checkpoint=Checkpoint(filename=filename, sha256=sha256, size=size),
+    )
+
+
+#: The model types, by name: the official checkpoints (Meta's public record) and the
+#: bundled offline model.
+MODEL_TYPES: dict[str, ModelType] = dict(
+    {
+        "vit_h": _official(
+            "vit_h",
+            "sam_vit_h_4b8939.pth",
+            "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+            2_564_550_879,
+        ),
+        "vit_l": _official(
+            "vit_l",
+            "sam_vit_l_0b3195.pth",
+            "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+            None,
+        ),
+        "vit_b": _official(
+            "vit_b",
+            "sam_vit_b_01ec64.pth",
+            "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+            375_042_383,
+        ),
+        "shapes": ModelType(
+            name="shapes",
+            build=build_shapes_sam,
+            bundled=("models", "sam_shapes.pt"),
+            amg_settings=SHAPES_AMG_SETTINGS,
+            samples="scenes",
+        ),
+    }
+)
+
+
+def model_spec(model_type: object, name: str = "model_type") -> ModelType:
+    """Look up a model type in the registry: the one check of a model type's name.
+
+    Args:
+        model_type: A key of :data:`MODEL_TYPES`.
+        name: What to call the value in the error message (``"SAMKIT_MODEL"``, ...).
+
+    Returns:
+        Its :class:`ModelType` record.
+
+    Raises:
+        ValueError: If ``model_type`` is not a known model type; the message lists them.
+
+    Example:
+        >>> model_spec("vit_b").checkpoint.filename
+        'sam_vit_b_01ec64.pth'
+    """
+    if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
+        valid = ", ".join(repr(key) for key in MODEL_TYPES)
+        raise ValueError(f"{name} must be one of {valid}, but got {model_type!r}")
+    return MODEL_TYPES[model_type]
 
 
 #: Keys a checkpoint may wrap its state dict in (``{"model": state_dict}``).
@@ -128,17 +230,76 @@ def default_model_type() -> str:
     when the default device is a CUDA GPU and ``"vit_b"`` otherwise.
 
     Returns:
-        A key of ``SAM_BUILDERS``.
+        A key of :data:`MODEL_TYPES`.
 
     Raises:
         ValueError: If ``SAMKIT_MODEL`` is set to an unknown model type.
     """
-    chosen = os.environ.get("SAMKIT_MODEL", "").strip()
+    chosen = env.variable("SAMKIT_MODEL")
     if chosen:
-        if chosen not in SAM_BUILDERS:
-            raise ValueError(f"SAMKIT_MODEL must be one of {_valid_types()}, but got {chosen!r}")
-        return chosen
+        return model_spec(chosen, name="SAMKIT_MODEL").name
     return "vit_h" if torch.device(env.default_device()).type == "cuda" else "vit_b"
+
+
+def _checkpoint_from_env(model_type: str) -> Path | None:
+    """``SAMKIT_CHECKPOINT`` when set and ``model_type`` is the active model type."""
+    chosen = env.variable("SAMKIT_CHECKPOINT")
+    if chosen is None or model_type != default_model_type():
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"SAMKIT_CHECKPOINT names a file that does not exist: {path}. Point it at a "
+            "checkpoint file, or unset it to download the official checkpoint."
+        )
+    return path
+
+
+def download_checkpoint(
+    model_type: str,
+    dest_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Path:
+    """Return a model type's checkpoint file, downloading and verifying it when needed.
+
+    For an official model type the checkpoint is downloaded once, verified (sha256) and
+    kept (see ``samkit.weights.fetch_checkpoint``); a bundled model's file is returned
+    as it is. ``SAMKIT_CHECKPOINT``, when set, is returned for the active model type
+    (``samkit.default_model_type()``) without any download: a fine-tuned or hand-placed
+    checkpoint.
+
+    Args:
+        model_type: ``"vit_h"``, ``"vit_l"``, ``"vit_b"`` or ``"shapes"``.
+        dest_dir: Directory to keep a download in; created when missing. Defaults to
+            ``samkit.locations.weights_dir()`` (``SAMKIT_HOME``).
+        progress: Show a progress bar while downloading.
+        timeout: Seconds to wait for the connection and for each block of data.
+
+    Returns:
+        The path of the checkpoint.
+
+    Raises:
+        ValueError: If an argument or ``SAMKIT_WEIGHTS_URL`` is not valid.
+        FileNotFoundError: If ``SAMKIT_CHECKPOINT`` or the bundled file is missing.
+        samkit.weights.ChecksumError: If a download does not match the sha256 on record.
+        samkit.weights.DownloadError: If the download fails; the message says why.
+
+    Example:
+        >>> import samkit
+        >>> samkit.download_checkpoint("shapes").name
+        'sam_shapes.pt'
+    """
+    spec = model_spec(model_type)
+    from_env = _checkpoint_from_env(spec.name)
+    if from_env is not None:
+        return from_env
+    if spec.bundled is not None:
+        return locations.data_file(*spec.bundled)
+    if spec.checkpoint is None:  # pragma: no cover - every record has one or the other
+        raise RuntimeError(f"model type {spec.name!r} has neither a download nor a file")
+    return fetch_checkpoint(spec.checkpoint, dest_dir, progress, timeout=timeout)
 
 
 def load_sam(
@@ -153,11 +314,12 @@ def load_sam(
     checkpoint loads into the float32 model, and ``{"model": state_dict}`` is unwrapped.
 
     Args:
-        model_type: A key of ``SAM_BUILDERS`` (``"vit_h"``, ``"vit_l"``, ``"vit_b"``,
+        model_type: A key of :data:`MODEL_TYPES` (``"vit_h"``, ``"vit_l"``, ``"vit_b"``,
             ``"shapes"``). Defaults to ``default_model_type()``.
         checkpoint: A checkpoint file holding a state dict for that architecture. By
-            default the official checkpoint is downloaded (and verified) with
-            ``download_checkpoint``, and ``"shapes"`` uses the bundled one.
+            default :func:`download_checkpoint` gives it: ``SAMKIT_CHECKPOINT`` for the
+            active model type, the bundled file for ``"shapes"``, else the official
+            checkpoint, downloaded and verified.
         device: Where to put the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
             Defaults to ``samkit.env.default_device()`` (``SAMKIT_DEVICE`` overrides).
 
@@ -173,13 +335,12 @@ def load_sam(
     Example:
         >>> import samkit
         >>> from segment_anything import SamPredictor
-        >>> sam = samkit.load_sam("shapes", device="cpu")  # doctest: +SKIP
-        >>> predictor = SamPredictor(sam)  # doctest: +SKIP
+        >>> sam = samkit.load_sam("shapes", device="cpu")
+        >>> predictor = SamPredictor(sam)
+        >>> sam.image_encoder.img_size
+        384
     """
-    if model_type is None:
-        model_type = default_model_type()
-    elif not isinstance(model_type, str) or model_type not in SAM_BUILDERS:
-        raise ValueError(f"model_type must be one of {_valid_types()}, but got {model_type!r}")
+    model_type = default_model_type() if model_type is None else model_spec(model_type).name
     target = _resolve_device(device)
     if checkpoint is None:
         path = download_checkpoint(model_type)
@@ -201,7 +362,7 @@ def load_sam(
         raise ValueError(
             f"checkpoint {path} holds {holds}, but model_type {model_type!r} was requested{hint}"
         )
-    sam = SAM_BUILDERS[model_type]()
+    sam = MODEL_TYPES[model_type].build()
     sam.load_state_dict(state_dict, strict=True)
     sam.to(target)
     sam.eval()
@@ -278,7 +439,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_model_type(state_dict: dict[str, torch.Tensor]) -> str | None:
-    """Tell which architecture of ``SAM_BUILDERS`` a state dict belongs to.
+    """Tell which architecture of :data:`MODEL_TYPES` a state dict belongs to.
 
     The parameter names and shapes are compared against each architecture built on
     PyTorch's ``meta`` device (no memory, no initialisation), so this is cheap even for
@@ -291,15 +452,10 @@ def checkpoint_model_type(state_dict: dict[str, torch.Tensor]) -> str | None:
         The matching model type, or ``None`` when none matches exactly.
     """
     shapes = _shapes_of(state_dict)
-    for name in SAM_BUILDERS:
+    for name in MODEL_TYPES:
         if _expected_shapes(name) == shapes:
             return name
     return None
-
-
-def _valid_types() -> str:
-    """The valid model types, quoted, for error messages."""
-    return ", ".join(repr(name) for name in SAM_BUILDERS)
 
 
 def _resolve_device(device: object) -> torch.device:
@@ -340,7 +496,7 @@ def _shapes_of(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]
 def _expected_shapes(model_type: str) -> dict[str, tuple[int, ...]]:
     """The state-dict shapes of an architecture, built on the meta device (no memory)."""
     with torch.device("meta"):
-        sam = SAM_BUILDERS[model_type]()
+        sam = MODEL_TYPES[model_type].build()
     return _shapes_of(sam.state_dict())
 
 

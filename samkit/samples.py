@@ -1,10 +1,10 @@
-"""The tutorial's example images, and how good a mask is on them.
+"""The tutorial's example images, suited to the active model.
 
-With real SAM weights the notebooks work on three licence-clean photos bundled in
-``data/images/`` (see ``data/CREDITS.md``). The bundled ``shapes`` model only knows
-simple shapes, so while it is the active model (``SAMKIT_MODEL=shapes``, as in the tests
-and ``make demo``) every name gives a generated scene instead, with its exact ground
-truth, and the notebooks can print how close each mask is to the truth.
+With real SAM weights the notebooks work on three licence-clean photos bundled with
+samkit (see ``data/CREDITS.md``). A model that only knows simple shapes (the bundled
+``shapes`` model, whose registry record says ``samples="scenes"``) gets a generated
+scene for every name instead, with its exact ground truth, so that the notebooks can
+print how close each mask is to the truth (``samkit.mask_report``).
 
 Example:
     ```python
@@ -19,25 +19,20 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import supervision as sv
 
-from samkit.evaluation import deepest_point
+from samkit import locations
 from samkit.images import load_image
-from samkit.masks import mask_iou, stack_masks
-from samkit.model import SAM_BUILDERS, default_model_type
+from samkit.masks import deepest_point
+from samkit.model import default_model_type, model_spec
 from samkit.shapes import make_scene
-
-#: Where the bundled photos and the detector annotation files live.
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 #: The size (height, width) of the generated scenes: not square, as most photos.
 SCENE_SIZE: tuple[int, int] = (480, 640)
@@ -160,9 +155,11 @@ def _check_name(name: object) -> str:
 
 
 def _boxes_file(stem: str) -> Path | None:
-    """The annotation file ``data/annotations/<stem>.json`` if it exists."""
-    path = DATA_DIR / "annotations" / f"{stem}.json"
-    return path if path.is_file() else None
+    """The bundled annotation file ``annotations/<stem>.json`` if it exists."""
+    try:
+        return locations.data_file("annotations", f"{stem}.json")
+    except FileNotFoundError:
+        return None
 
 
 def _point(xy: npt.NDArray[np.float32]) -> tuple[int, int]:
@@ -219,7 +216,7 @@ def _scene_sample(name: str) -> Sample:
 def _photo_sample(name: str) -> Sample:
     """The bundled photo ``name`` with its prompts."""
     photo = _PHOTOS[name]
-    path = DATA_DIR / "images" / f"{name}.png"
+    path = locations.data_file("images", f"{name}.png")
     x, y, width, height = photo.box
     return Sample(
         name=name,
@@ -255,7 +252,7 @@ def sample_image(name: str = "chelsea", model_type: str | None = None) -> Sample
     Raises:
         ValueError: If ``name`` is not one of the names above, or ``model_type`` is not
             a model type.
-        FileNotFoundError: If the photo is missing from ``data/images/``.
+        FileNotFoundError: If the bundled photo is missing (a broken install).
 
     Example:
         ```python
@@ -264,143 +261,10 @@ def sample_image(name: str = "chelsea", model_type: str | None = None) -> Sample
         ```
     """
     name = _check_name(name)
-    chosen = default_model_type() if model_type is None else model_type
-    if chosen not in SAM_BUILDERS:
-        valid = ", ".join(repr(n) for n in SAM_BUILDERS)
-        raise ValueError(f"model_type must be one of {valid}, but got {chosen!r}")
-    if chosen == "shapes":
+    spec = model_spec(default_model_type() if model_type is None else model_type)
+    if spec.samples == "scenes":
         return _scene_sample(name)
     return _photo_sample(name)
-
-
-def _check_sample(sample: object) -> Sample:
-    if not isinstance(sample, Sample):
-        raise ValueError(
-            "sample must be a Sample from samkit.sample_image(...), "
-            f"but got {type(sample).__name__}"
-        )
-    return sample
-
-
-def _check_mask(mask: object, sample: Sample) -> npt.NDArray[np.bool_]:
-    """Return ``mask`` as a bool `(H, W)` array of the sample's size, or raise."""
-    if isinstance(mask, np.ndarray) and mask.ndim == 3 and mask.shape[0] == 1:
-        mask = mask[0]
-    if not isinstance(mask, np.ndarray) or mask.ndim != 2:
-        shape = getattr(mask, "shape", None)
-        got = f"shape {shape}" if shape is not None else type(mask).__name__
-        raise ValueError(f"mask must be one mask, a 2D array of shape (H, W), but got {got}")
-    expected = sample.image.shape[:2]
-    if mask.shape != expected:
-        raise ValueError(
-            f"mask must have the image's shape {expected}, but got shape {mask.shape}: "
-            "use a mask predicted on this sample's image"
-        )
-    return stack_masks(mask)[0]
-
-
-def _best_match(mask: npt.NDArray[np.bool_], sample: Sample) -> tuple[float, int] | None:
-    """The highest IoU of ``mask`` with a ground-truth object, and that object's row."""
-    if sample.ground_truth is None or len(sample.ground_truth) == 0:
-        return None
-    ious = np.asarray(mask_iou(mask[np.newaxis], sample.ground_truth))[0]
-    row = int(np.argmax(ious))
-    return float(ious[row]), row
-
-
-def _check_score(score: object) -> float | None:
-    if score is None:
-        return None
-    is_number = isinstance(score, numbers.Real | np.floating) and not isinstance(score, bool)
-    if not is_number or not math.isfinite(float(score)):  # type: ignore[arg-type]
-        raise ValueError(f"score must be a finite number or None, but got {score!r}")
-    return float(score)  # type: ignore[arg-type]
-
-
-def _iou_text(match: tuple[float, int] | None, sample: Sample) -> str:
-    if match is None:
-        return f"IoU with ground truth: unknown (no ground truth for the photo {sample.name!r})"
-    iou, row = match
-    return f"IoU with ground truth: {iou:.3f} (object {row}, {sample.labels[row]})"
-
-
-def mask_report(mask: npt.NDArray[Any], sample: Sample, score: float | None = None) -> str:
-    """Describe one mask: its area, SAM's score, and its IoU with the ground truth.
-
-    Args:
-        mask: One mask of the sample's size, a bool (or 0/1 integer) array of shape
-            `(H, W)` (a `(1, H, W)` array is accepted too).
-        sample: The :class:`Sample` the mask was predicted on.
-        score: SAM's own estimate of the mask's quality (from ``predict``), if any.
-
-    Returns:
-        Lines of text: ``area: 12345 px``, ``score: 0.987`` when given, and
-        ``IoU with ground truth: 0.953 (object 2, ellipse)`` against the best-matching
-        object when the ground truth is known (a generated scene), or a line saying it is
-        unknown (a photo).
-
-    Raises:
-        ValueError: If ``sample`` is not a ``Sample``, ``mask`` is not one mask of the
-            image's size, or ``score`` is not a finite number.
-
-    Example:
-        ```python
-        masks, scores, _ = predictor.predict(box=box, multimask_output=True)
-        print(samkit.mask_report(masks[scores.argmax()], sample, score=scores.max()))
-        ```
-    """
-    sample = _check_sample(sample)
-    checked = _check_mask(mask, sample)
-    value = _check_score(score)
-    lines = [f"area: {int(checked.sum())} px"]
-    if value is not None:
-        lines.append(f"score: {value:.3f}")
-    lines.append(_iou_text(_best_match(checked, sample), sample))
-    return "\n".join(lines)
-
-
-def detections_report(detections: sv.Detections, sample: Sample) -> str:
-    """Describe every mask of some detections, one line each, as :func:`mask_report`.
-
-    Args:
-        detections: ``sv.Detections`` with masks of the sample's size (e.g. from
-            ``samkit.prediction_to_detections``). A ``class_name`` in ``data`` is shown.
-        sample: The :class:`Sample` the masks were predicted on.
-
-    Returns:
-        One line per row, ``#0 person: area 1234 px, score 0.950, IoU with ground
-        truth: 0.930 (object 1, ellipse)`` (the IoU only when the ground truth is known),
-        or ``no detections`` when there are none.
-
-    Raises:
-        ValueError: If ``detections`` has no masks or masks of another size, or
-            ``sample`` is not a ``Sample``.
-
-    Example:
-        ```python
-        print(samkit.detections_report(detections, sample))
-        ```
-    """
-    sample = _check_sample(sample)
-    if not isinstance(detections, sv.Detections):
-        raise ValueError(f"detections must be sv.Detections, but got {type(detections).__name__}")
-    masks = stack_masks(detections)
-    if len(masks) == 0:
-        return "no detections"
-    names = detections.data.get("class_name")
-    lines = []
-    for row, mask in enumerate(masks):
-        checked = _check_mask(mask, sample)
-        label = f" {names[row]}" if names is not None else ""
-        score = (
-            f", score {float(detections.confidence[row]):.3f}"
-            if detections.confidence is not None
-            else ""
-        )
-        match = _best_match(checked, sample)
-        truth = f", {_iou_text(match, sample)}" if match is not None else ""
-        lines.append(f"#{row}{label}: area {int(checked.sum())} px{score}{truth}")
-    return "\n".join(lines)
 
 
 def _box_entry(entry: object, where: str) -> tuple[list[float], str, float]:

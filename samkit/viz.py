@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import supervision as sv
@@ -81,22 +82,30 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = 100) ->
 
 def annotate(
     image: npt.NDArray[np.uint8],
-    detections: sv.Detections,
+    detections: sv.Detections | None = None,
     masks: bool = True,
     boxes: bool = True,
     opacity: float = 0.5,
+    *,
+    labels: bool | list[str] = False,
+    points: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
 ) -> npt.NDArray[np.uint8]:
-    """Draw detections on a copy of an RGB image with supervision's annotators.
+    """Draw detections (and clicks) on a copy of an RGB image with supervision's annotators.
 
     Colours follow each row's index (``sv.ColorLookup.INDEX``), because SAM's masks have
     no ``class_id`` to colour by.
 
     Args:
         image: The RGB uint8 image of shape `(H, W, 3)` the detections belong to.
-        detections: ``sv.Detections``, e.g. from :func:`amg_to_detections`.
+        detections: ``sv.Detections``, e.g. from :func:`amg_to_detections`; ``None``
+            draws only the ``points``.
         masks: Fill every mask (when the detections have masks).
         boxes: Draw every box.
         opacity: How opaque the mask fill is, in `[0, 1]`.
+        labels: ``True`` writes each detection's ``class_name`` (or row number) at its
+            box, a list gives the texts (see :func:`draw_labels`).
+        points: ``(point_coords, point_labels)`` as ``samkit.points_to_prompt`` gives:
+            include clicks are drawn green, exclude clicks red (see :func:`draw_points`).
 
     Returns:
         A new RGB uint8 array of shape `(H, W, 3)`; ``image`` is left untouched.
@@ -109,9 +118,12 @@ def annotate(
     Example:
         ```python
         annotated = samkit.annotate(image, samkit.amg_to_detections(results))
+        clicked = samkit.annotate(image, points=samkit.points_to_prompt([(120, 80)]))
         ```
     """
     check_rgb_image(image)
+    if detections is None:
+        detections = sv.Detections.empty()
     if not isinstance(detections, sv.Detections):
         raise ValueError(f"detections must be sv.Detections, but got {type(detections).__name__}")
     if not isinstance(opacity, numbers.Real) or isinstance(opacity, bool) or not 0 <= opacity <= 1:
@@ -130,10 +142,20 @@ def annotate(
     if masks and detections.mask is not None:
         mask_annotator = sv.MaskAnnotator(color_lookup=sv.ColorLookup.INDEX, opacity=opacity)
         scene = mask_annotator.annotate(scene=scene, detections=detections)
-    if boxes:
+    if boxes and len(detections):
         box_annotator = sv.BoxAnnotator(color_lookup=sv.ColorLookup.INDEX)
         scene = box_annotator.annotate(scene=scene, detections=detections)
-    return np.ascontiguousarray(np.asarray(scene)[:, :, ::-1])
+    out = np.ascontiguousarray(np.asarray(scene)[:, :, ::-1])
+    if labels is not False:
+        out = draw_labels(out, detections, None if labels is True else labels)
+    if points is not None:
+        if not isinstance(points, tuple | list) or len(points) != 2:
+            raise ValueError(
+                "points must be (point_coords, point_labels), as samkit.points_to_prompt "
+                f"gives, but got {type(points).__name__}"
+            )
+        out = draw_points(out, points[0], points[1])
+    return out
 
 
 def _finish(figure: Figure, save_to: str | os.PathLike[str] | None) -> Figure:
@@ -234,3 +256,114 @@ def mask_grid(
         axes.set_title(str(titles[index]), fontsize="small")
         axes.axis("off")
     return _finish(figure, save_to)
+
+
+#: Colours (RGB) of include and exclude clicks in :func:`draw_points`.
+INCLUDE_COLOR = (40, 220, 60)
+EXCLUDE_COLOR = (235, 40, 40)
+
+
+def draw_points(
+    image: npt.NDArray[np.uint8],
+    point_coords: npt.ArrayLike,
+    point_labels: npt.ArrayLike,
+    radius: int | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Draw clicks on a copy of an image: include clicks green, exclude clicks red.
+
+    Args:
+        image: An RGB uint8 image of shape `(H, W, 3)`, e.g. an annotated one.
+        point_coords: `(N, 2)` pixel coordinates ``(x, y)``, as ``points_to_prompt`` gives.
+        point_labels: `(N,)` labels, ``1`` include and ``0`` exclude.
+        radius: The dot's radius in pixels; by default 1/60 of the image's longer side.
+
+    Returns:
+        A new RGB uint8 array with a dot (white rim) at every click; ``image`` is left
+        untouched.
+
+    Raises:
+        ValueError: If ``image`` is not RGB uint8, the coordinates are not `(N, 2)`, the
+            labels are not `(N,)` of 0 and 1, or ``radius`` is not a positive int.
+
+    Example:
+        ```python
+        coords, labels = samkit.points_to_prompt([(120, 80)], exclude=[(40, 40)])
+        samkit.draw_points(sample.image, coords, labels)
+        ```
+    """
+    check_rgb_image(image)
+    coords = np.asarray(point_coords, dtype=np.float64)
+    labels = np.asarray(point_labels)
+    if coords.ndim != 2 or coords.shape[1] != 2 or not np.isfinite(coords).all():
+        raise ValueError(
+            "point_coords must be finite (x, y) pairs of shape (N, 2), "
+            f"but got shape {coords.shape}"
+        )
+    if labels.shape != (len(coords),) or not np.isin(labels, (0, 1)).all():
+        raise ValueError(
+            f"point_labels must be {len(coords)} labels of 0 (exclude) or 1 (include), "
+            f"but got {labels.tolist()}"
+        )
+    if radius is None:
+        radius = max(3, round(max(image.shape[:2]) / 60))
+    elif isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
+        raise ValueError(f"radius must be a positive int or None, but got {radius!r}")
+    out = image.copy()
+    for (x, y), label in zip(coords, labels, strict=True):
+        center = (round(float(x)), round(float(y)))
+        color = INCLUDE_COLOR if label == 1 else EXCLUDE_COLOR
+        cv2.circle(out, center, radius + max(1, radius // 3), (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(out, center, radius, color, -1, cv2.LINE_AA)
+    return out
+
+
+def draw_labels(
+    image: npt.NDArray[np.uint8],
+    detections: sv.Detections,
+    labels: list[str] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Write each detection's label at its box's corner, with supervision's LabelAnnotator.
+
+    Colours follow each row's index, as ``samkit.annotate`` colours masks and boxes, so
+    a label has its box's colour.
+
+    Args:
+        image: An RGB uint8 image of shape `(H, W, 3)`, e.g. from ``samkit.annotate``.
+        detections: ``sv.Detections`` with ``xyxy``.
+        labels: One text per detection; by default ``data["class_name"]`` when the
+            detections have it, else the row number.
+
+    Returns:
+        A new RGB uint8 array; ``image`` is left untouched.
+
+    Raises:
+        ValueError: If ``image`` is not RGB uint8, ``detections`` is not
+            ``sv.Detections``, or ``labels`` does not have one string per detection.
+
+    Example:
+        ```python
+        samkit.draw_labels(samkit.annotate(image, detections), detections)
+        ```
+    """
+    check_rgb_image(image)
+    if not isinstance(detections, sv.Detections):
+        raise ValueError(f"detections must be sv.Detections, but got {type(detections).__name__}")
+    if labels is None:
+        names = detections.data.get("class_name")
+        labels = [str(n) for n in names] if names is not None else []
+        labels = labels or [str(i) for i in range(len(detections))]
+    elif (
+        not isinstance(labels, list | tuple)
+        or len(labels) != len(detections)
+        or not all(isinstance(text, str) for text in labels)
+    ):
+        raise ValueError(
+            f"labels must be {len(detections)} strings, one per detection, but got {labels!r}"
+        )
+    if len(detections) == 0:
+        return image.copy()
+    annotator = sv.LabelAnnotator(color_lookup=sv.ColorLookup.INDEX, text_scale=0.6)
+    # supervision draws in OpenCV's BGR order: flip in and back out, as samkit.annotate.
+    scene = np.ascontiguousarray(image[:, :, ::-1])
+    scene = annotator.annotate(scene=scene, detections=detections, labels=list(labels))
+    return np.ascontiguousarray(np.asarray(scene)[:, :, ::-1])

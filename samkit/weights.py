@@ -1,6 +1,6 @@
-"""The official SAM checkpoints: where they live, and a download you can trust.
+"""Downloading SAM checkpoints: a download you can trust.
 
-``download_checkpoint`` fetches a checkpoint once, verifies its sha256 and keeps it in a
+``fetch_checkpoint`` fetches a checkpoint once, verifies its sha256 and keeps it in a
 per-user directory; later calls return the verified file at once, without hashing it
 again. The download goes to ``<name>.part`` beside the final file, resumes from there
 when the server allows it, and becomes the real file only once its hash matches.
@@ -28,15 +28,17 @@ from typing import IO, BinaryIO
 
 from tqdm.auto import tqdm
 
+from samkit import env
+from samkit.locations import weights_dir as default_weights_dir
+
 __all__ = [
-    "CHECKPOINTS",
     "DEFAULT_WEIGHTS_URL",
     "Checkpoint",
     "ChecksumError",
     "DownloadError",
+    "checkpoint_url",
     "default_weights_dir",
-    "download_checkpoint",
-    "weights_url",
+    "fetch_checkpoint",
 ]
 
 #: Where Meta publishes the official checkpoints.
@@ -51,42 +53,17 @@ _USER_AGENT = "samkit (+https://github.com/samkit-tutorial/samkit)"
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One official SAM checkpoint.
+    """One downloadable SAM checkpoint (the model registry says which type it holds).
 
     Attributes:
-        model_type: The architecture it holds (a key of ``samkit.SAM_BUILDERS``).
         filename: The file name, the same on Meta's server, on a mirror and on disk.
         sha256: The lowercase hex sha256 of the file.
         size: The file size in bytes, or ``None`` where it is not on record.
     """
 
-    model_type: str
     filename: str
     sha256: str
     size: int | None
-
-
-#: The official checkpoints, by model type. Mirrors must serve the same file names.
-CHECKPOINTS: dict[str, Checkpoint] = {
-    "vit_h": Checkpoint(
-        model_type="vit_h",
-        filename="sam_vit_h_4b8939.pth",
-        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-        size=2_564_550_879,
-    ),
-    "vit_l": Checkpoint(
-        model_type="vit_l",
-        filename="sam_vit_l_0b3195.pth",
-        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-        size=None,
-    ),
-    "vit_b": Checkpoint(
-        model_type="vit_b",
-        filename="sam_vit_b_01ec64.pth",
-        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-        size=375_042_383,
-    ),
-}
 
 
 class DownloadError(OSError):
@@ -97,29 +74,7 @@ class ChecksumError(DownloadError):
     """A downloaded file does not have the sha256 on record (the file was removed)."""
 
 
-def default_weights_dir() -> Path:
-    """Return the directory that checkpoints are downloaded to when none is given.
-
-    In order: the ``SAMKIT_HOME`` environment variable when set; in Google Colab,
-    ``weights/`` under the notebook's home directory (as the tutorial does); otherwise
-    the per-user cache directory (``~/.cache/samkit`` on Linux).
-
-    Returns:
-        The directory (it may not exist yet).
-    """
-    home = os.environ.get("SAMKIT_HOME", "").strip()
-    if home:
-        return Path(home).expanduser()
-    from samkit import env
-
-    if env.in_colab():
-        return Path(env.home_dir()) / "weights"
-    import pooch
-
-    return Path(pooch.os_cache("samkit"))
-
-
-def weights_url(model_type: str) -> str:
+def checkpoint_url(checkpoint: Checkpoint) -> str:
     """Return the URL a checkpoint is downloaded from.
 
     The base is ``SAMKIT_WEIGHTS_URL`` when set (a mirror, or a server inside an
@@ -127,17 +82,15 @@ def weights_url(model_type: str) -> str:
     registry's.
 
     Args:
-        model_type: One of ``CHECKPOINTS`` (``"vit_h"``, ``"vit_l"``, ``"vit_b"``).
+        checkpoint: The checkpoint's record (``samkit.model.MODEL_TYPES[...].checkpoint``).
 
     Returns:
         The full URL of the checkpoint file.
 
     Raises:
-        ValueError: If ``model_type`` is unknown or ``SAMKIT_WEIGHTS_URL`` is not an
-            http(s) URL.
+        ValueError: If ``SAMKIT_WEIGHTS_URL`` is not an http(s) URL.
     """
-    checkpoint = _checkpoint(model_type)
-    base = os.environ.get("SAMKIT_WEIGHTS_URL", "").strip() or DEFAULT_WEIGHTS_URL
+    base = env.variable("SAMKIT_WEIGHTS_URL") or DEFAULT_WEIGHTS_URL
     if not base.startswith(("http://", "https://")):
         raise ValueError(
             "SAMKIT_WEIGHTS_URL must be an http:// or https:// URL of a directory that "
@@ -146,14 +99,14 @@ def weights_url(model_type: str) -> str:
     return base.rstrip("/") + "/" + checkpoint.filename
 
 
-def download_checkpoint(
-    model_type: str,
+def fetch_checkpoint(
+    checkpoint: Checkpoint,
     dest_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Path:
-    """Download an official SAM checkpoint (once), verify its sha256, return its path.
+    """Download a SAM checkpoint (once), verify its sha256, return its path.
 
     A file already in ``dest_dir`` is used as it is once its sha256 matches, and a small
     ``<name>.verified.json`` stamp beside it (size, modification time, sha256) spares
@@ -161,9 +114,8 @@ def download_checkpoint(
     ``<name>.part`` file where the server accepts HTTP range requests.
 
     Args:
-        model_type: ``"vit_h"``, ``"vit_l"``, ``"vit_b"``, or ``"shapes"`` (the bundled
-            offline model: its path is returned, nothing is downloaded, ``dest_dir`` is
-            not used).
+        checkpoint: The checkpoint's record. ``samkit.download_checkpoint`` takes a model
+            type and looks it up in the model registry.
         dest_dir: Directory to keep the checkpoint in; created when missing. Defaults
             to ``default_weights_dir()``.
         progress: Show a progress bar while downloading.
@@ -173,25 +125,22 @@ def download_checkpoint(
         The path of the verified checkpoint.
 
     Raises:
-        ValueError: If ``model_type``, ``dest_dir``, ``timeout`` or
-            ``SAMKIT_WEIGHTS_URL`` is not valid.
-        FileNotFoundError: If ``"shapes"`` is asked for and its checkpoint is missing.
+        ValueError: If ``dest_dir``, ``timeout`` or ``SAMKIT_WEIGHTS_URL`` is not valid.
         ChecksumError: If the downloaded file does not match the sha256 on record.
         DownloadError: If the server cannot be reached, answers with an error or an
             HTML page, the transfer stops early, or the disk is full.
 
     Example:
-        >>> import samkit
-        >>> samkit.download_checkpoint("vit_b", dest_dir="weights")  # doctest: +SKIP
+        >>> from samkit.model import MODEL_TYPES
+        >>> fetch_checkpoint(MODEL_TYPES["vit_b"].checkpoint, "weights")  # doctest: +SKIP
         PosixPath('weights/sam_vit_b_01ec64.pth')
     """
-    if model_type == "shapes":
-        return _bundled_shapes_checkpoint()
-    checkpoint = _checkpoint(model_type)
+    if not isinstance(checkpoint, Checkpoint):
+        raise ValueError(f"checkpoint must be a Checkpoint, but got {type(checkpoint).__name__}")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, but got {timeout!r}")
     directory = _prepare_dir(dest_dir)
-    url = weights_url(model_type)
+    url = checkpoint_url(checkpoint)
     dest = directory / checkpoint.filename
     if dest.is_file():
         if _is_verified(dest, checkpoint):
@@ -213,27 +162,6 @@ def download_checkpoint(
     os.replace(part, dest)
     _write_stamp(dest, checkpoint.sha256)
     return dest
-
-
-def _checkpoint(model_type: object) -> Checkpoint:
-    """Look up ``model_type`` in ``CHECKPOINTS``, with an error listing the valid ones."""
-    if not isinstance(model_type, str) or model_type not in CHECKPOINTS:
-        valid = ", ".join(repr(name) for name in [*CHECKPOINTS, "shapes"])
-        raise ValueError(f"model_type must be one of {valid}, but got {model_type!r}")
-    return CHECKPOINTS[model_type]
-
-
-def _bundled_shapes_checkpoint() -> Path:
-    """Return the bundled ``shapes`` checkpoint, or say how to produce it."""
-    from samkit import model
-
-    path = Path(model.SHAPES_CHECKPOINT)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"The bundled 'shapes' checkpoint is missing: {path}. "
-            "Run `make shapes-model` in the repository to train it."
-        )
-    return path
 
 
 def _prepare_dir(dest_dir: str | os.PathLike[str] | None) -> Path:

@@ -44,7 +44,7 @@ def shapes_image() -> np.ndarray:
 def shapes_sam() -> Sam:
     """The ``shapes`` architecture with random weights from a fixed seed."""
     torch.manual_seed(0)
-    return samkit.build_shapes_sam()
+    return samkit.model.build_shapes_sam()
 
 
 @pytest.fixture(scope="session")

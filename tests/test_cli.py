@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -10,11 +11,12 @@ from pathlib import Path
 import pytest
 from http_server import LocalServer, dead_url, payload
 
-from samkit import env, model
+from samkit import env, locations
 from samkit.cli import main
-from samkit.weights import CHECKPOINTS, Checkpoint
+from samkit.model import MODEL_TYPES
+from samkit.weights import Checkpoint
 
-FILENAME = CHECKPOINTS["vit_b"].filename
+FILENAME = MODEL_TYPES["vit_b"].checkpoint.filename  # type: ignore[union-attr]
 
 
 @pytest.fixture
@@ -28,7 +30,9 @@ def mirror(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> tuple[LocalS
     """A generated file served as vit_b, registered with its own sha256 and size."""
     data = payload(1 << 20)
     sha256 = hashlib.sha256(data).hexdigest()
-    monkeypatch.setitem(CHECKPOINTS, "vit_b", Checkpoint("vit_b", FILENAME, sha256, len(data)))
+    checkpoint = Checkpoint(FILENAME, sha256, len(data))
+    spec = dataclasses.replace(MODEL_TYPES["vit_b"], checkpoint=checkpoint)
+    monkeypatch.setitem(MODEL_TYPES, "vit_b", spec)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("SAMKIT_WEIGHTS_URL", server.url + "/mirror")
     server.serve("/mirror/" + FILENAME, data)
@@ -75,11 +79,15 @@ def test_download_defaults_to_samkit_home(
 def test_download_shapes_points_at_the_bundled_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bundled = tmp_path / "sam_shapes.pt"
+    bundled = tmp_path / "models" / "sam_shapes.pt"
+    bundled.parent.mkdir()
     bundled.write_bytes(b"weights")
-    monkeypatch.setattr(model, "SHAPES_CHECKPOINT", bundled)
+    monkeypatch.setattr(locations, "data_dir", lambda: tmp_path)
     assert main(["download", "shapes"]) == 0
-    assert capsys.readouterr() == (f"bundled checkpoint (no download needed) -> {bundled}\n", "")
+    assert capsys.readouterr() == (
+        f"bundled or given checkpoint (no download needed) -> {bundled}\n",
+        "",
+    )
 
 
 @pytest.mark.parametrize(

@@ -82,12 +82,12 @@ def test_default_device(
     monkeypatch: pytest.MonkeyPatch, no_device_env: None, cuda: int, mps: bool, expected: str
 ) -> None:
     fake_machine(monkeypatch, cuda=cuda, mps=mps)
-    assert samkit.default_device() == expected
+    assert samkit.env.default_device() == expected
 
 
 def test_default_device_on_this_machine(no_device_env: None) -> None:
-    assert samkit.default_device() in ("cuda", "mps", "cpu")
-    torch.zeros(1, device=samkit.default_device())
+    assert samkit.env.default_device() in ("cuda", "mps", "cpu")
+    torch.zeros(1, device=samkit.env.default_device())
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_default_device_override(
 ) -> None:
     fake_machine(monkeypatch, cuda=cuda, mps=mps)
     monkeypatch.setenv("SAMKIT_DEVICE", value)
-    assert samkit.default_device() == expected
+    assert samkit.env.default_device() == expected
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_default_device_bad_override(
     fake_machine(monkeypatch, cuda=cuda, mps=mps)
     monkeypatch.setenv("SAMKIT_DEVICE", value)
     with pytest.raises(ValueError, match=exactly(message)):
-        samkit.default_device()
+        samkit.env.default_device()
 
 
 def test_gpu_report_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,7 +60,7 @@ def test_empty_report_says_nan_not_zero() -> None:
 def test_a_random_model_scores_far_below_the_bar() -> None:
     # the evaluation can fail: an untrained model of the same architecture is poor
     torch.manual_seed(0)
-    report = evaluate(samkit.build_shapes_sam(), seeds=range(2), amg=False)
+    report = evaluate(samkit.model.build_shapes_sam(), seeds=range(2), amg=False)
     assert report.box_miou < 0.5
     assert len(report.box_ious) == len(report.point_ious) == len(report.baseline_ious)
 

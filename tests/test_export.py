@@ -48,7 +48,7 @@ def _random_masks(count: int, shape: tuple[int, int] = (37, 53), seed: int = 0) 
     ],
 )
 def test_masks_to_rle(masks: np.ndarray, expected: list[dict[str, Any]]) -> None:
-    assert samkit.masks_to_rle(masks) == expected
+    assert samkit.export.masks_to_rle(masks) == expected
 
 
 @pytest.mark.parametrize(
@@ -63,14 +63,14 @@ def test_masks_to_rle(masks: np.ndarray, expected: list[dict[str, Any]]) -> None
     ],
 )
 def test_rle_round_trip(masks: np.ndarray) -> None:
-    decoded = samkit.rle_to_masks(samkit.masks_to_rle(masks))
+    decoded = samkit.export.rle_to_masks(samkit.export.masks_to_rle(masks))
     assert decoded.dtype == np.bool_
     np.testing.assert_array_equal(decoded, masks)
 
 
 def test_rle_to_masks_of_nothing() -> None:
     # the empty list gives an empty stack
-    assert samkit.rle_to_masks([]).shape == (0, 0, 0)
+    assert samkit.export.rle_to_masks([]).shape == (0, 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_rle_to_masks_of_nothing() -> None:
 )
 def test_masks_to_rle_rejects(masks: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        samkit.masks_to_rle(masks)
+        samkit.export.masks_to_rle(masks)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_masks_to_rle_rejects(masks: Any, message: str) -> None:
 )
 def test_rle_to_masks_rejects(rles: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        samkit.rle_to_masks(rles)
+        samkit.export.rle_to_masks(rles)
 
 
 # ------------------------------------------------------------------ save_coco_rle / load_coco_rle
@@ -288,7 +288,7 @@ def test_mask_pngs_round_trip(tmp_path: Path, count: int, prefix: str) -> None:
         with Image.open(path) as picture:
             assert picture.mode == "L"
             assert set(np.unique(np.asarray(picture)).tolist()) <= {0, 255}
-        np.testing.assert_array_equal(samkit.load_mask_png(path), mask)
+        np.testing.assert_array_equal(samkit.export.load_mask_png(path), mask)
 
 
 @pytest.mark.parametrize(
@@ -333,4 +333,4 @@ def test_load_mask_png_rejects(
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(error, match=message):
-        samkit.load_mask_png(path)
+        samkit.export.load_mask_png(path)

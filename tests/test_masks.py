@@ -45,11 +45,11 @@ A, B, C, D = rect(0, 2, 0, 2), rect(0, 4, 0, 4), rect(9, 10, 9, 10), rect(5, 9, 
 )
 def test_sort_by_area_each_input_kind(descending: bool, expected: list[int]) -> None:
     masks = [A, B, C, D]
-    as_list = samkit.sort_by_area(masks, descending=descending)
+    as_list = samkit.masks.sort_by_area(masks, descending=descending)
     assert all(got is masks[i] for got, i in zip(as_list, expected, strict=True))
-    as_array = samkit.sort_by_area(np.array(masks), descending=descending)
+    as_array = samkit.masks.sort_by_area(np.array(masks), descending=descending)
     np.testing.assert_array_equal(as_array, np.array(masks)[expected])
-    detections = samkit.sort_by_area(detections_of(masks), descending=descending)
+    detections = samkit.masks.sort_by_area(detections_of(masks), descending=descending)
     assert detections.data["name"].tolist() == [f"m{i}" for i in expected]
     np.testing.assert_array_equal(detections.mask, np.array(masks)[expected])
 
@@ -66,11 +66,11 @@ def test_sort_by_area_each_input_kind(descending: bool, expected: list[int]) -> 
     ],
 )
 def test_sort_by_area_empty(empty: Any) -> None:
-    assert len(samkit.sort_by_area(empty)) == 0
+    assert len(samkit.masks.sort_by_area(empty)) == 0
 
 
 def test_sort_by_area_on_real_amg_output(amg_detections: sv.Detections) -> None:
-    smallest_first = samkit.sort_by_area(amg_detections, descending=False)
+    smallest_first = samkit.masks.sort_by_area(amg_detections, descending=False)
     areas = smallest_first.mask.sum(axis=(1, 2))
     assert (np.diff(areas) >= 0).all()
     assert set(smallest_first.data) == set(amg_detections.data)
@@ -111,10 +111,10 @@ def test_sort_by_area_bad_input(value: Any, message: str) -> None:
     if isinstance(value, sv.Detections):
         # detections without masks sort by box area; stack_masks is what refuses them
         with pytest.raises(ValueError, match=exactly(message)):
-            samkit.stack_masks(value)
+            samkit.masks.stack_masks(value)
         return
     with pytest.raises(ValueError, match=exactly(message)):
-        samkit.sort_by_area(value)
+        samkit.masks.sort_by_area(value)
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_sort_by_area_bad_input(value: Any, message: str) -> None:
     ],
 )
 def test_mask_iou_single(a: np.ndarray, b: np.ndarray, expected: float) -> None:
-    result = samkit.mask_iou(a, b)
+    result = samkit.masks.mask_iou(a, b)
     assert isinstance(result, float)
     assert result == pytest.approx(expected)
 
@@ -150,7 +150,7 @@ def test_mask_iou_single(a: np.ndarray, b: np.ndarray, expected: float) -> None:
     ],
 )
 def test_mask_iou_batch(a: np.ndarray, b: np.ndarray, expected: Any) -> None:
-    result = samkit.mask_iou(a, b)
+    result = samkit.masks.mask_iou(a, b)
     assert result.shape == np.shape(expected)
     np.testing.assert_allclose(result, expected)
 
@@ -172,7 +172,7 @@ def test_mask_iou_batch(a: np.ndarray, b: np.ndarray, expected: Any) -> None:
 )
 def test_mask_iou_bad_input(a: Any, b: Any, message: str) -> None:
     with pytest.raises(ValueError, match=exactly(message)):
-        samkit.mask_iou(a, b)
+        samkit.masks.mask_iou(a, b)
 
 
 # Three near-duplicates of one object (IoU with BIG: 0.81, 0.9) and one other object.
@@ -214,7 +214,7 @@ def test_remove_duplicates_empty() -> None:
 def test_remove_duplicates_on_real_amg_output(amg_detections: sv.Detections, keep: Any) -> None:
     result = samkit.remove_duplicates(amg_detections, iou_threshold=0.8, keep=keep)
     assert 0 < len(result) < len(amg_detections)
-    ious = samkit.mask_iou(result.mask, result.mask)
+    ious = samkit.masks.mask_iou(result.mask, result.mask)
     np.fill_diagonal(ious, 0)
     assert (ious <= 0.8).all()
     assert set(result.data) == set(amg_detections.data)
@@ -285,7 +285,7 @@ def test_remove_duplicates_bad_input(detections: Any, kwargs: dict, message: str
     ],
 )
 def test_grid_shape(count: int, max_cols: int, expected: tuple[int, int]) -> None:
-    rows, cols = samkit.grid_shape(count, max_cols=max_cols)
+    rows, cols = samkit.masks.grid_shape(count, max_cols=max_cols)
     assert (rows, cols) == expected
     assert rows * cols >= count
     assert count == 0 or (rows - 1) * cols < count
@@ -306,4 +306,4 @@ def test_grid_shape(count: int, max_cols: int, expected: tuple[int, int]) -> Non
 )
 def test_grid_shape_bad_input(count: Any, max_cols: Any, message: str) -> None:
     with pytest.raises(ValueError, match=exactly(message)):
-        samkit.grid_shape(count, max_cols=max_cols)
+        samkit.masks.grid_shape(count, max_cols=max_cols)

@@ -13,12 +13,13 @@ from segment_anything.modeling import (
     Sam,
 )
 
-from samkit import model
+from samkit import locations, model
 from samkit.model import (
-    SAM_BUILDERS,
+    MODEL_TYPES,
     build_shapes_sam,
     checkpoint_model_type,
     default_model_type,
+    download_checkpoint,
     load_sam,
     read_state_dict,
 )
@@ -92,9 +93,10 @@ def test_load_sam_loads_a_shapes_checkpoint(
 def test_load_sam_defaults_to_env_model_and_bundled_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shapes_state: dict[str, torch.Tensor]
 ) -> None:
-    bundled = tmp_path / "sam_shapes.pt"
+    bundled = tmp_path / "models" / "sam_shapes.pt"
+    bundled.parent.mkdir()
     torch.save(shapes_state, bundled)
-    monkeypatch.setattr(model, "SHAPES_CHECKPOINT", bundled)
+    monkeypatch.setattr(locations, "data_dir", lambda: tmp_path)
     monkeypatch.setenv("SAMKIT_MODEL", "shapes")
     monkeypatch.setenv("SAMKIT_DEVICE", "cpu")
     sam = load_sam()
@@ -105,17 +107,58 @@ def test_load_sam_defaults_to_env_model_and_bundled_checkpoint(
     )
 
 
-def test_load_sam_without_bundled_checkpoint_says_how_to_build_it(
+def test_load_sam_without_bundled_checkpoint_names_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    missing = tmp_path / "sam_shapes.pt"
-    monkeypatch.setattr(model, "SHAPES_CHECKPOINT", missing)
-    message = re.escape(
-        f"The bundled 'shapes' checkpoint is missing: {missing}. "
-        "Run `make shapes-model` in the repository to train it."
-    )
+    missing = tmp_path / "models" / "sam_shapes.pt"
+    monkeypatch.setattr(locations, "data_dir", lambda: tmp_path)
+    message = re.escape(f"samkit's bundled file is missing: {missing}")
     with pytest.raises(FileNotFoundError, match=message):
         load_sam("shapes", device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("active", "asked", "uses_env"),
+    [
+        ("shapes", "shapes", True),  # the active model type takes SAMKIT_CHECKPOINT
+        ("shapes", None, True),  # and so does the default
+        ("vit_b", "shapes", False),  # another type keeps its own checkpoint
+    ],
+)
+def test_samkit_checkpoint_is_used_for_the_active_model_type(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shapes_state: dict[str, torch.Tensor],
+    active: str,
+    asked: str | None,
+    uses_env: bool,
+) -> None:
+    given = tmp_path / "fine_tuned.pth"
+    changed = {key: value.clone() for key, value in shapes_state.items()}
+    changed["mask_decoder.iou_token.weight"] += 1.0
+    torch.save(changed, given)
+    monkeypatch.setenv("SAMKIT_MODEL", active)
+    monkeypatch.setenv("SAMKIT_CHECKPOINT", str(given))
+    assert (download_checkpoint(asked or active) == given) is uses_env
+    sam = load_sam(asked, device="cpu")
+    token = sam.mask_decoder.iou_token.weight
+    expected = (
+        changed if uses_env else read_state_dict(locations.data_file("models", "sam_shapes.pt"))
+    )
+    torch.testing.assert_close(token, expected["mask_decoder.iou_token.weight"].float())
+
+
+def test_samkit_checkpoint_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMKIT_MODEL", "shapes")
+    monkeypatch.setenv("SAMKIT_CHECKPOINT", str(tmp_path / "nope.pth"))
+    message = re.escape(
+        f"SAMKIT_CHECKPOINT names a file that does not exist: {tmp_path / 'nope.pth'}. "
+        "Point it at a checkpoint file, or unset it to download the official checkpoint."
+    )
+    with pytest.raises(FileNotFoundError, match=message):
+        load_sam(device="cpu")
 
 
 def test_load_sam_downloads_official_checkpoints(
@@ -412,10 +455,10 @@ def test_default_model_type_rejects_unknown_env(
         default_model_type()
 
 
-@pytest.mark.parametrize("model_type", list(SAM_BUILDERS))
+@pytest.mark.parametrize("model_type", list(MODEL_TYPES))
 def test_checkpoint_model_type_recognises_each_architecture(model_type: str) -> None:
     with torch.device("meta"):
-        sam = SAM_BUILDERS[model_type]()
+        sam = MODEL_TYPES[model_type].build()
     assert checkpoint_model_type(sam.state_dict()) == model_type
 
 

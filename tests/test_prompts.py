@@ -114,7 +114,7 @@ def test_bboxes_to_xyxy_bad_input(bboxes: Any, default: Any, message: str) -> No
     ],
 )
 def test_bbox_to_sam_box(bbox: dict, expected: list[float]) -> None:
-    result = samkit.bbox_to_sam_box(bbox)
+    result = samkit.prompts.bbox_to_sam_box(bbox)
     assert result.shape == (4,)
     assert result.dtype == np.float32
     np.testing.assert_allclose(result, expected)
@@ -122,7 +122,7 @@ def test_bbox_to_sam_box(bbox: dict, expected: list[float]) -> None:
 
 def test_bbox_to_sam_box_bad_input() -> None:
     with pytest.raises(ValueError, match=exactly("box 0 is missing key 'height'")):
-        samkit.bbox_to_sam_box({"x": 1, "y": 2, "width": 3})
+        samkit.prompts.bbox_to_sam_box({"x": 1, "y": 2, "width": 3})
 
 
 @pytest.mark.parametrize(
@@ -255,6 +255,6 @@ def test_points_drive_the_real_predictor(predictor: Any) -> None:
 
 def test_widget_box_drives_the_real_predictor(predictor: Any) -> None:
     masks, _, _ = predictor.predict(
-        box=samkit.bbox_to_sam_box(box(20, 10, 50, 40)), multimask_output=True
+        box=samkit.prompts.bbox_to_sam_box(box(20, 10, 50, 40)), multimask_output=True
     )
     assert masks.shape == (3, 96, 128)

@@ -11,7 +11,8 @@ import supervision as sv
 from PIL import Image
 
 import samkit
-from samkit.samples import DATA_DIR, SCENE_SIZE
+from samkit import locations
+from samkit.samples import SCENE_SIZE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +29,7 @@ def _xyxy(box: dict[str, Any]) -> tuple[float, float, float, float]:
 
 def test_sample_names() -> None:
     # the names are the bundled photos, in the documented order
-    assert samkit.SAMPLE_NAMES == ("chelsea", "coffee", "astronaut")
+    assert samkit.samples.SAMPLE_NAMES == ("chelsea", "coffee", "astronaut")
 
 
 @pytest.mark.parametrize("name", list(PHOTO_SIZES))
@@ -38,7 +39,7 @@ def test_photo_sample(name: str) -> None:
     assert sample.name == name
     assert sample.image.shape == (height, width, 3)
     assert sample.image.dtype == np.uint8
-    with Image.open(DATA_DIR / "images" / f"{name}.png") as photo:
+    with Image.open(locations.data_dir() / "images" / f"{name}.png") as photo:
         np.testing.assert_array_equal(sample.image, np.asarray(photo.convert("RGB")))
     assert sample.ground_truth is None
     assert not sample.is_scene
@@ -92,7 +93,9 @@ def test_scene_sample_is_always_the_same(name: str) -> None:
 
 
 def test_scenes_differ_by_name() -> None:
-    images = [samkit.sample_image(n, model_type="shapes").image for n in samkit.SAMPLE_NAMES]
+    images = [
+        samkit.sample_image(n, model_type="shapes").image for n in samkit.samples.SAMPLE_NAMES
+    ]
     assert not np.array_equal(images[0], images[1])
     assert not np.array_equal(images[1], images[2])
 
@@ -159,165 +162,12 @@ def test_sample_image_rejects_unknown_model_types(model: Any) -> None:
 
 
 def test_every_photo_is_credited() -> None:
-    credits = (DATA_DIR / "CREDITS.md").read_text(encoding="utf-8")
-    photos = sorted(p.name for p in (DATA_DIR / "images").iterdir())
-    assert photos == sorted(f"{name}.png" for name in samkit.SAMPLE_NAMES)
+    credits = (locations.data_dir() / "CREDITS.md").read_text(encoding="utf-8")
+    photos = sorted(p.name for p in (locations.data_dir() / "images").iterdir())
+    assert photos == sorted(f"{name}.png" for name in samkit.samples.SAMPLE_NAMES)
     for photo in photos:
         row = next(line for line in credits.splitlines() if f"`{photo}`" in line)
         assert re.search(r"CC0|[Pp]ublic domain", row), row
-
-
-# ------------------------------------------------------------------ mask_report
-
-
-@pytest.fixture(scope="module")
-def scene() -> samkit.Sample:
-    return samkit.sample_image("coffee", model_type="shapes")
-
-
-@pytest.fixture(scope="module")
-def photo() -> samkit.Sample:
-    return samkit.sample_image("coffee", model_type="vit_b")
-
-
-def _target_mask(sample: samkit.Sample) -> np.ndarray:
-    assert sample.ground_truth is not None and sample.target is not None
-    return sample.ground_truth[sample.target]
-
-
-def test_mask_report_exact_mask(scene: samkit.Sample) -> None:
-    # the ground truth itself: IoU 1 with its own shape
-    mask = _target_mask(scene)
-    label = scene.labels[scene.target or 0]
-    assert samkit.mask_report(mask, scene) == (
-        f"area: {int(mask.sum())} px\nIoU with ground truth: 1.000 (object {scene.target}, {label})"
-    )
-
-
-def test_mask_report_with_score_and_partial_mask(scene: samkit.Sample) -> None:
-    # the top half (by rows) of the target: IoU is the kept share of its pixels
-    mask = _target_mask(scene).copy()
-    rows = np.nonzero(mask.any(axis=1))[0]
-    mask[rows[len(rows) // 2] :] = False
-    iou = mask.sum() / _target_mask(scene).sum()
-    label = scene.labels[scene.target or 0]
-    report = samkit.mask_report(mask, scene, score=np.float32(0.91234))
-    assert report.splitlines() == [
-        f"area: {int(mask.sum())} px",
-        "score: 0.912",
-        f"IoU with ground truth: {iou:.3f} (object {scene.target}, {label})",
-    ]
-
-
-def test_mask_report_empty_mask(scene: samkit.Sample) -> None:
-    # an empty mask matches nothing: IoU 0 (with object 0, the first of the ties)
-    report = samkit.mask_report(np.zeros(SCENE_SIZE, bool), scene)
-    assert report == f"area: 0 px\nIoU with ground truth: 0.000 (object 0, {scene.labels[0]})"
-
-
-def test_mask_report_accepts_one_mask_with_a_leading_axis(scene: samkit.Sample) -> None:
-    mask = _target_mask(scene)
-    assert samkit.mask_report(mask[np.newaxis], scene) == samkit.mask_report(mask, scene)
-
-
-def test_mask_report_on_a_photo(photo: samkit.Sample) -> None:
-    mask = np.zeros(photo.image.shape[:2], bool)
-    mask[10:20, 10:30] = True
-    assert samkit.mask_report(mask, photo, score=0.5) == (
-        "area: 200 px\nscore: 0.500\n"
-        "IoU with ground truth: unknown (no ground truth for the photo 'coffee')"
-    )
-
-
-@pytest.mark.parametrize(
-    ("mask", "kwargs", "message"),
-    [
-        # a list is not a mask
-        ([[True]], {}, r"mask must be one mask, a 2D array of shape \(H, W\), but got list"),
-        # three masks at once
-        (np.zeros((3, *SCENE_SIZE), bool), {}, r"but got shape \(3, 480, 640\)"),
-        # a mask of another image
-        (np.zeros((10, 10), bool), {}, r"mask must have the image's shape \(480, 640\)"),
-        # a float mask
-        (np.zeros(SCENE_SIZE, np.float32), {}, "masks must be boolean"),
-        # a score that is not a number
-        (np.zeros(SCENE_SIZE, bool), {"score": "high"}, "score must be a finite number"),
-        # NaN and booleans are not scores
-        (np.zeros(SCENE_SIZE, bool), {"score": float("nan")}, "score must be a finite number"),
-        (np.zeros(SCENE_SIZE, bool), {"score": True}, "score must be a finite number"),
-    ],
-)
-def test_mask_report_rejects(
-    scene: samkit.Sample, mask: Any, kwargs: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(ValueError, match=message):
-        samkit.mask_report(mask, scene, **kwargs)
-
-
-def test_mask_report_rejects_a_non_sample() -> None:
-    with pytest.raises(ValueError, match=r"sample must be a Sample from samkit\.sample_image"):
-        samkit.mask_report(np.zeros((2, 2), bool), "coffee")  # type: ignore[arg-type]
-
-
-# ------------------------------------------------------------------ detections_report
-
-
-def test_detections_report(scene: samkit.Sample) -> None:
-    assert scene.ground_truth is not None
-    masks = scene.ground_truth[:2]
-    detections = sv.Detections(
-        xyxy=sv.mask_to_xyxy(masks).astype(np.float32),
-        mask=masks,
-        confidence=np.array([0.9, 0.8], np.float32),
-        data={"class_name": np.array(["a", "b"])},
-    )
-    assert samkit.detections_report(detections, scene).splitlines() == [
-        f"#0 a: area {int(masks[0].sum())} px, score 0.900, "
-        f"IoU with ground truth: 1.000 (object 0, {scene.labels[0]})",
-        f"#1 b: area {int(masks[1].sum())} px, score 0.800, "
-        f"IoU with ground truth: 1.000 (object 1, {scene.labels[1]})",
-    ]
-
-
-def test_detections_report_without_names_or_scores(scene: samkit.Sample) -> None:
-    mask = np.zeros((1, *SCENE_SIZE), bool)
-    detections = sv.Detections(xyxy=np.zeros((1, 4), np.float32), mask=mask)
-    report = samkit.detections_report(detections, scene)
-    assert report == f"#0: area 0 px, IoU with ground truth: 0.000 (object 0, {scene.labels[0]})"
-
-
-def test_detections_report_on_a_photo(photo: samkit.Sample) -> None:
-    # no ground truth: no IoU on every line
-    mask = np.zeros((1, *photo.image.shape[:2]), bool)
-    mask[0, :10, :10] = True
-    detections = sv.Detections(
-        xyxy=np.zeros((1, 4), np.float32), mask=mask, confidence=np.array([0.5], np.float32)
-    )
-    assert samkit.detections_report(detections, photo) == "#0: area 100 px, score 0.500"
-
-
-def test_detections_report_empty(scene: samkit.Sample) -> None:
-    empty = sv.Detections(xyxy=np.zeros((0, 4), np.float32), mask=np.zeros((0, *SCENE_SIZE), bool))
-    assert samkit.detections_report(empty, scene) == "no detections"
-
-
-@pytest.mark.parametrize(
-    ("detections", "message"),
-    [
-        # not detections
-        (np.zeros((1, *SCENE_SIZE), bool), "detections must be sv.Detections, but got ndarray"),
-        # boxes only
-        (sv.Detections(xyxy=np.zeros((1, 4), np.float32)), "detections have no masks"),
-        # masks of another size
-        (
-            sv.Detections(xyxy=np.zeros((1, 4), np.float32), mask=np.zeros((1, 5, 5), bool)),
-            r"mask must have the image's shape \(480, 640\)",
-        ),
-    ],
-)
-def test_detections_report_rejects(scene: samkit.Sample, detections: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        samkit.detections_report(detections, scene)
 
 
 # ------------------------------------------------------------------ load_boxes
@@ -325,7 +175,7 @@ def test_detections_report_rejects(scene: samkit.Sample, detections: Any, messag
 
 def test_photo_boxes_file() -> None:
     sample = samkit.sample_image("astronaut", model_type="vit_b")
-    assert sample.boxes_file == DATA_DIR / "annotations" / "astronaut.json"
+    assert sample.boxes_file == locations.data_dir() / "annotations" / "astronaut.json"
     boxes = samkit.load_boxes(sample.boxes_file)
     assert boxes.data["class_name"].tolist() == ["person", "helmet", "flag", "space shuttle"]
     assert boxes.class_id.tolist() == [2, 1, 0, 3]
@@ -338,7 +188,7 @@ def test_photo_boxes_file() -> None:
 def test_scene_boxes_file_matches_the_scene() -> None:
     # the detector stand-in for the scene: one box per shape, each within a few pixels
     sample = samkit.sample_image("astronaut", model_type="shapes")
-    assert sample.boxes_file == DATA_DIR / "annotations" / "astronaut_shapes.json"
+    assert sample.boxes_file == locations.data_dir() / "annotations" / "astronaut_shapes.json"
     assert sample.ground_truth is not None
     boxes = samkit.load_boxes(sample.boxes_file)
     assert boxes.data["class_name"].tolist() == list(sample.labels)

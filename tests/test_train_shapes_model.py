@@ -131,7 +131,7 @@ def test_scene_specs_are_fixed_by_seed_and_step(trainer) -> None:  # type: ignor
 def test_box_fix_round_is_optional(trainer, monkeypatch, box_fix: bool, calls: int) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     sam = build_shapes_sam()
-    items = [trainer.Batch(sam, samkit.make_scene(seed, 300, 200)) for seed in (1, 2)]
+    items = [trainer.Batch(sam, samkit.shapes.make_scene(seed, 300, 200)) for seed in (1, 2)]
     seen = []
     decode = trainer.decode
 

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import samkit
+from samkit import viz
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -217,7 +218,7 @@ def test_mask_grid_any_count(count: int, max_cols: int, grid: tuple[int, int]) -
 
 
 def test_mask_grid_real_amg_output_smallest_first(amg_detections: sv.Detections) -> None:
-    ordered = samkit.sort_by_area(amg_detections, descending=False)
+    ordered = samkit.masks.sort_by_area(amg_detections, descending=False)
     figure = samkit.mask_grid(ordered, titles=[str(i) for i in range(len(ordered))])
     assert len(figure.axes) == len(amg_detections)
     assert figure.axes[0].get_title() == "0"
@@ -274,7 +275,7 @@ def test_mask_grid_save_to(tmp_path: Path) -> None:
 def test_save_replaces_an_old_file(tmp_path: Path) -> None:
     target = tmp_path / "grid.png"
     target.write_bytes(b"old")
-    samkit.save_figure(samkit.mask_grid(masks_of(1)), target)
+    samkit.viz.save_figure(samkit.mask_grid(masks_of(1)), target)
     assert target.read_bytes().startswith(PNG_SIGNATURE)
 
 
@@ -286,7 +287,7 @@ def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(figure, "savefig", broken)
     with pytest.raises(OSError, match="disk full"):
-        samkit.save_figure(figure, tmp_path / "grid.png")
+        samkit.viz.save_figure(figure, tmp_path / "grid.png")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -309,10 +310,113 @@ def test_save_figure_bad_input(
     figure = samkit.mask_grid(masks_of(1))
     formats = ", ".join(f".{ext}" for ext in sorted(figure.canvas.get_supported_filetypes()))
     with pytest.raises(error, match=exactly(message.format(formats=formats, tmp=tmp_path))):
-        samkit.save_figure(figure, tmp_path / name)
+        samkit.viz.save_figure(figure, tmp_path / name)
 
 
 def test_figure_png_is_readable() -> None:
     figure = samkit.mask_grid(masks_of(3))
     with Image.open(io.BytesIO(figure._repr_png_())) as shown:  # type: ignore[attr-defined]
         assert shown.size[0] > shown.size[1]  # three cells in a row: wider than tall
+
+
+# ------------------------------------------------------------------ draw_points
+
+
+def test_draw_points() -> None:
+    image = np.zeros((60, 80, 3), np.uint8)
+    out = samkit.viz.draw_points(image, [[10, 20], [60, 40]], [1, 0], radius=6)
+    # a copy: the input stays black
+    assert not image.any()
+    assert tuple(out[20, 10]) == viz.INCLUDE_COLOR
+    assert tuple(out[40, 60]) == viz.EXCLUDE_COLOR
+    # a white rim around the dot (radius 6, rim to 8; anti-aliased, so nearly white)
+    assert (out[20, 10 + 7] > 200).all()
+    # nothing far from the clicks
+    assert not out[:5, 70:].any()
+
+
+def test_draw_points_without_points() -> None:
+    image = np.full((10, 10, 3), 7, np.uint8)
+    out = samkit.viz.draw_points(image, np.zeros((0, 2)), np.zeros((0,), int))
+    np.testing.assert_array_equal(out, image)
+
+
+@pytest.mark.parametrize(
+    ("coords", "labels", "kwargs", "message"),
+    [
+        # one coordinate instead of a pair
+        ([[1]], [1], {}, r"point_coords must be finite \(x, y\) pairs of shape \(N, 2\)"),
+        # NaN
+        ([[1, float("nan")]], [1], {}, "point_coords must be finite"),
+        # a label other than 0 and 1
+        ([[1, 1]], [2], {}, r"point_labels must be 1 labels of 0 \(exclude\) or 1 \(include\)"),
+        # fewer labels than points
+        ([[1, 1], [2, 2]], [1], {}, "point_labels must be 2 labels"),
+        # a radius of zero
+        ([[1, 1]], [1], {"radius": 0}, "radius must be a positive int or None, but got 0"),
+    ],
+)
+def test_draw_points_rejects(
+    coords: Any, labels: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        samkit.viz.draw_points(np.zeros((5, 5, 3), np.uint8), coords, labels, **kwargs)
+
+
+def test_draw_points_rejects_a_non_image() -> None:
+    with pytest.raises(ValueError, match=r"image must be an RGB uint8 np\.ndarray"):
+        samkit.viz.draw_points(np.zeros((5, 5), np.uint8), [[1, 1]], [1])
+
+
+# ------------------------------------------------------------------ draw_labels
+
+
+def _boxes(names: list[str] | None) -> sv.Detections:
+    count = 2 if names is None else len(names)
+    data = {} if names is None else {"class_name": np.array(names, dtype=str)}
+    xyxy = np.array([[10, 30, 60, 50], [40, 60, 90, 90]], np.float32)[:count]
+    return sv.Detections(xyxy=xyxy.reshape(-1, 4), data=data)
+
+
+@pytest.mark.parametrize(
+    ("detections", "labels"),
+    [
+        # the detections' class names
+        (_boxes(["cup", "spoon"]), None),
+        # row numbers when there are no class names
+        (_boxes(None), None),
+        # labels given
+        (_boxes(["cup", "spoon"]), ["a", "b"]),
+    ],
+)
+def test_draw_labels_draws_at_each_box(detections: sv.Detections, labels: Any) -> None:
+    image = np.zeros((100, 180, 3), np.uint8)
+    out = samkit.viz.draw_labels(image, detections, labels)
+    assert not image.any()
+    for x0, y0, _, _ in detections.xyxy.astype(int):
+        # the label sits just above the box's top-left corner
+        assert out[max(0, y0 - 12) : y0, x0 : x0 + 20].any()
+    # nowhere near the boxes, nothing is drawn
+    assert not out[:, 150:].any()
+
+
+def test_draw_labels_without_detections() -> None:
+    image = np.full((20, 20, 3), 5, np.uint8)
+    out = samkit.viz.draw_labels(image, _boxes([]))
+    np.testing.assert_array_equal(out, image)
+
+
+@pytest.mark.parametrize(
+    ("detections", "labels", "message"),
+    [
+        # not detections
+        (np.zeros((1, 4)), None, "detections must be sv.Detections, but got ndarray"),
+        # one label for two boxes
+        (_boxes(None), ["a"], r"labels must be 2 strings, one per detection, but got \['a'\]"),
+        # labels that are not strings
+        (_boxes(None), [1, 2], "labels must be 2 strings"),
+    ],
+)
+def test_draw_labels_rejects(detections: Any, labels: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        samkit.viz.draw_labels(np.zeros((100, 120, 3), np.uint8), detections, labels)

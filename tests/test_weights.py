@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -14,17 +15,20 @@ import pooch
 import pytest
 from http_server import LocalServer, dead_url, payload
 
-from samkit import env, model, weights
+from samkit import env, locations, weights
+from samkit.model import MODEL_TYPES, download_checkpoint
 from samkit.weights import (
-    CHECKPOINTS,
     DEFAULT_WEIGHTS_URL,
     Checkpoint,
     ChecksumError,
     DownloadError,
+    checkpoint_url,
     default_weights_dir,
-    download_checkpoint,
-    weights_url,
 )
+
+#: The official vit_b checkpoint's record.
+VIT_B = MODEL_TYPES["vit_b"].checkpoint
+assert VIT_B is not None
 
 #: Three blocks of the downloader and a bit: enough to exercise the chunked copy.
 PAYLOAD_BYTES = 3 * (1 << 20) + 12_345
@@ -42,7 +46,7 @@ class Mirror:
 
     @property
     def dest(self) -> Path:
-        return self.dest_dir / CHECKPOINTS[self.model_type].filename
+        return self.dest_dir / MODEL_TYPES[self.model_type].checkpoint.filename
 
     @property
     def part(self) -> Path:
@@ -50,7 +54,7 @@ class Mirror:
 
     def requests(self) -> list[str | None]:
         """The Range header of each request for the checkpoint (None: no Range)."""
-        path = "/mirror/" + CHECKPOINTS[self.model_type].filename
+        path = "/mirror/" + MODEL_TYPES[self.model_type].checkpoint.filename
         return [hit.range for hit in self.server.hits if hit.path == path]
 
 
@@ -77,16 +81,17 @@ def make_mirror(
         data: bytes | None = None,
     ) -> Mirror:
         data = payload(PAYLOAD_BYTES) if data is None else data
-        entry = CHECKPOINTS[model_type]
+        entry = MODEL_TYPES[model_type].checkpoint
+        assert entry is not None
+        checkpoint = Checkpoint(
+            filename=entry.filename,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data) if size_on_record else None,
+        )
         monkeypatch.setitem(
-            CHECKPOINTS,
+            MODEL_TYPES,
             model_type,
-            Checkpoint(
-                model_type=model_type,
-                filename=entry.filename,
-                sha256=hashlib.sha256(data).hexdigest(),
-                size=len(data) if size_on_record else None,
-            ),
+            dataclasses.replace(MODEL_TYPES[model_type], checkpoint=checkpoint),
         )
         body = data if served is None else served
         url = server.serve("/mirror/" + entry.filename, body, mode, delay_s)
@@ -138,7 +143,7 @@ def test_download_verifies_and_shows_progress(
     assert path.with_name(path.name + ".verified.json").is_file()
     assert mirror.requests() == [None]
     err = capsys.readouterr().err
-    assert CHECKPOINTS[model_type].filename in err
+    assert MODEL_TYPES[model_type].checkpoint.filename in err
     assert "100%" in err
 
 
@@ -155,7 +160,7 @@ def test_hash_mismatch_names_both_hashes_and_removes_the_file(
 ) -> None:
     served = payload(PAYLOAD_BYTES, seed=1)
     mirror = make_mirror(served=served)
-    expected = CHECKPOINTS["vit_b"].sha256
+    expected = MODEL_TYPES["vit_b"].checkpoint.sha256
     actual = hashlib.sha256(served).hexdigest()
     message = re.escape(
         f"Checksum mismatch for {mirror.url}: expected sha256 {expected}, but got {actual}. "
@@ -191,7 +196,7 @@ def test_dead_server_fails_fast_with_url_and_manual_path(
     mirror = make_mirror()
     base = dead_url()
     monkeypatch.setenv("SAMKIT_WEIGHTS_URL", base)
-    url = base + CHECKPOINTS["vit_b"].filename
+    url = base + MODEL_TYPES["vit_b"].checkpoint.filename
     message = (
         re.escape(f"Could not connect to {url} (")
         + r"[^)]*refused\)\. Check your internet connection\. "
@@ -465,12 +470,13 @@ def test_weights_url_honours_the_mirror_variable(
         monkeypatch.delenv("SAMKIT_WEIGHTS_URL", raising=False)
     else:
         monkeypatch.setenv("SAMKIT_WEIGHTS_URL", base)
-    assert weights_url("vit_b") == expected
+    assert checkpoint_url(VIT_B) == expected
 
 
 def test_default_url_is_meta_and_registry_matches_design() -> None:
     assert DEFAULT_WEIGHTS_URL == "https://dl.fbaipublicfiles.com/segment_anything/"
-    assert {name: (c.filename, c.sha256[:8], c.size) for name, c in CHECKPOINTS.items()} == {
+    official = {name: spec.checkpoint for name, spec in MODEL_TYPES.items() if spec.checkpoint}
+    assert {name: (c.filename, c.sha256[:8], c.size) for name, c in official.items()} == {
         "vit_h": ("sam_vit_h_4b8939.pth", "a7bf3b02", 2_564_550_879),
         "vit_l": ("sam_vit_l_0b3195.pth", "3adcc431", None),
         "vit_b": ("sam_vit_b_01ec64.pth", "ec2df627", 375_042_383),
@@ -491,7 +497,7 @@ def test_weights_url_rejects_other_schemes(monkeypatch: pytest.MonkeyPatch, base
         f"the checkpoint files, but got {base!r}"
     )
     with pytest.raises(ValueError, match=message):
-        weights_url("vit_b")
+        checkpoint_url(VIT_B)
 
 
 def test_mirror_is_used_and_default_dir_is_samkit_home(
@@ -522,7 +528,7 @@ def test_default_weights_dir(
 ) -> None:
     monkeypatch.setenv("SAMKIT_HOME", samkit_home.format(tmp=tmp_path))
     monkeypatch.setattr(env, "in_colab", lambda: colab)
-    monkeypatch.setattr(env, "home_dir", lambda: tmp_path / "content")
+    monkeypatch.setattr(locations, "home_dir", lambda: tmp_path / "content")
     cache = pooch.os_cache("samkit")
     assert default_weights_dir() == Path(expected.format(tmp=tmp_path, cache=cache))
 
@@ -537,22 +543,20 @@ def test_default_weights_dir(
 def test_shapes_returns_the_bundled_checkpoint(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dest_dir: str | None
 ) -> None:
-    bundled = tmp_path / "sam_shapes.pt"
+    bundled = tmp_path / "models" / "sam_shapes.pt"
+    bundled.parent.mkdir()
     bundled.write_bytes(b"weights")
-    monkeypatch.setattr(model, "SHAPES_CHECKPOINT", bundled)
+    monkeypatch.setattr(locations, "data_dir", lambda: tmp_path)
     given = None if dest_dir is None else dest_dir.format(tmp=tmp_path)
     assert download_checkpoint("shapes", dest_dir=given) == bundled
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_missing_shapes_checkpoint_says_how_to_build_it(
+def test_missing_shapes_checkpoint_names_the_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    missing = tmp_path / "sam_shapes.pt"
-    monkeypatch.setattr(model, "SHAPES_CHECKPOINT", missing)
-    message = re.escape(
-        f"The bundled 'shapes' checkpoint is missing: {missing}. "
-        "Run `make shapes-model` in the repository to train it."
-    )
+    missing = tmp_path / "models" / "sam_shapes.pt"
+    monkeypatch.setattr(locations, "data_dir", lambda: tmp_path)
+    message = re.escape(f"samkit's bundled file is missing: {missing}")
     with pytest.raises(FileNotFoundError, match=message):
         download_checkpoint("shapes")

@@ -43,10 +43,10 @@ def measure_model(model_type: str, repeat: int) -> dict[str, float]:
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 
     import samkit
-    from samkit.evaluation import SHAPES_AMG_SETTINGS
+    from samkit.model import SHAPES_AMG_SETTINGS
 
     torch.set_num_threads(2)
-    scene = samkit.make_scene(0, 480, 640)
+    scene = samkit.shapes.make_scene(0, 480, 640)
     start = time.perf_counter()
     if model_type == "shapes":
         sam = samkit.load_sam("shapes", device="cpu")
@@ -84,9 +84,9 @@ def measure_converters(repeat: int) -> dict[str, float]:
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 
     import samkit
-    from samkit.evaluation import SHAPES_AMG_SETTINGS
+    from samkit.model import SHAPES_AMG_SETTINGS
 
-    scene = samkit.make_scene(0, 480, 640)
+    scene = samkit.shapes.make_scene(0, 480, 640)
     sam = samkit.load_sam("shapes", device="cpu")
     with torch.inference_mode():
         results = SamAutomaticMaskGenerator(sam, **SHAPES_AMG_SETTINGS).generate(scene.image)

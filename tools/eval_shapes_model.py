@@ -22,8 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from samkit.evaluation import EVAL_SIZES, SHAPES_AMG_SETTINGS, evaluate
-from samkit.model import SHAPES_CHECKPOINT, load_sam
+from samkit.evaluation import EVAL_SIZES, evaluate
+from samkit.model import SHAPES_AMG_SETTINGS, download_checkpoint, load_sam
+
+SHAPES_CHECKPOINT = download_checkpoint("shapes")
 
 
 def main(argv: list[str] | None = None) -> int:
