@@ -44,19 +44,19 @@ weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weigh
 
 .PHONY: shapes-model
 shapes-model: $(BIN)/samkit ## Retrain the bundled offline model into data/models/ (deterministic, one run, 55-60 min on 2 CPU cores)
-	$(BIN)/python tools/train_shapes_model.py --steps 5000 --batch 4 --procs 2 --scene-size 256 --box-fix 0 --data-workers 0 --out data/models/sam_shapes.pt
+	$(BIN)/python -m tools.train_shapes_model
 
 .PHONY: eval-shapes
 eval-shapes: $(BIN)/samkit ## Evaluate the bundled model on 100 held-out scenes through the stock predictor and generator
-	$(BIN)/python tools/eval_shapes_model.py --scenes 100
+	$(BIN)/python -m tools.eval_shapes_model --scenes 100
 
 .PHONY: demo
 demo: $(BIN)/samkit ## Run every notebook headless into build/demo (notebooks + PNG figures); MODEL=vit_b|vit_l|vit_h for real weights
-	$(BIN)/python tools/run_notebooks.py demo --model $(or $(MODEL),shapes) --out build/demo
+	$(BIN)/python -m tools.run_notebooks demo --model $(or $(MODEL),shapes) --out build/demo
 
 .PHONY: nbval-outputs
 nbval-outputs: $(BIN)/samkit ## Rewrite tests/notebook_outputs.json, the outputs nbval checks (after the shapes model or a notebook changes)
-	$(BIN)/python tools/run_notebooks.py expected
+	$(BIN)/python -m tools.run_notebooks expected
 
 # Colab's metadata that nbstripout does not strip by itself.
 NBSTRIPOUT_KEYS := metadata.widgets metadata.colab.provenance cell.metadata.id cell.metadata.colab cell.metadata.outputId cell.metadata.executionInfo
@@ -69,4 +69,4 @@ strip: $(BIN)/samkit ## Strip outputs and Colab metadata from the notebooks; ins
 
 .PHONY: bench
 bench: $(BIN)/samkit ## Speed and memory of the bundled model and the converters, with ratios against stock segment-anything vit_b
-	$(BIN)/python tools/bench.py
+	$(BIN)/python -m tools.bench
