@@ -16,9 +16,13 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 
 .PHONY: setup
-setup: $(BIN)/python ## Build .venv and install everything (requirements + samkit in editable mode)
+setup: $(BIN)/python browser ## Build .venv and install everything (requirements + samkit in editable mode, the browser)
 	set -o pipefail; $(BIN)/pip install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	set -o pipefail; $(BIN)/pip install -q --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+
+.PHONY: browser
+browser: ## Install what the browser test needs when /usr/bin/chromium is missing (Debian's chromium + fonts, apt-get)
+	bash tools/install_browser.sh
 
 $(BIN)/samkit:
 	$(MAKE) setup
@@ -34,9 +38,18 @@ format: $(BIN)/samkit ## Reformat and auto-fix with ruff
 	$(BIN)/ruff format samkit tests tools
 	$(BIN)/ruff check --fix samkit tests tools
 
+# offline, on the CPU, with the bundled model
+PYTEST := SAMKIT_MODEL=shapes $(BIN)/pytest
+
 .PHONY: test
-test: $(BIN)/samkit lint ## Lint, then the whole test suite, offline, on the CPU, with the bundled model
-	SAMKIT_MODEL=shapes $(BIN)/pytest
+test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, training) and the docstring examples
+	$(PYTEST)
+	$(PYTEST) --doctest-modules samkit
+
+.PHONY: test-fast
+test-fast: $(BIN)/samkit ## The unit tests and docstring examples, without the slow ones (notebooks, browser, training): about a minute
+	$(PYTEST) -m "not slow"
+	$(PYTEST) --doctest-modules samkit
 
 .PHONY: weights
 weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weights MODEL=vit_b (or vit_l, vit_h)

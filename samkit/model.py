@@ -173,8 +173,10 @@ def load_sam(
     Example:
         >>> import samkit
         >>> from segment_anything import SamPredictor
-        >>> sam = samkit.load_sam("shapes", device="cpu")  # doctest: +SKIP
-        >>> predictor = SamPredictor(sam)  # doctest: +SKIP
+        >>> sam = samkit.load_sam("shapes", device="cpu")
+        >>> predictor = SamPredictor(sam)
+        >>> sam.training
+        False
     """
     if model_type is None:
         model_type = default_model_type()

@@ -5,7 +5,7 @@ per-user directory; later calls return the verified file at once, without hashin
 again. The download goes to ``<name>.part`` beside the final file, resumes from there
 when the server allows it, and becomes the real file only once its hash matches.
 
-Example:
+Example (it downloads 375 MB, so the doctests, which run offline, skip it):
     >>> import samkit
     >>> path = samkit.download_checkpoint("vit_b")  # doctest: +SKIP
     >>> path.name  # doctest: +SKIP
@@ -180,7 +180,7 @@ def download_checkpoint(
         DownloadError: If the server cannot be reached, answers with an error or an
             HTML page, the transfer stops early, or the disk is full.
 
-    Example:
+    Example (it downloads 375 MB, so the doctests, which run offline, skip it):
         >>> import samkit
         >>> samkit.download_checkpoint("vit_b", dest_dir="weights")  # doctest: +SKIP
         PosixPath('weights/sam_vit_b_01ec64.pth')

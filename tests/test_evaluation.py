@@ -77,16 +77,19 @@ def shapes_report(shapes_sam: Sam) -> Report:
         return evaluate(sam, seeds=range(1000, 1012), amg=False)
 
 
+@pytest.mark.slow  # the bundled model on held-out scenes
 def test_bundled_model_segments_boxes(shapes_report: Report) -> None:
     # fixed held-out seeds; the full 100-scene figures are in data/models/MODEL_CARD.md
     assert shapes_report.box_miou >= 0.85
     assert shapes_report.box_miou > shapes_report.baseline_miou + 0.1
 
 
+@pytest.mark.slow  # the bundled model on held-out scenes
 def test_bundled_model_segments_single_points(shapes_report: Report) -> None:
     assert shapes_report.point_miou >= 0.8
 
 
+@pytest.mark.slow  # the bundled model on held-out scenes
 def test_bundled_model_finds_shapes_automatically(shapes_sam: Sam) -> None:
     with torch.inference_mode():
         report = evaluate(shapes_sam, seeds=range(2000, 2004), amg=True)
