@@ -57,6 +57,7 @@ def test_empty_report_says_nan_not_zero() -> None:
     assert np.isnan(report.box_miou) and np.isnan(report.amg_recall)
 
 
+@pytest.mark.slow  # an evaluation run, as the bundled model's below
 def test_a_random_model_scores_far_below_the_bar() -> None:
     # the evaluation can fail: an untrained model of the same architecture is poor
     torch.manual_seed(0)
