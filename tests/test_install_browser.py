@@ -20,6 +20,7 @@ COMMAND = f"sudo apt-get update && sudo apt-get install -y --no-install-recommen
 #: Stand-ins, each one logs how it was called to $LOG.
 FAKE_APT = """#!/bin/bash
 echo "apt-get $* DEBIAN_FRONTEND=${DEBIAN_FRONTEND:-}" >> "$LOG"
+if [ "$1" = install ] && [ "$APT_FAILS" = 1 ]; then exit 100; fi
 if [ "$1" = install ] && [ "$APT_MAKES_CHROMIUM" = 1 ]; then
     printf '#!/bin/sh\\n' > "$CHROMIUM"; chmod +x "$CHROMIUM"
 fi
@@ -37,6 +38,7 @@ def _run(
     sudo: str | None = None,
     apt: bool = True,
     apt_makes_chromium: bool = True,
+    apt_fails: bool = False,
     chromium_there: bool = False,
     args: tuple[str, ...] = (),
 ) -> tuple[subprocess.CompletedProcess[str], list[str], Path]:
@@ -65,6 +67,7 @@ def _run(
         "LOG": str(log),
         "CHROMIUM": str(chromium),
         "APT_MAKES_CHROMIUM": "1" if apt_makes_chromium else "0",
+        "APT_FAILS": "1" if apt_fails else "0",
     }
     bash = shutil.which("bash")
     assert bash is not None
@@ -130,11 +133,22 @@ def test_prints_the_command_when_it_cannot(
     assert not chromium.exists()
 
 
-def test_fails_when_apt_leaves_no_browser(tmp_path: Path) -> None:
-    result, calls, chromium = _run(tmp_path, uid=0, apt_makes_chromium=False)
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"apt_makes_chromium": False}, "is still missing"),
+        ({"apt_fails": True}, "apt-get could not install " + PACKAGES),
+    ],
+    ids=["no-browser-after-apt", "apt-fails"],
+)
+def test_fails_when_apt_does_not_give_the_browser(
+    tmp_path: Path, options: dict[str, bool], says: str
+) -> None:
+    result, calls, chromium = _run(tmp_path, uid=0, **options)
     assert result.returncode == 1
-    assert f"{chromium} is still missing" in result.stderr
+    assert says in result.stderr
     assert calls == [UPDATE, INSTALL]
+    assert not chromium.exists()
 
 
 @pytest.mark.parametrize("args", [("--bogus",), ("--chromium-path", "x")])

@@ -54,10 +54,13 @@ else
 fi
 
 echo "browser: installing $PACKAGES with apt-get"
-"${SUDO[@]}" apt-get update -q
 # shellcheck disable=SC2086  # PACKAGES is a list of words
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends $PACKAGES
+if ! "${SUDO[@]}" apt-get update -q \
+    || ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends $PACKAGES; then
+    echo "browser: apt-get could not install $PACKAGES (these are Debian's package names)" >&2
+    exit 1
+fi
 if [ ! -x "$CHROMIUM" ]; then
     echo "browser: apt-get installed $PACKAGES, but $CHROMIUM is still missing" >&2
     exit 1
