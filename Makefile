@@ -16,9 +16,13 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 
 .PHONY: setup
-setup: $(BIN)/python ## Build .venv and install everything (requirements + samkit in editable mode)
+setup: $(BIN)/python browser ## Build .venv and install everything (requirements + samkit in editable mode, the browser)
 	set -o pipefail; $(BIN)/pip install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	set -o pipefail; $(BIN)/pip install -q --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+
+.PHONY: browser
+browser: ## Install what the browser test needs when /usr/bin/chromium is missing (Debian's chromium + fonts, apt-get)
+	bash tools/install_browser.sh
 
 $(BIN)/samkit:
 	$(MAKE) setup
@@ -34,9 +38,18 @@ format: $(BIN)/samkit ## Reformat and auto-fix with ruff
 	$(BIN)/ruff format samkit tests tools
 	$(BIN)/ruff check --fix samkit tests tools
 
+# offline, on the CPU, with the bundled model
+PYTEST := SAMKIT_MODEL=shapes $(BIN)/pytest
+
 .PHONY: test
-test: $(BIN)/samkit lint ## Lint, then the whole test suite, offline, on the CPU, with the bundled model
-	SAMKIT_MODEL=shapes $(BIN)/pytest
+test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, training) and the docstring examples
+	$(PYTEST)
+	$(PYTEST) --doctest-modules samkit
+
+.PHONY: test-fast
+test-fast: $(BIN)/samkit ## The unit tests and docstring examples, without the slow ones (notebooks, browser, training): about a minute
+	$(PYTEST) -m "not slow"
+	$(PYTEST) --doctest-modules samkit
 
 .PHONY: weights
 weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weights MODEL=vit_b (or vit_l, vit_h)
@@ -44,19 +57,19 @@ weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weigh
 
 .PHONY: shapes-model
 shapes-model: $(BIN)/samkit ## Retrain the bundled offline model into data/models/ (deterministic, one run, 55-60 min on 2 CPU cores)
-	$(BIN)/python tools/train_shapes_model.py --steps 5000 --batch 4 --procs 2 --scene-size 256 --box-fix 0 --data-workers 0 --out data/models/sam_shapes.pt
+	$(BIN)/python -m tools.train_shapes_model
 
 .PHONY: eval-shapes
 eval-shapes: $(BIN)/samkit ## Evaluate the bundled model on 100 held-out scenes through the stock predictor and generator
-	$(BIN)/python tools/eval_shapes_model.py --scenes 100
+	$(BIN)/python -m tools.eval_shapes_model --scenes 100
 
 .PHONY: demo
 demo: $(BIN)/samkit ## Run every notebook headless into build/demo (notebooks + PNG figures); MODEL=vit_b|vit_l|vit_h for real weights
-	$(BIN)/python tools/run_notebooks.py demo --model $(or $(MODEL),shapes) --out build/demo
+	$(BIN)/python -m tools.run_notebooks demo --model $(or $(MODEL),shapes) --out build/demo
 
 .PHONY: nbval-outputs
 nbval-outputs: $(BIN)/samkit ## Rewrite tests/notebook_outputs.json, the outputs nbval checks (after the shapes model or a notebook changes)
-	$(BIN)/python tools/run_notebooks.py expected
+	$(BIN)/python -m tools.run_notebooks expected
 
 # Colab's metadata that nbstripout does not strip by itself.
 NBSTRIPOUT_KEYS := metadata.widgets metadata.colab.provenance cell.metadata.id cell.metadata.colab cell.metadata.outputId cell.metadata.executionInfo
@@ -69,4 +82,4 @@ strip: $(BIN)/samkit ## Strip outputs and Colab metadata from the notebooks; ins
 
 .PHONY: bench
 bench: $(BIN)/samkit ## Speed and memory of the bundled model and the converters, with ratios against stock segment-anything vit_b
-	$(BIN)/python tools/bench.py
+	$(BIN)/python -m tools.bench

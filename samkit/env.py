@@ -148,7 +148,7 @@ def default_device() -> str:
 
     Example:
         ```python
-        sam.to(device=samkit.default_device())
+        sam.to(device=samkit.env.default_device())
         ```
     """
     forced = variable(DEVICE_ENV)

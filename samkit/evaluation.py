@@ -10,7 +10,8 @@ as a user would call them; there is no private code path. It reports:
   has IoU >= 0.7 with it),
 - and, for honesty, the baseline "the box itself as the mask".
 
-Example:
+Example (it runs for tens of seconds on a CPU, so the doctests skip it; the slow tests
+and ``make eval-shapes`` run the evaluation):
     >>> import samkit
     >>> from samkit.evaluation import evaluate
     >>> report = evaluate(samkit.load_sam("shapes"), seeds=range(4))  # doctest: +SKIP

@@ -69,7 +69,7 @@ def masks_to_rle(masks: npt.NDArray[Any]) -> list[dict[str, Any]]:
     Example:
         ```pycon
         >>> import numpy as np, samkit
-        >>> samkit.masks_to_rle(np.ones((1, 2, 3), bool))
+        >>> samkit.export.masks_to_rle(np.ones((1, 2, 3), bool))
         [{'size': [2, 3], 'counts': '06'}]
 
         ```

@@ -35,7 +35,7 @@ def check_rgb_image(image: Any, name: str = "image") -> npt.NDArray[np.uint8]:
     Example:
         ```pycon
         >>> import numpy as np, samkit
-        >>> samkit.check_rgb_image(np.zeros((2, 3, 3), np.uint8)).shape
+        >>> samkit.images.check_rgb_image(np.zeros((2, 3, 3), np.uint8)).shape
         (2, 3, 3)
 
         ```

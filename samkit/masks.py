@@ -47,7 +47,7 @@ def stack_masks(
     Example:
         ```pycon
         >>> import numpy as np, samkit
-        >>> samkit.stack_masks([np.ones((2, 3), bool), np.zeros((2, 3), bool)]).shape
+        >>> samkit.masks.stack_masks([np.ones((2, 3), bool), np.zeros((2, 3), bool)]).shape
         (2, 2, 3)
 
         ```
@@ -125,7 +125,7 @@ def sort_by_area(
         >>> import numpy as np, samkit
         >>> small, big = np.zeros((2, 4, 4), bool), np.ones((4, 4), bool)
         >>> small[0, 0, 0] = True
-        >>> [int(m.sum()) for m in samkit.sort_by_area([small[0], big], descending=True)]
+        >>> [int(m.sum()) for m in samkit.masks.sort_by_area([small[0], big], descending=True)]
         [16, 1]
 
         ```
@@ -158,7 +158,7 @@ def mask_iou(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> Any:
         >>> import numpy as np, samkit
         >>> a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
         >>> a[:2, :2] = True; b[:2, :] = True
-        >>> samkit.mask_iou(a, b)
+        >>> samkit.masks.mask_iou(a, b)
         0.5
 
         ```
@@ -253,7 +253,7 @@ def grid_shape(count: int, max_cols: int = 8) -> tuple[int, int]:
     Example:
         ```pycon
         >>> import samkit
-        >>> samkit.grid_shape(7), samkit.grid_shape(100), samkit.grid_shape(0)
+        >>> samkit.masks.grid_shape(7), samkit.masks.grid_shape(100), samkit.masks.grid_shape(0)
         ((1, 7), (13, 8), (0, 0))
 
         ```

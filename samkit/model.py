@@ -130,7 +130,7 @@ class ModelType:
         amg_settings: ``SamAutomaticMaskGenerator`` settings that differ from
             segment-anything's defaults for this model.
         samples: ``"photos"`` when the model segments photos, ``"scenes"`` when it only
-            knows the generated scenes of simple shapes (``samkit.make_scene``).
+            knows the generated scenes of simple shapes (``samkit.shapes.make_scene``).
     """
 
     name: str
@@ -339,6 +339,8 @@ def load_sam(
         >>> predictor = SamPredictor(sam)
         >>> sam.image_encoder.img_size
         384
+        >>> sam.training
+        False
     """
     model_type = default_model_type() if model_type is None else model_spec(model_type).name
     target = _resolve_device(device)

@@ -107,7 +107,7 @@ def bbox_to_sam_box(bbox: Mapping[str, Any]) -> npt.NDArray[np.float32]:
     Example:
         ```pycon
         >>> import samkit
-        >>> samkit.bbox_to_sam_box({"x": 10, "y": 20, "width": 30, "height": 40})
+        >>> samkit.prompts.bbox_to_sam_box({"x": 10, "y": 20, "width": 30, "height": 40})
         array([10., 20., 40., 60.], dtype=float32)
 
         ```

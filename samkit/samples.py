@@ -208,8 +208,8 @@ def _scene_sample(name: str) -> Sample:
         exclude_point=exclude,
         target=target,
         boxes_file=_boxes_file(f"{name}_shapes"),
-        credit="Generated scene of simple shapes (samkit.make_scene), no rights reserved.",
-        source=f"samkit.make_scene(seed={choice.seed}, height={height}, width={width})",
+        credit="Generated scene of simple shapes (samkit.shapes.make_scene), no rights reserved.",
+        source=f"samkit.shapes.make_scene(seed={choice.seed}, height={height}, width={width})",
     )
 
 

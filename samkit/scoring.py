@@ -138,7 +138,7 @@ def detections_report(detections: sv.Detections, sample: Sample) -> str:
 
     Example:
         ```python
-        print(samkit.detections_report(detections, sample))
+        print(samkit.scoring.detections_report(detections, sample))
         ```
     """
     sample = _check_sample(sample)

@@ -6,7 +6,7 @@ determined by its seed and size.
 
 Example:
     >>> import samkit
-    >>> scene = samkit.make_scene(seed=7, height=480, width=640)
+    >>> scene = samkit.shapes.make_scene(seed=7, height=480, width=640)
     >>> scene.image.shape, scene.image.dtype
     ((480, 640, 3), dtype('uint8'))
     >>> scene.masks.shape[1:], scene.xyxy.shape[1]

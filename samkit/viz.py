@@ -56,7 +56,7 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = 100) ->
 
     Example:
         ```python
-        samkit.save_figure(samkit.mask_grid(detections), "build/masks.png")
+        samkit.viz.save_figure(samkit.mask_grid(detections), "build/masks.png")
         ```
     """
     target = Path(path)
@@ -231,7 +231,7 @@ def mask_grid(
 
     Example:
         ```python
-        samkit.mask_grid(samkit.sort_by_area(detections, descending=False))
+        samkit.mask_grid(samkit.masks.sort_by_area(detections, descending=False))
         ```
     """
     masks = stack_masks(masks_or_detections)
@@ -288,7 +288,7 @@ def draw_points(
     Example:
         ```python
         coords, labels = samkit.points_to_prompt([(120, 80)], exclude=[(40, 40)])
-        samkit.draw_points(sample.image, coords, labels)
+        samkit.viz.draw_points(sample.image, coords, labels)
         ```
     """
     check_rgb_image(image)
@@ -342,7 +342,7 @@ def draw_labels(
 
     Example:
         ```python
-        samkit.draw_labels(samkit.annotate(image, detections), detections)
+        samkit.viz.draw_labels(samkit.annotate(image, detections), detections)
         ```
     """
     check_rgb_image(image)

@@ -5,7 +5,7 @@ per-user directory; later calls return the verified file at once, without hashin
 again. The download goes to ``<name>.part`` beside the final file, resumes from there
 when the server allows it, and becomes the real file only once its hash matches.
 
-Example:
+Example (it downloads 375 MB, so the doctests, which run offline, skip it):
     >>> import samkit
     >>> path = samkit.download_checkpoint("vit_b")  # doctest: +SKIP
     >>> path.name  # doctest: +SKIP
@@ -130,7 +130,7 @@ def fetch_checkpoint(
         DownloadError: If the server cannot be reached, answers with an error or an
             HTML page, the transfer stops early, or the disk is full.
 
-    Example:
+    Example (it downloads 375 MB, so the doctests, which run offline, skip it):
         >>> from samkit.model import MODEL_TYPES
         >>> fetch_checkpoint(MODEL_TYPES["vit_b"].checkpoint, "weights")  # doctest: +SKIP
         PosixPath('weights/sam_vit_b_01ec64.pth')

@@ -45,10 +45,25 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-INSTALL_HINT = (
-    f"{CHROMIUM} is missing: the browser test drives Debian's Chromium. Install it with "
-    "`sudo apt-get install chromium` (.ci/run does this on CI)."
-)
+#: Installs the browser when it is missing; ``make setup`` runs it.
+INSTALL_SCRIPT = ROOT / "tools" / "install_browser.sh"
+
+
+def install_hint(chromium: Path) -> str:
+    """The failure message when ``chromium`` is missing, with the command that installs it
+    (the one ``tools/install_browser.sh`` prints when it cannot install by itself)."""
+    command = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT), "--command"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return (
+        f"{chromium} is missing: the browser test drives Debian's Chromium. Install it "
+        f"with:\n    {command}\n(make setup does this by itself as root or with sudo "
+        "that needs no password)"
+    )
+
 
 #: JupyterLab user settings written for the test server.
 LAB_SETTINGS: dict[str, dict[str, Any]] = {
@@ -841,7 +856,7 @@ def lab_page(
         BrowserTestError: If Chromium is missing (the test must fail, not skip).
     """
     if not CHROMIUM.exists():
-        error = fail("chromium-missing", INSTALL_HINT)
+        error = fail("chromium-missing", install_hint(CHROMIUM))
         _record_failure(error, None, "chromium-missing")
         raise error
     from playwright.sync_api import sync_playwright

@@ -35,6 +35,8 @@ from browser_support import (
 )
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # a real browser and JupyterLab
+
 NOTEBOOK = ROOT / "notebooks" / "04_caja_con_el_mouse.ipynb"
 
 #: Longest wait for any one step (server start, page load, running cells). An idle

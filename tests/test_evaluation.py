@@ -57,6 +57,7 @@ def test_empty_report_says_nan_not_zero() -> None:
     assert np.isnan(report.box_miou) and np.isnan(report.amg_recall)
 
 
+@pytest.mark.slow  # an evaluation run, as the bundled model's below
 def test_a_random_model_scores_far_below_the_bar() -> None:
     # the evaluation can fail: an untrained model of the same architecture is poor
     torch.manual_seed(0)
@@ -77,16 +78,19 @@ def shapes_report(shapes_sam: Sam) -> Report:
         return evaluate(sam, seeds=range(1000, 1012), amg=False)
 
 
+@pytest.mark.slow  # the bundled model on held-out scenes
 def test_bundled_model_segments_boxes(shapes_report: Report) -> None:
     # fixed held-out seeds; the full 100-scene figures are in data/models/MODEL_CARD.md
     assert shapes_report.box_miou >= 0.85
     assert shapes_report.box_miou > shapes_report.baseline_miou + 0.1
 
 
+@pytest.mark.slow  # the bundled model on held-out scenes
 def test_bundled_model_segments_single_points(shapes_report: Report) -> None:
     assert shapes_report.point_miou >= 0.8
 
 
+@pytest.mark.slow  # the bundled model on held-out scenes
 def test_bundled_model_finds_shapes_automatically(shapes_sam: Sam) -> None:
     with torch.inference_mode():
         report = evaluate(shapes_sam, seeds=range(2000, 2004), amg=True)

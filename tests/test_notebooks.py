@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import importlib.util
 import json
 import os
 import re
@@ -35,15 +34,12 @@ import tomllib
 from IPython.core.inputtransformer2 import TransformerManager
 
 import samkit
+from tools import run_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = ROOT / "tests" / "notebook_outputs.json"
 
-_spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools" / "run_notebooks.py")
-assert _spec is not None and _spec.loader is not None
-run_notebooks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_notebooks)
 
 #: The notebooks of the tutorial, in order.
 NOTEBOOK_NAMES = [
@@ -406,6 +402,7 @@ def _with_reference_outputs(name: str, folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # executes the notebook
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_notebook_runs_under_nbval(name: str, tmp_path: Path) -> None:
     notebook = _with_reference_outputs(name, tmp_path)

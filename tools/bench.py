@@ -6,8 +6,8 @@ random here (no checkpoint can be downloaded offline), which does not change spe
 or memory. Every figure is the median of several runs on the same 480x640 image.
 
 Usage:
-    python tools/bench.py            # both models, converters
-    python tools/bench.py --quick    # fewer repetitions
+    python -m tools.bench            # both models, converters
+    python -m tools.bench --quick    # fewer repetitions
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
@@ -111,7 +110,8 @@ def measure_converters(repeat: int) -> dict[str, float]:
 
 def _child(kind: str, repeat: int) -> dict[str, float]:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--repeat", str(repeat)],
+        [sys.executable, "-m", "tools.bench", "--child", kind, "--repeat", str(repeat)],
+        cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,

@@ -6,7 +6,7 @@ exactly as a user calls them (see ``samkit.evaluation``). Prints the figures and
 them to ``data/models/sam_shapes_eval.json``.
 
 Usage:
-    python tools/eval_shapes_model.py --scenes 100
+    python -m tools.eval_shapes_model --scenes 100
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from samkit.evaluation import EVAL_SIZES, evaluate
 from samkit.model import SHAPES_AMG_SETTINGS, download_checkpoint, load_sam

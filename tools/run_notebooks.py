@@ -1,12 +1,12 @@
 """Run the tutorial notebooks headless: the demo into build/, or the checked outputs.
 
 Usage:
-    python tools/run_notebooks.py demo [--model shapes|vit_b|vit_l|vit_h] [--out build/demo]
+    python -m tools.run_notebooks demo [--model shapes|vit_b|vit_l|vit_h] [--out build/demo]
         Execute every notebook into ``<out>/<name>.ipynb`` (with outputs), extract every
         figure to ``<out>/figures/<name>_cell<N>.png``, write the exported masks under
         ``<out>/outputs/``, and print each notebook's run time.
 
-    python tools/run_notebooks.py expected
+    python -m tools.run_notebooks expected
         Execute every notebook as the tests do (``SAMKIT_MODEL=shapes`` on the CPU) and
         write the printed output of every ``# NBVAL_CHECK_OUTPUT`` cell to
         ``tests/notebook_outputs.json``, the reference that nbval compares against. Run it

@@ -8,14 +8,21 @@ the masks (20:1), mean squared error between the IoU head and the real IoU, the 
 the three outputs for ambiguous single points, and a round of corrective clicks that
 also feeds the previous mask logits back as ``mask_input``.
 
-Usage:
-    python tools/train_shapes_model.py --out data/models/sam_shapes.pt
+The defaults are the shipped recipe (:class:`Recipe`), the run that made
+``data/models/sam_shapes.pt`` and its record ``data/models/sam_shapes.json``. Global
+torch settings that training changes (threads, denormal flush, deterministic
+algorithms, the default random generator) are put back when it ends.
+
+Usage (from the repository root):
+    python -m tools.train_shapes_model               # the shipped recipe (make shapes-model)
+    python -m tools.train_shapes_model --steps 200   # any field of Recipe, as --flag
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -24,10 +31,11 @@ import math
 import multiprocessing
 import os
 import platform
-import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,8 +45,6 @@ import torch.multiprocessing as torch_mp
 import torch.nn.functional as F
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from samkit.model import SHAPES_CONFIG, ShapesConfig, build_shapes_sam, read_state_dict
 from samkit.shapes import DEFAULT_MIN_SIZE, Scene, make_scene
@@ -65,6 +71,114 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 FOCAL_WEIGHT = 20.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One training run. The defaults are the shipped one, recorded in
+    ``data/models/sam_shapes.json``: ``make shapes-model`` runs them unchanged.
+
+    The fields up to ``config`` decide the checkpoint's bytes (and are written to its
+    record); ``out``, ``data_workers``, ``log_every`` and ``snapshot_dir`` do not.
+    """
+
+    steps: int = dataclasses.field(default=5000, metadata={"help": "training steps"})
+    batch: int = dataclasses.field(default=4, metadata={"help": "images per step"})
+    procs: int = dataclasses.field(
+        default=2,
+        metadata={
+            "help": "training processes (one per core): each takes batch/procs images of "
+            "every step and the gradients are averaged; the checkpoint depends on it"
+        },
+    )
+    max_masks: int = dataclasses.field(default=6, metadata={"help": "masks per image per step"})
+    lr: float = dataclasses.field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
+    warmup: int = dataclasses.field(
+        default=100,
+        metadata={"help": "steps of linear warm-up, then cosine decay to 5%% of the peak"},
+    )
+    seed: int = dataclasses.field(
+        default=0, metadata={"help": "seed of the scenes, the prompts and the initial weights"}
+    )
+    min_size: float = dataclasses.field(
+        default=DEFAULT_MIN_SIZE,
+        metadata={"help": "smallest shape, as a fraction of the short side"},
+    )
+    scene_size: int = dataclasses.field(
+        default=256,
+        metadata={"help": "long side of the smallest training scene (the largest is twice it)"},
+    )
+    focal_weight: float = dataclasses.field(
+        default=FOCAL_WEIGHT, metadata={"help": "focal : dice weight of the mask loss"}
+    )
+    exact_boxes: float = dataclasses.field(
+        default=0.0, metadata={"help": "share of box prompts left without noise"}
+    )
+    box_fix: int = dataclasses.field(
+        default=0, metadata={"help": "also train the box plus a corrective click (1) or not (0)"}
+    )
+    init: Path | None = dataclasses.field(
+        default=None, metadata={"help": "start from this checkpoint (fine-tuning)"}
+    )
+    config: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "JSON overrides of SHAPES_CONFIG, for experiments (the checkpoint then "
+            "only loads with the same overrides)"
+        },
+    )
+
+    out: Path = dataclasses.field(
+        default=Path("data/models/sam_shapes.pt"),
+        metadata={"help": "the checkpoint; its record gets the name .json"},
+    )
+    data_workers: int = dataclasses.field(
+        default=0,
+        metadata={
+            "help": "processes per training process that generate the scenes ahead of the training "
+            "(0: none); the checkpoint does not depend on it"
+        },
+    )
+    log_every: int = dataclasses.field(
+        default=50, metadata={"help": "print the running losses every this many steps"}
+    )
+    snapshot_dir: Path | None = dataclasses.field(
+        default=None, metadata={"help": "also save a checkpoint every 250 steps"}
+    )
+
+    def model_config(self) -> ShapesConfig:
+        """The architecture: ``SHAPES_CONFIG`` with the ``config`` overrides applied."""
+        if not self.config:
+            return SHAPES_CONFIG
+        overrides = json.loads(self.config)
+        return dataclasses.replace(
+            SHAPES_CONFIG,
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()},
+        )
+
+
+def flush_denormal_enabled() -> bool:
+    """Whether this thread flushes denormal floats to zero (``torch.set_flush_denormal``)."""
+    return torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
+
+
+@contextlib.contextmanager
+def torch_settings_restored() -> Iterator[None]:
+    """Put back, on exit, the global torch settings that training changes: the number
+    of threads, the denormal flush, deterministic algorithms and the default random
+    generator's state."""
+    threads = torch.get_num_threads()
+    flush = flush_denormal_enabled()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    rng = torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(flush)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.set_rng_state(rng)
 
 
 def mask_loss(
@@ -352,7 +466,7 @@ def train(
     sam: Sam,
     opt: torch.optim.Optimizer,
     scenes: Scenes,
-    args: argparse.Namespace,
+    args: Recipe,
     rank: int = 0,
     world: int = 1,
 ) -> float:
@@ -407,95 +521,62 @@ def train(
     return time.time() - start
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--batch", type=int, default=4, help="images per step")
-    parser.add_argument(
-        "--procs",
-        type=int,
-        default=2,
-        help="training processes (one per core): each takes batch/procs images of every "
-        "step and the gradients are averaged; the checkpoint depends on it",
-    )
-    parser.add_argument("--max-masks", type=int, default=6, help="masks per image per step")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--min-size",
-        type=float,
-        default=DEFAULT_MIN_SIZE,
-        help="smallest shape, as a fraction of the short side",
-    )
-    parser.add_argument(
-        "--init", type=Path, default=None, help="start from this checkpoint (fine-tuning)"
-    )
-    parser.add_argument("--out", type=Path, default=Path("data/models/sam_shapes.pt"))
-    parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument(
-        "--data-workers",
-        type=int,
-        default=0,
-        help="processes per training process that generate the scenes ahead of the "
-        "training (0: none); the checkpoint does not depend on it",
-    )
-    parser.add_argument("--focal-weight", type=float, default=FOCAL_WEIGHT)
-    parser.add_argument(
-        "--exact-boxes", type=float, default=0.0, help="share of box prompts left without noise"
-    )
-    parser.add_argument(
-        "--box-fix",
-        type=int,
-        default=1,
-        choices=(0, 1),
-        help="also train the box plus a corrective click (1) or not (0)",
-    )
-    parser.add_argument(
-        "--scene-size",
-        type=int,
-        default=None,
-        help="long side of the smallest training scene (the largest is twice it); "
-        "default: the model's input side",
-    )
-    parser.add_argument(
-        "--config",
-        default=None,
-        help="JSON overrides of SHAPES_CONFIG, for experiments (the checkpoint then only "
-        "loads with the same overrides)",
-    )
-    parser.add_argument(
-        "--snapshot-dir", type=Path, default=None, help="also save a checkpoint every 250 steps"
-    )
-    args = parser.parse_args(argv)
-    config = SHAPES_CONFIG
-    if args.config:
-        overrides = json.loads(args.config)
-        config = dataclasses.replace(
-            config, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        )
+TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str, "Path": Path}
 
-    if args.procs < 1 or args.batch % args.procs:
-        parser.error(
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one ``--flag`` per field of :class:`Recipe`, defaulting to it."""
+    defaults = Recipe()
+    cli = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for field in dataclasses.fields(Recipe):
+        # the annotations are strings here (postponed evaluation): "int", "Path | None", ...
+        kind = TYPES[str(field.type).removesuffix(" | None")]
+        extra: dict[str, Any] = {"choices": (0, 1)} if field.name == "box_fix" else {}
+        cli.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=kind,
+            default=getattr(defaults, field.name),
+            help=field.metadata["help"],
+            **extra,
+        )
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    recipe = Recipe(**vars(cli.parse_args(argv)))
+    if recipe.procs < 1 or recipe.batch % recipe.procs:
+        cli.error(
             f"--batch must be a multiple of --procs (each process takes the same share); "
-            f"got --batch {args.batch} and --procs {args.procs}"
+            f"got --batch {recipe.batch} and --procs {recipe.procs}"
         )
-    if args.procs == 1:
-        return run(0, 1, args, config, None)
-    with tempfile.TemporaryDirectory() as tmp:
-        torch_mp.spawn(
-            run,
-            args=(args.procs, args, config, Path(tmp) / "store"),
-            nprocs=args.procs,
-            join=True,
-        )
+    return train_model(recipe)
+
+
+def train_model(recipe: Recipe) -> int:
+    """Train by ``recipe`` and save the checkpoint and its record; the caller's global
+    torch settings are the same afterwards."""
+    config = recipe.model_config()
+    with torch_settings_restored():
+        if recipe.procs == 1:
+            return run(0, 1, recipe, config, None)
+        with tempfile.TemporaryDirectory() as tmp:
+            torch_mp.spawn(
+                run,
+                args=(recipe.procs, recipe, config, Path(tmp) / "store"),
+                nprocs=recipe.procs,
+                join=True,
+            )
     return 0
 
 
 def run(
     rank: int,
     world: int,
-    args: argparse.Namespace,
+    args: Recipe,
     config: ShapesConfig,
     store: Path | None,
 ) -> int:
@@ -511,7 +592,7 @@ def run(
             dist.destroy_process_group()
 
 
-def _run(rank: int, world: int, args: argparse.Namespace, config: ShapesConfig) -> int:
+def _run(rank: int, world: int, args: Recipe, config: ShapesConfig) -> int:
     torch.set_num_threads(THREADS)
     # As the model grows confident, attention weights and loss terms can underflow to
     # denormal floats, which this CPU computes on up to 9x slower: treat them as zero.
@@ -532,7 +613,7 @@ def _run(rank: int, world: int, args: argparse.Namespace, config: ShapesConfig) 
         lr=args.lr,
         betas=(0.9, 0.999),
     )
-    scene_size = args.scene_size or config.image_size
+    scene_size = args.scene_size
     with Scenes(
         args.seed,
         args.batch,
