@@ -52,7 +52,7 @@ def _image_size(image_shape: Any) -> tuple[int, int]:
         isinstance(image_shape, (tuple, list))
         and len(image_shape) == 2
         and all(
-            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v > 0
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and int(v) > 0
             for v in image_shape
         )
     ):
