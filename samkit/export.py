@@ -243,7 +243,9 @@ def _write_error(error: OSError, path: Path) -> OSError:
         what = "permission denied"
     else:
         what = error.strerror or str(error)
-    return type(error)(error.errno, f"cannot write {path}: {what}; nothing was changed there")
+    named = type(error)(f"cannot write {path}: {what}; nothing was changed there")
+    named.errno = error.errno
+    return named
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
