@@ -678,7 +678,7 @@ def test_lock_is_released_when_the_download_fails(make_mirror: Callable[..., Mir
             "ok",
             b'{"error": "AccessDenied", "message": "Request has expired"}',
             "a JSON file",
-            'it starts with \'{"error": "AccessDenied", "message": "Request has expire\'',
+            'it starts with \'{"error": "AccessDenied", "message": "Request has expired"}\'',
         ),
         # a gzip-compressed error page
         (
