@@ -699,3 +699,26 @@ def test_load_mask_png_of_a_decompression_bomb_gives_the_pixel_count(
     message = f"{tmp_path / 'bomb.png'} is an image of 10,000 pixels, more than the 2,000"
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         samkit.load_mask_png(tmp_path / "bomb.png")
+
+
+def test_failure_while_swapping_sets_puts_the_old_set_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "png"
+    samkit.save_mask_pngs(_detections(3), folder, prefix="scene")
+    before = _png_bytes(folder)
+    real_replace = os.replace
+    calls = {"new": 0}
+
+    def replace(source: Any, target: Any) -> None:
+        if Path(source).parent.name.startswith(".scene.new-"):
+            calls["new"] += 1
+            if calls["new"] == 2:  # the second new mask cannot be moved into place
+                raise OSError(errno.EIO, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr(export.os, "replace", replace)
+    message = f"cannot write {folder}: Input/output error; nothing was changed there"
+    with pytest.raises(OSError, match=exactly(message)):
+        samkit.save_mask_pngs(_detections(2), folder, prefix="scene")
+    assert _png_bytes(folder) == before
