@@ -1,7 +1,8 @@
 """The ``samkit`` command.
 
 ``samkit env`` prints the GPU report and the defaults samkit would use here;
-``samkit download MODEL [--dest DIR]`` fetches an official checkpoint and verifies it.
+``samkit download MODEL [--dest DIR]`` fetches an official checkpoint and verifies it;
+``samkit --version`` prints the version. ``python -m samkit`` is the same command.
 
 Example:
     $ samkit download vit_b --dest weights
@@ -15,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import samkit
 from samkit import env
 from samkit.locations import weights_dir
 from samkit.model import MODEL_TYPES, default_model_type, download_checkpoint
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="samkit",
         description="Helpers for Meta's Segment Anything Model (SAM).",
     )
+    parser.add_argument("--version", action="version", version=f"samkit {samkit.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "env",
@@ -64,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 1 when the command failed (the reason is printed
-        on stderr), 2 for a usage error.
+        on stderr), 2 for a usage error, 130 when interrupted with Ctrl-C (one line on
+        stderr; an interrupted download keeps its ``.part`` file and resumes from it).
     """
     args = build_parser().parse_args(argv)
     try:
@@ -72,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _env()
         else:
             _download(args.model, args.dest, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        resume = "; run it again to resume" if args.command == "download" else ""
+        print(f"samkit: interrupted{resume}", file=sys.stderr)
+        return 130
     except (ValueError, OSError) as exc:
         print(f"samkit: error: {exc}", file=sys.stderr)
         return 1

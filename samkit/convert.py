@@ -7,6 +7,8 @@ rest of the tutorial (sorting, de-duplicating, drawing) works on one type.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,7 +50,82 @@ def _check_amg_results(results: Any) -> list[dict[str, Any]]:
                 f"result {i} key 'point_coords' must be [[x, y]], "
                 f"but got {result['point_coords']!r}"
             )
-    return [dict(result) for result in results]
+        for key in ("area", "predicted_iou", "stability_score"):
+            if not _is_number(result[key]):
+                raise ValueError(
+                    f"result {i} key '{key}' must be a finite number, but got {_short(result[key])}"
+                )
+        for key, layout in (("bbox", "[x, y, w, h]"), ("crop_box", "[x, y, w, h]")):
+            value = result[key]
+            if not (
+                isinstance(value, (list, tuple, np.ndarray))
+                and np.shape(value) == (4,)
+                and all(_is_number(v) for v in value)
+            ):
+                raise ValueError(
+                    f"result {i} key '{key}' must be 4 numbers {layout}, but got {_short(value)}"
+                )
+    checked = [dict(result) for result in results]
+    shape: tuple[int, ...] | None = None
+    for i, result in enumerate(checked):
+        result["segmentation"] = _segmentation(result["segmentation"], f"result {i}")
+        if shape is not None and result["segmentation"].shape != shape:
+            raise ValueError(
+                f"result {i} key 'segmentation' has shape {result['segmentation'].shape}, "
+                f"but result 0 has shape {shape}: all masks must be of one image"
+            )
+        shape = result["segmentation"].shape
+    return checked
+
+
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (``bool`` is not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(float(value))
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters (a mask's repr is long)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _segmentation(value: Any, where: str) -> npt.NDArray[np.bool_]:
+    """A result's ``segmentation`` as a bool `(H, W)` mask.
+
+    A bool array is kept; 0/1 integers or floats become bool; a COCO RLE dict
+    (``output_mode="coco_rle"``) is decoded, checked, with ``samkit.rle_to_masks``.
+    """
+    if isinstance(value, Mapping):
+        from samkit.export import rle_to_masks
+
+        try:
+            return rle_to_masks([dict(value)])[0]
+        except ValueError as error:
+            raise ValueError(f"{where} key 'segmentation': {error}") from None
+    if not isinstance(value, np.ndarray) or value.ndim != 2 or 0 in value.shape:
+        described = (
+            f"shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+        )
+        raise ValueError(
+            f"{where} key 'segmentation' must be a bool mask of shape (H, W), but got {described}"
+        )
+    if value.dtype == np.bool_:
+        return value
+    if np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating):
+        outside = ~np.isin(value, (0, 1))
+        if not outside.any():
+            return value.astype(bool)
+        found = value[outside].flat[0]
+        raise ValueError(
+            f"{where} key 'segmentation' must be a mask of 0s and 1s (or bool), but holds "
+            f"{found!r} (dtype {value.dtype}); threshold it first, e.g. mask > 0.5"
+        )
+    raise ValueError(
+        f"{where} key 'segmentation' must be a bool mask (or 0/1 numbers), but got dtype "
+        f"{value.dtype}"
+    )
 
 
 def amg_to_detections(results: Sequence[Mapping[str, Any]]) -> sv.Detections:
@@ -71,7 +148,11 @@ def amg_to_detections(results: Sequence[Mapping[str, Any]]) -> sv.Detections:
         An empty list gives empty detections with the same ``data`` keys.
 
     Raises:
-        ValueError: If ``results`` is not a list of dicts with SAM's keys.
+        ValueError: If ``results`` is not a list of dicts with SAM's keys, a
+            ``segmentation`` is not a mask (bool, 0/1 numbers, or a COCO RLE dict), the
+            masks differ in size, or a ``bbox``/``crop_box`` is not 4 numbers or an
+            ``area``/``predicted_iou``/``stability_score`` is not a number. The message
+            names the result and the key.
 
     Example:
         ```python
@@ -103,9 +184,15 @@ def amg_to_detections(results: Sequence[Mapping[str, Any]]) -> sv.Detections:
 
 
 def _as_numpy(value: Any, name: str) -> npt.NDArray[Any]:
-    """Return a numpy array from a numpy array or a torch tensor (on any device)."""
+    """Return a numpy array from a numpy array or a torch tensor (any device and dtype).
+
+    NumPy has no bfloat16: such a tensor (``torch.autocast`` output) becomes float32.
+    """
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+        tensor = value.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()
+        return tensor.numpy()
     if isinstance(value, np.ndarray):
         return value
     raise ValueError(
@@ -128,7 +215,8 @@ def prediction_to_detections(
         masks: Boolean masks: shape `(C, H, W)` from ``predict`` (C is 3 with
             ``multimask_output=True``, else 1), or `(B, C, H, W)` from ``predict_torch``
             with B prompts. A numpy array or a torch tensor (any device).
-        scores: SAM's predicted IoU of every mask: shape `(C,)` or `(B, C)`.
+        scores: SAM's predicted IoU of every mask: shape `(C,)` or `(B, C)`; any float
+            dtype (float16 and bfloat16 from ``torch.autocast`` too), kept as float32.
         logits: Optional low-resolution logits: shape `(C, h, w)` or `(B, C, h, w)`;
             kept in ``data["logits"]`` (e.g. to feed back as ``mask_input``).
 

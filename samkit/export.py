@@ -15,16 +15,18 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +51,7 @@ def _masks_of(detections_or_masks: Any) -> npt.NDArray[np.bool_]:
             "expected sv.Detections with masks or a bool array of shape (N, H, W), "
             f"but got {type(detections_or_masks).__name__}"
         )
-    if masks.ndim != 3 or 0 in masks.shape[1:]:
+    if masks.ndim != 3 or (len(masks) and 0 in masks.shape[1:]):
         raise ValueError(f"masks must have shape (N, H, W) with H, W > 0, but got {masks.shape}")
     return masks
 
@@ -88,6 +90,11 @@ def masks_to_rle(masks: npt.NDArray[Any]) -> list[dict[str, Any]]:
 def rle_to_masks(rles: Sequence[dict[str, Any]]) -> npt.NDArray[np.bool_]:
     """Decode COCO RLE dicts (as :func:`masks_to_rle` gives) with ``pycocotools``.
 
+    Every entry is checked before anything is allocated: its ``counts`` must decode to
+    run lengths that add up to exactly ``H * W`` pixels (a file that declares a size its
+    counts do not describe is refused, whatever size it declares), and one mask may not
+    be larger than Pillow's decompression-bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``).
+
     Args:
         rles: Dicts with ``size`` ``[H, W]`` and ``counts`` (a compressed RLE string).
             All must have the same size.
@@ -96,30 +103,108 @@ def rle_to_masks(rles: Sequence[dict[str, Any]]) -> npt.NDArray[np.bool_]:
         A bool array of shape `(N, H, W)`; `(0, 0, 0)` for an empty list.
 
     Raises:
-        ValueError: If an entry is not an RLE dict, the sizes differ, or pycocotools
-            cannot decode it.
+        ValueError: If an entry is not an RLE dict, its counts are corrupt, cut off or
+            describe another number of pixels than its size, the sizes differ, or a
+            mask is too large. The message names the entry (``RLE i``).
     """
     if not isinstance(rles, list | tuple):
         raise ValueError(f"rles must be a list of RLE dicts, but got {type(rles).__name__}")
+    return _decode_rles(list(rles), [f"RLE {i}" for i in range(len(rles))])
+
+
+def _max_mask_pixels() -> int:
+    """The largest mask :func:`rle_to_masks` decodes, in pixels: Pillow's image limit."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return 2 * int(limit) if limit else 2**62
+
+
+def _rle_runs(counts: str) -> npt.NDArray[np.int64]:
+    """Decode a compressed COCO RLE string into its run lengths, without pycocotools.
+
+    pycocotools writes each run as a little-endian sequence of 5-bit groups, one
+    character each (``chr(48 + group)``, bit 0x20 set on every character but a run's
+    last, bit 0x10 of the last the sign), and from the third run on as the difference to
+    the run two places before. Its decoder trusts the string; this one checks it.
+
+    Raises:
+        ValueError: If a character is outside the code, the string ends inside a run,
+            a run is too long to be a pixel count, or a run is negative.
+    """
+    if not counts:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        raw = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError:
+        raise ValueError("it holds characters that are not ASCII") from None
+    bad = np.flatnonzero((raw < 0) | (raw > 63))
+    if bad.size:
+        raise ValueError(
+            f"character {counts[bad[0]]!r} at position {int(bad[0])} is not part of the code"
+        )
+    last = (raw & 0x20) == 0
+    if not last[-1]:
+        raise ValueError("it ends in the middle of a run (the string is cut off)")
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts + 1
+    if lengths.max() > 12:
+        raise ValueError("a run is too long to be a pixel count")
+    group = np.repeat(np.arange(len(ends)), lengths)
+    position = np.arange(len(raw)) - np.repeat(starts, lengths)
+    values = np.zeros(len(ends), dtype=np.int64)
+    np.add.at(values, group, (raw & 0x1F) << (5 * position))
+    negative = (raw[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    runs = values.copy()
+    # From the third run on, each is stored as the difference to the run two before.
+    for parity in (1, 2):
+        runs[parity::2] = np.cumsum(values[parity::2])
+    if (runs < 0).any():
+        raise ValueError(f"run {int(np.flatnonzero(runs < 0)[0])} is negative")
+    return runs
+
+
+def _check_rle(rle: Any, where: str) -> tuple[int, int]:
+    """Check one RLE dict completely (size, counts, their agreement); return its size."""
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise ValueError(f"{where} must be a dict with keys 'size' and 'counts', got {rle!r}")
+    size = rle["size"]
+    if (
+        not isinstance(size, list | tuple)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise ValueError(f"{where} key 'size' must be [H, W] with H, W > 0, but got {size!r}")
+    counts = rle["counts"]
+    if not isinstance(counts, str):
+        raise ValueError(
+            f"{where} key 'counts' must be a compressed RLE string, but got {type(counts).__name__}"
+        )
+    height, width = size
+    pixels = height * width
+    try:
+        runs = _rle_runs(counts)
+    except ValueError as error:
+        raise ValueError(f"{where}: cannot decode RLE counts: {error}") from None
+    described = int(runs.sum())
+    if described != pixels:
+        raise ValueError(
+            f"{where}: cannot decode RLE counts: they describe {described:,} pixels, but "
+            f"its size {list(size)} has {pixels:,} (the file is corrupt or cut off)"
+        )
+    if pixels > _max_mask_pixels():
+        raise ValueError(
+            f"{where} declares a {height}x{width} mask ({pixels:,} pixels), more than the "
+            f"{_max_mask_pixels():,} pixels samkit decodes (the limit Pillow sets for images)"
+        )
+    return height, width
+
+
+def _decode_rles(rles: list[Any], names: list[str]) -> npt.NDArray[np.bool_]:
+    """Check every RLE (named in messages by ``names``), then decode them all."""
     if not rles:
         return np.zeros((0, 0, 0), dtype=bool)
-    sizes = []
-    for i, rle in enumerate(rles):
-        if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-            raise ValueError(f"RLE {i} must be a dict with keys 'size' and 'counts', got {rle!r}")
-        size = rle["size"]
-        if (
-            not isinstance(size, list | tuple)
-            or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-        ):
-            raise ValueError(f"RLE {i} key 'size' must be [H, W] with H, W > 0, but got {size!r}")
-        if not isinstance(rle["counts"], str):
-            raise ValueError(
-                f"RLE {i} key 'counts' must be a compressed RLE string, "
-                f"but got {type(rle['counts']).__name__}"
-            )
-        sizes.append(tuple(size))
+    sizes = [_check_rle(rle, name) for rle, name in zip(rles, names, strict=True)]
     if len(set(sizes)) != 1:
         raise ValueError(f"all RLEs must have the same size, but got {sorted(set(sizes))}")
     coded = [{"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")} for rle in rles]
@@ -136,15 +221,57 @@ def rle_to_masks(rles: Sequence[dict[str, Any]]) -> npt.NDArray[np.bool_]:
     return np.ascontiguousarray(decoded.transpose(2, 0, 1).astype(bool))
 
 
+def _umask_mode() -> int:
+    """The mode a new file gets here: ``0o666`` less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _write_file(file: IO[bytes], data: bytes) -> None:
+    """Write one file's bytes (a separate function so tests can fill the disk)."""
+    file.write(data)
+
+
+def _write_error(error: OSError, path: Path) -> OSError:
+    """Say what stopped a write, in words that point the right way; nothing was changed."""
+    if error.errno == errno.ENOSPC:
+        what = "the disk is full"
+    elif error.errno == errno.EROFS:
+        what = "the file system is read-only"
+    elif error.errno in (errno.EACCES, errno.EPERM):
+        what = "permission denied"
+    else:
+        what = error.strerror or str(error)
+    named = type(error)(f"cannot write {path}: {what}; nothing was changed there")
+    named.errno = error.errno
+    return named
+
+
 def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` into a temporary file beside ``path``, then rename it to ``path``."""
+    """Write ``data`` into a temporary file beside ``path``, then rename it to ``path``.
+
+    The file gets the permissions the umask gives a new file (``mkstemp``'s own are
+    ``0600``), and its bytes reach the disk (``fsync``) before the rename.
+    """
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder not found: {path.parent}")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        raise _write_error(error, path) from error
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            _write_file(file, data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, _umask_mode())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise _write_error(error, path) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -207,19 +334,28 @@ def save_coco_rle(
             "segmentation": rle,
             "area": area,
             "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1] if area else [0, 0, 0, 0],
-            "score": None if confidence is None else float(confidence[i]),
+            "score": _json_number(None if confidence is None else confidence[i]),
         }
         if names is not None:
             annotation["class_name"] = str(names[i])
         annotations.append(annotation)
-    height, width = masks.shape[1:]
+    # No masks at all (an image where nothing was found) may not say how large it is.
+    height, width = (int(v) if v else None for v in masks.shape[1:])
     content = {
         "format": COCO_RLE_FORMAT,
-        "image": {"file_name": image_name, "height": int(height), "width": int(width)},
+        "image": {"file_name": image_name, "height": height, "width": width},
         "annotations": annotations,
     }
-    data = json.dumps(content, indent=1).encode("utf-8")
+    data = json.dumps(content, indent=1, allow_nan=False).encode("utf-8")
     return _atomic_write(target, data)
+
+
+def _json_number(value: Any) -> float | None:
+    """A score as JSON can hold it: ``None`` (``null``) for no score, NaN or infinity."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def load_coco_rle(path: str | os.PathLike[str]) -> sv.Detections:
@@ -254,12 +390,20 @@ def load_coco_rle(path: str | os.PathLike[str]) -> sv.Detections:
     image = content.get("image")
     if not isinstance(annotations, list) or not isinstance(image, dict):
         raise ValueError(f"{target} must hold an 'image' object and an 'annotations' list")
+    names_of = []
     for i, annotation in enumerate(annotations):
         if not isinstance(annotation, dict) or "segmentation" not in annotation:
             raise ValueError(f"{target.name} annotation {i} is missing key 'segmentation'")
-    masks = rle_to_masks([a["segmentation"] for a in annotations])
+        known = annotation.get("id")
+        names_of.append(
+            f"{target.name} annotation {i}" + (f" (id {known!r})" if known is not None else "")
+        )
+    masks = _decode_rles([a["segmentation"] for a in annotations], names_of)
     if not annotations:
-        height, width = int(image.get("height", 0)), int(image.get("width", 0))
+        height, width = (
+            value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+            for value in (image.get("height"), image.get("width"))
+        )
         masks = np.zeros((0, height, width), dtype=bool)
     scores = [a.get("score") for a in annotations]
     has_scores = bool(annotations) and all(
@@ -285,8 +429,13 @@ def save_mask_pngs(
     """Save every mask as its own black-and-white PNG (object 255, background 0).
 
     Files are named ``<prefix>_000.png``, ``<prefix>_001.png``, ... in the detections'
-    order; each is written atomically. Everything is checked before the first file is
-    written.
+    order. They form one set, replaced as a whole: the new set is written (and synced to
+    disk) in a hidden folder inside ``folder`` first; only when all of it is written are
+    the files of an earlier set with the same prefix (``<prefix>_<digits>.png``) moved
+    aside, the new files renamed into place and the old ones deleted. So ``folder``
+    never holds a mix of an old and a new set (a full disk or an error midway leaves
+    the old set as it was), and a smaller new set leaves no stale masks behind. Other
+    files in ``folder`` are not touched. Files get the permissions the umask gives.
 
     Args:
         detections: ``sv.Detections`` with masks, or a bool array `(N, H, W)`.
@@ -294,11 +443,14 @@ def save_mask_pngs(
         prefix: The start of every file name: letters, digits, ``_``, ``-`` and ``.``.
 
     Returns:
-        The paths written, one per mask (empty for no masks).
+        The paths written, one per mask (empty for no masks: an earlier set with the
+        same prefix is removed then too).
 
     Raises:
         ValueError: If there are no masks to read, ``prefix`` is not a plain file-name
             start, or ``folder`` is not a path or is an existing file.
+        OSError: If the files cannot be written (full disk, read-only file system, no
+            permission); the message says which, and ``folder`` is left as it was.
 
     Example:
         ```python
@@ -316,35 +468,104 @@ def save_mask_pngs(
     target = Path(folder)
     if target.exists() and not target.is_dir():
         raise ValueError(f"folder must be a folder, but {target} is a file")
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i, mask in enumerate(masks):
-        buffer = io.BytesIO()
-        Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
-        path = target / f"{prefix}_{i:03d}.png"
-        written.append(_atomic_write(path, buffer.getvalue()))
-    return written
+    set_name = re.compile(re.escape(prefix) + r"_\d{3,}\.png")
+    staging: Path | None = None
+    backup: Path | None = None
+    moved_old: list[str] = []
+    moved_new: list[str] = []
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        old = sorted(p.name for p in target.iterdir() if set_name.fullmatch(p.name))
+        staging = Path(tempfile.mkdtemp(dir=target, prefix=f".{prefix}.new-"))
+        names = []
+        for i, mask in enumerate(masks):
+            buffer = io.BytesIO()
+            Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
+            names.append(f"{prefix}_{i:03d}.png")
+            with open(staging / names[-1], "wb") as file:
+                _write_file(file, buffer.getvalue())
+                file.flush()
+                os.fsync(file.fileno())
+        backup = Path(tempfile.mkdtemp(dir=target, prefix=f".{prefix}.old-"))
+        for name in old:
+            os.replace(target / name, backup / name)
+            moved_old.append(name)
+        for name in names:
+            os.replace(staging / name, target / name)
+            moved_new.append(name)
+    except BaseException as error:
+        _undo_swap(target, staging, backup, moved_old, moved_new)
+        if isinstance(error, OSError):
+            raise _write_error(error, target) from error
+        raise
+    for folder_left in (staging, backup):
+        shutil.rmtree(folder_left, ignore_errors=True)
+    return [target / name for name in names]
+
+
+def _undo_swap(
+    target: Path,
+    staging: Path | None,
+    backup: Path | None,
+    moved_old: list[str],
+    moved_new: list[str],
+) -> None:
+    """Put an earlier PNG set back as it was after a failed :func:`save_mask_pngs`."""
+    for name in moved_new:
+        (target / name).unlink(missing_ok=True)
+    if backup is not None:
+        for name in moved_old:
+            try:
+                os.replace(backup / name, target / name)
+            except OSError:
+                pass  # Best effort: the old file stays in the hidden folder.
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    if backup is not None:
+        try:
+            backup.rmdir()  # Only when every old file went back.
+        except OSError:
+            pass
 
 
 def load_mask_png(path: str | os.PathLike[str]) -> npt.NDArray[np.bool_]:
     """Read a PNG mask (as :func:`save_mask_pngs` writes) into a bool array.
 
+    Two kinds of mask file are read: black-and-white (any pixel above 127 in grayscale
+    is part of the mask, as :func:`save_mask_pngs` writes them), and label masks that
+    hold only the values 0 and 1 (grayscale or palette indices; the 1s are the mask).
+
     Args:
-        path: The PNG file; any pixel above 127 (in grayscale) is part of the mask.
+        path: The PNG file.
 
     Returns:
         A bool array of shape `(H, W)`.
 
     Raises:
         FileNotFoundError: If there is no file at ``path``.
-        ValueError: If the file is not a PNG image.
+        ValueError: If the file is not a PNG image, is larger than Pillow's
+            decompression-bomb limit, or holds dark values other than 0 and 1 only (a
+            label image with several labels, which no threshold turns into one mask).
     """
     target = _check_path(path, ".png")
     if not target.is_file():
         raise FileNotFoundError(f"PNG mask not found: {target}")
+    from samkit.images import _open_image
+
     try:
-        with Image.open(target) as picture:
+        with _open_image(target) as picture:
+            if picture.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+                values = np.asarray(picture)
+                if values.size and values.max() == 1 and values.min() >= 0:
+                    return values == 1
             gray = np.asarray(picture.convert("L"))
     except OSError as error:
         raise ValueError(f"cannot read {target} as a PNG image: {error}") from None
+    if gray.size and 0 < gray.max() <= 127:
+        raise ValueError(
+            f"{target} holds pixel values from {int(gray.min())} to {int(gray.max())}, none "
+            "above 127: it is neither a black-and-white mask (0 and 255) nor a 0/1 label "
+            "mask. A label image with several labels holds one mask per value: select "
+            "one, e.g. np.asarray(PIL.Image.open(path)) == label"
+        )
     return gray > 127

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,29 @@ _WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 #: The formats :func:`encode_image` writes, with their MIME type.
 _MIME = {"png": "image/png", "jpeg": "image/jpeg"}
+
+#: The longest side a JPEG file can have (libjpeg's limit).
+_JPEG_MAX_SIDE = 65500
+
+
+def _open_image(file: Path) -> Image.Image:
+    """``PIL.Image.open``, with Pillow's decompression-bomb refusal as a ``ValueError``.
+
+    Raises:
+        ValueError: If the image has more than ``2 * PIL.Image.MAX_IMAGE_PIXELS`` pixels
+            (the message gives its pixel count and the limit).
+    """
+    try:
+        return Image.open(file)
+    except Image.DecompressionBombError as error:
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        limit = 2 * int(Image.MAX_IMAGE_PIXELS or 0)
+        raise ValueError(
+            f"{file} is an image of {size}, more than the {limit:,} pixels Pillow opens: "
+            "it may be a decompression bomb (a small file that expands to gigabytes of "
+            "memory). If you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS first."
+        ) from None
 
 
 def check_rgb_image(image: Any, name: str = "image") -> npt.NDArray[np.uint8]:
@@ -88,7 +112,8 @@ def load_image(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
 
     Raises:
         FileNotFoundError: If there is no file at ``path``.
-        ValueError: If ``path`` is a directory, or the file is not an image Pillow can read.
+        ValueError: If ``path`` is a directory, the file is not an image Pillow can read,
+            or it has more pixels than Pillow's decompression-bomb limit.
 
     Example:
         ```python
@@ -102,7 +127,7 @@ def load_image(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
     if file.is_dir():
         raise ValueError(f"{file} is a directory, not an image file")
     try:
-        with Image.open(file) as opened:
+        with _open_image(file) as opened:
             upright = ImageOps.exif_transpose(opened)
             upright.load()
             return _to_rgb(upright)
@@ -122,7 +147,8 @@ def encode_image(
     Args:
         image: A path to an image file, or an RGB uint8 array of shape `(H, W, 3)`.
         image_format: ``"png"`` or ``"jpeg"``. ``None`` picks JPEG for a ``.jpg`` /
-            ``.jpeg`` path (smaller for photos) and PNG (lossless) otherwise.
+            ``.jpeg`` path (smaller for photos) and PNG (lossless) otherwise, and PNG
+            for an image with a side longer than JPEG allows (65,500 pixels).
 
     Returns:
         A string ``"data:image/png;base64,..."`` (or ``image/jpeg``).
@@ -130,7 +156,8 @@ def encode_image(
     Raises:
         FileNotFoundError: If a path does not exist.
         ValueError: If a path is not a readable image, an array is not RGB uint8
-            `(H, W, 3)`, or ``image_format`` is unknown.
+            `(H, W, 3)`, ``image_format`` is unknown, or ``"jpeg"`` is asked for an
+            image with a side longer than 65,500 pixels.
 
     Example:
         ```python
@@ -146,6 +173,14 @@ def encode_image(
     else:
         pixels = check_rgb_image(image)
         chosen = image_format or "png"
+    height, width = pixels.shape[:2]
+    if max(height, width) > _JPEG_MAX_SIDE and chosen == "jpeg":
+        if image_format == "jpeg":
+            raise ValueError(
+                f"JPEG holds images up to {_JPEG_MAX_SIDE:,} pixels a side, but the image is "
+                f"{width}x{height} (width x height); use image_format='png'"
+            )
+        chosen = "png"
     buffer = io.BytesIO()
     options: dict[str, Any] = {"quality": 95} if chosen == "jpeg" else {}
     Image.fromarray(pixels).save(buffer, format=chosen.upper(), **options)

@@ -41,7 +41,7 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
-from samkit import env, locations
+from samkit import env, filetypes, locations
 from samkit.weights import DEFAULT_TIMEOUT_S, Checkpoint, fetch_checkpoint
 
 
@@ -348,7 +348,7 @@ def load_sam(
         path = download_checkpoint(model_type)
     elif isinstance(checkpoint, str | os.PathLike) and str(checkpoint).strip():
         path = Path(checkpoint).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"checkpoint file not found: {path}")
     else:
         raise ValueError(f"checkpoint must be a file path or None, but got {checkpoint!r}")
@@ -382,21 +382,46 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         ``{"model": ...}`` when wrapped).
 
     Raises:
-        ValueError: If the file is cut off, is an HTML page, would run code when
-            loaded, or does not hold a state dict.
+        FileNotFoundError: If there is no file at ``path``.
+        ValueError: If ``path`` is a directory, or the file is cut off, is an HTML page,
+            a JSON document, gzip data or other text, would run code when loaded, or
+            does not hold a state dict.
     """
     path = Path(path)
     redownload = (
         "Delete it and download it again (samkit.download_checkpoint or `samkit download MODEL`)."
     )
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in (".pth", ".pt"))[:5]
+        hint = f"; it holds {', '.join(inside)}" if inside else ""
+        raise ValueError(
+            f"checkpoint {path} is a directory, not a checkpoint file: pass the path of the "
+            f".pth file itself{hint}"
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
     with path.open("rb") as fh:
-        head = fh.read(64)
+        head = fh.read(512)
     if not head:
         raise ValueError(f"checkpoint {path} is empty: the download failed. {redownload}")
     if _looks_like_html(head):
         raise ValueError(
             f"checkpoint {path} is an HTML page (an error or login page saved under a "
             f"checkpoint's name), not a checkpoint. {redownload}"
+        )
+    sniffed = filetypes.sniff(head)
+    if sniffed is not None and sniffed[0] != "HTML":  # HTML: _looks_like_html's, above
+        kind, start = sniffed
+        if kind == "gzip":
+            raise ValueError(
+                f"checkpoint {path} is a gzip file, not a checkpoint: if it holds one, "
+                f"decompress it first (gunzip); if not, it is a compressed error page. "
+                f"{redownload}"
+            )
+        what = "a JSON file" if kind == "JSON" else "a text file"
+        raise ValueError(
+            f"checkpoint {path} is {what}, not a checkpoint (it starts with {start!r}: "
+            f"usually an error message a server sent instead of the file). {redownload}"
         )
     try:
         with warnings.catch_warnings():
@@ -516,8 +541,11 @@ def _describe(shapes: dict[str, tuple[int, ...]]) -> str:
 
 
 def _looks_like_html(head: bytes) -> bool:
-    """Whether a file's first bytes are a web page's (checkpoints never start with ``<``)."""
-    return head.lstrip()[:1] == b"<"
+    """Whether a file's first bytes are a web page's (checkpoints never start with ``<``).
+
+    A UTF-8 byte-order mark before the page is skipped.
+    """
+    return head.removeprefix(filetypes.UTF8_BOM).lstrip()[:1] == b"<"
 
 
 def _summarise(value: object) -> str:

@@ -20,13 +20,65 @@ BBOX_KEYS: tuple[str, ...] = ("x", "y", "width", "height")
 
 _KEYS_TEXT = ", ".join(BBOX_KEYS)
 
+#: The largest magnitude a coordinate may have: SAM works in float32.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters (``10**400`` has 401 digits)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
 
 def _number(value: Any, what: str) -> float:
-    """Return ``value`` as a finite float, or raise naming ``what`` (box and key)."""
+    """Return ``value`` as a finite float32-sized float, or raise naming ``what``."""
     is_number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-    if not is_number or not math.isfinite(float(value)):
+    try:
+        number = float(value) if is_number else math.nan
+    except OverflowError:  # an int too large for any float, e.g. 10**400
+        number = math.inf if value > 0 else -math.inf
+    if not is_number or math.isnan(number) or (math.isinf(number) and not isinstance(value, int)):
         raise ValueError(f"{what} must be a finite number, but got {value!r}")
-    return float(value)
+    if not abs(number) <= _FLOAT32_MAX:
+        raise ValueError(
+            f"{what} must be a number within float32 range (about ±3.4e38), but got {_short(value)}"
+        )
+    return number
+
+
+def _image_size(image_shape: Any) -> tuple[int, int]:
+    """Validate ``image_shape`` ``(H, W)`` and return it as two ints."""
+    if (
+        isinstance(image_shape, (tuple, list))
+        and len(image_shape) == 2
+        and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and int(v) > 0
+            for v in image_shape
+        )
+    ):
+        return int(image_shape[0]), int(image_shape[1])
+    raise ValueError(
+        "image_shape must be (H, W) with two positive integers, e.g. image.shape[:2], "
+        f"but got {image_shape!r}"
+    )
+
+
+def _clip_to_image(row: list[float], size: tuple[int, int], where: str) -> list[float]:
+    """Clip one xyxy row to the image ``[0, W] x [0, H]``; refuse it when nothing is inside."""
+    height, width = size
+    x_min, y_min, x_max, y_max = row
+    if x_max <= 0 or y_max <= 0 or x_min >= width or y_min >= height:
+        raise ValueError(
+            f"{where} [x_min, y_min, x_max, y_max] = {[_plain_number(v) for v in row]} lies "
+            f"outside the image of width {width} and height {height}: no pixel of it is "
+            "inside"
+        )
+    return [
+        min(max(x_min, 0.0), width),
+        min(max(y_min, 0.0), height),
+        min(max(x_max, 0.0), width),
+        min(max(y_max, 0.0), height),
+    ]
 
 
 def _bbox_row(bbox: Any, where: str) -> list[float]:
@@ -57,6 +109,7 @@ def _bbox_list(bboxes: Any, name: str) -> list[Any]:
 def bboxes_to_xyxy(
     bboxes: Sequence[Mapping[str, Any]],
     default: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    image_shape: tuple[int, int] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Convert ``BBoxWidget.bboxes`` to an array of ``[x_min, y_min, x_max, y_max]`` rows.
 
@@ -65,6 +118,10 @@ def bboxes_to_xyxy(
             ``width``, ``height`` (and usually ``label``, which is ignored), in pixels.
         default: What to use when ``bboxes`` is empty (nothing drawn yet): one widget
             dict or a list of them. ``None`` gives an empty result.
+        image_shape: The image's ``(H, W)`` (``image.shape[:2]``). When given, a box
+            that reaches past the image is clipped to it (``0 <= x <= W``,
+            ``0 <= y <= H``), and a box with no part inside the image is refused: SAM
+            would still return a confident mask for it, of something else.
 
     Returns:
         A numpy array of shape `(N, 4)` and dtype float32, one xyxy row per box; shape
@@ -73,7 +130,9 @@ def bboxes_to_xyxy(
     Raises:
         ValueError: If ``bboxes`` (or ``default``) is not a list of dicts, or a box misses
             a key, has a negative width or height, or a value that is not a finite
-            number (``bool`` and ``NaN`` included). The message names the box and the key.
+            number within float32 range (``bool``, ``NaN``, ``1e39`` and ``10**400``
+            included), or lies wholly outside ``image_shape``. The message names the box
+            and the key.
 
     Example:
         ```pycon
@@ -85,10 +144,18 @@ def bboxes_to_xyxy(
 
         ```
     """
+    size = None if image_shape is None else _image_size(image_shape)
     rows = [_bbox_row(bbox, f"box {i}") for i, bbox in enumerate(_bbox_list(bboxes, "bboxes"))]
+    where = "box"
     if not rows and default is not None:
         defaults = [default] if isinstance(default, Mapping) else _bbox_list(default, "default")
         rows = [_bbox_row(bbox, f"default box {i}") for i, bbox in enumerate(defaults)]
+        where = "default box"
+    for i, row in enumerate(rows):
+        if not all(abs(v) <= _FLOAT32_MAX for v in row):
+            raise ValueError(f"{where} {i} reaches {row}, past float32 range (about ±3.4e38)")
+        if size is not None:
+            rows[i] = _clip_to_image(row, size, f"{where} {i}")
     return np.array(rows, dtype=np.float32).reshape(-1, 4)
 
 
@@ -130,7 +197,7 @@ def xyxy_to_bboxes(
         xyxy: Boxes as an array-like of shape `(N, 4)` (or one box of shape `(4,)`),
             each ``[x_min, y_min, x_max, y_max]`` in pixels.
         labels: The ``label`` of every box: ``None`` gives ``""``, a string labels all
-            boxes, a list gives one label per box.
+            boxes, a list (or tuple) of strings gives one label per box.
 
     Returns:
         A list of N dicts with keys ``x``, ``y``, ``width``, ``height`` (plain ``int``
@@ -138,8 +205,9 @@ def xyxy_to_bboxes(
 
     Raises:
         ValueError: If ``xyxy`` is not numeric with shape `(N, 4)`, holds a value that is
-            not finite, has ``x_max < x_min`` or ``y_max < y_min``, or ``labels`` does not
-            have one entry per box.
+            not finite or outside float32 range, has ``x_max < x_min`` or
+            ``y_max < y_min``, or ``labels`` is not a string or a list of one string per
+            box.
 
     Example:
         ```pycon
@@ -151,6 +219,11 @@ def xyxy_to_bboxes(
     """
     try:
         boxes = np.asarray(xyxy, dtype=np.float64)
+    except OverflowError:
+        raise ValueError(
+            "xyxy must hold finite numbers within float32 range (about ±3.4e38), but holds "
+            "an integer too large for any float"
+        ) from None
     except (TypeError, ValueError):
         raise ValueError(
             f"xyxy must be numeric with shape (N, 4), but got {type(xyxy).__name__}"
@@ -161,17 +234,32 @@ def xyxy_to_bboxes(
         raise ValueError(f"xyxy must have shape (N, 4), but got shape {boxes.shape}")
     if labels is None or isinstance(labels, str):
         label_list = [labels or ""] * len(boxes)
-    else:
+    elif isinstance(labels, (list, tuple, np.ndarray)):
         label_list = list(labels)
+        for i, label in enumerate(label_list):
+            if not isinstance(label, str):
+                raise ValueError(
+                    f"label {i} must be a string, but got {_short(label)} ({type(label).__name__})"
+                )
         if len(label_list) != len(boxes):
             raise ValueError(
                 f"labels must have one entry per box: {len(boxes)} boxes, "
                 f"but got {len(label_list)} labels"
             )
+    else:
+        raise ValueError(
+            "labels must be None, a string, or a list of one string per box, "
+            f"but got {_short(labels)} ({type(labels).__name__})"
+        )
     result: list[dict[str, int | float | str]] = []
     for i, ((x_min, y_min, x_max, y_max), label) in enumerate(zip(boxes, label_list, strict=True)):
         if not np.isfinite([x_min, y_min, x_max, y_max]).all():
             raise ValueError(f"box {i} must hold finite numbers, but got {boxes[i].tolist()}")
+        if not (np.abs([x_min, y_min, x_max, y_max]) <= _FLOAT32_MAX).all():
+            raise ValueError(
+                f"box {i} must hold numbers within float32 range (about ±3.4e38), "
+                f"but got {boxes[i].tolist()}"
+            )
         if x_max < x_min or y_max < y_min:
             raise ValueError(
                 f"box {i} must have x_max >= x_min and y_max >= y_min, but got {boxes[i].tolist()}"

@@ -14,21 +14,25 @@ Example (it downloads 375 MB, so the doctests, which run offline, skip it):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
 import json
 import os
 import shutil
+import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
 from tqdm.auto import tqdm
 
-from samkit import env
+from samkit import env, filetypes
 from samkit.locations import weights_dir as default_weights_dir
 
 __all__ = [
@@ -142,25 +146,30 @@ def fetch_checkpoint(
     directory = _prepare_dir(dest_dir)
     url = checkpoint_url(checkpoint)
     dest = directory / checkpoint.filename
-    if dest.is_file():
-        if _is_verified(dest, checkpoint):
-            return dest
-        # A stale or broken copy (an old wget of an error page, a cut-off download):
-        # fetch a good one in its place.
-        _remove(_stamp_path(dest))
-        dest.unlink()
-    part = dest.with_name(dest.name + ".part")
-    actual = _download(url, part, checkpoint, dest, timeout=float(timeout), progress=progress)
-    if actual != checkpoint.sha256:
-        _remove(part)
-        raise ChecksumError(
-            f"Checksum mismatch for {url}: expected sha256 {checkpoint.sha256}, but got "
-            f"{actual}. The downloaded file was removed. Run the download again; if it "
-            "fails the same way, the server (or SAMKIT_WEIGHTS_URL) is not serving the "
-            "official file."
-        )
-    os.replace(part, dest)
-    _write_stamp(dest, checkpoint.sha256)
+    if dest.is_file() and _stamp_matches(dest, checkpoint):
+        return dest
+    # One download per destination at a time (two notebooks, two `samkit download`s):
+    # the second waits here, then finds the verified file.
+    with _locked(dest, progress=progress):
+        if dest.is_file():
+            if _is_verified(dest, checkpoint):
+                return dest
+            # A stale or broken copy (an old wget of an error page, a cut-off download):
+            # fetch a good one in its place.
+            _remove(_stamp_path(dest))
+            dest.unlink()
+        part = dest.with_name(dest.name + ".part")
+        actual = _download(url, part, checkpoint, dest, timeout=float(timeout), progress=progress)
+        if actual != checkpoint.sha256:
+            _remove(part)
+            raise ChecksumError(
+                f"Checksum mismatch for {url}: expected sha256 {checkpoint.sha256}, but got "
+                f"{actual}. The downloaded file was removed. Run the download again; if it "
+                "fails the same way, the server (or SAMKIT_WEIGHTS_URL) is not serving the "
+                "official file."
+            )
+        os.replace(part, dest)
+        _write_stamp(dest, checkpoint.sha256)
     return dest
 
 
@@ -189,15 +198,25 @@ def _stamp_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".verified.json")
 
 
-def _is_verified(dest: Path, checkpoint: Checkpoint) -> bool:
-    """Whether ``dest`` holds ``checkpoint``; hashes only when the stamp is out of date."""
+def _stamp_matches(dest: Path, checkpoint: Checkpoint) -> bool:
+    """Whether the stamp beside ``dest`` records this very file as ``checkpoint``."""
     stat = dest.stat()
     try:
         stamp = json.loads(_stamp_path(dest).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         stamp = None
-    if stamp == {"sha256": checkpoint.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
+    return stamp == {
+        "sha256": checkpoint.sha256,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+    }
+
+
+def _is_verified(dest: Path, checkpoint: Checkpoint) -> bool:
+    """Whether ``dest`` holds ``checkpoint``; hashes only when the stamp is out of date."""
+    if _stamp_matches(dest, checkpoint):
         return True
+    stat = dest.stat()
     if checkpoint.size is not None and stat.st_size != checkpoint.size:
         return False
     if _sha256_file(dest) != checkpoint.sha256:
@@ -234,6 +253,100 @@ def _remove(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
+
+
+def _lock_fd(fd: int, *, blocking: bool) -> bool:
+    """Take an exclusive lock on an open file; ``False`` when another process holds it.
+
+    POSIX uses ``flock``, Windows ``msvcrt.locking``. Where the platform or file system
+    has no locks (``ENOLCK``, e.g. some network file systems), no lock is taken and
+    ``True`` is returned: the hash of the bytes on disk still guards the result.
+    """
+    if sys.platform == "win32":
+        import msvcrt
+
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not blocking:
+                    return False
+                time.sleep(0.2)
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            return True
+        raise
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not removed, not replaced)."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+@contextlib.contextmanager
+def _locked(dest: Path, *, progress: bool) -> Iterator[None]:
+    """Hold ``<dest>.lock`` for the download of ``dest``; wait while another process does.
+
+    The lock file is removed by its holder before it lets go (on POSIX), so nothing is
+    left beside the checkpoint; a waiter that then holds a removed file tries again.
+    """
+    lock_path = dest.with_name(dest.name + ".lock")
+    waited = False
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise _unwritable(dest.parent, exc) from exc
+        try:
+            if not _lock_fd(fd, blocking=False):
+                if progress and not waited:
+                    print(
+                        f"{dest.name}: another process is downloading it into "
+                        f"{dest.parent}; waiting for it to finish",
+                        file=sys.stderr,
+                    )
+                waited = True
+                _lock_fd(fd, blocking=True)
+            if sys.platform == "win32" or _same_file(fd, lock_path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        if sys.platform != "win32":
+            _remove(lock_path)
+        os.close(fd)
+
+
+def _unwritable(directory: Path, exc: OSError) -> DownloadError:
+    """Say that ``directory`` cannot be written, and why (never "the disk is full")."""
+    if exc.errno == errno.EROFS:
+        why = "it is on a read-only file system"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = "permission denied"
+    elif exc.errno == errno.ENOSPC:
+        why = "the disk is full"
+    else:
+        why = exc.strerror or str(exc)
+    return DownloadError(
+        f"Cannot write the checkpoint into {directory}: {why}. Choose a writable "
+        "directory with dest_dir=... (or the SAMKIT_HOME environment variable)."
+    )
 
 
 def _write_chunk(fh: IO[bytes], chunk: bytes) -> None:
@@ -278,7 +391,11 @@ def _open(url: str, offset: int, dest: Path, timeout: float) -> http.client.HTTP
 def _download(
     url: str, part: Path, checkpoint: Checkpoint, dest: Path, *, timeout: float, progress: bool
 ) -> str:
-    """Download ``url`` into ``part`` (resuming it when possible); return its sha256."""
+    """Download ``url`` into ``part`` (resuming it when possible); return its sha256.
+
+    The hash returned is that of the bytes on disk, read back after they were synced,
+    so a file that another writer or a failing disk changed is never taken as verified.
+    """
     offset = part.stat().st_size if part.is_file() else 0
     if checkpoint.size is not None and offset >= checkpoint.size:
         if offset == checkpoint.size and _sha256_file(part) == checkpoint.sha256:
@@ -298,6 +415,12 @@ def _download(
             offset = 0  # The server sent the whole file.
         if response.headers.get_content_type() == "text/html":
             raise DownloadError(_html_message(url, dest, "its Content-Type is text/html"))
+        if response.headers.get_content_type() == "application/json":
+            raise DownloadError(
+                _not_checkpoint_message(
+                    url, dest, "a JSON file", "its Content-Type is application/json"
+                )
+            )
         length_header = response.headers.get("Content-Length")
         length = int(length_header) if length_header and length_header.isdigit() else None
         total = offset + length if length is not None else checkpoint.size
@@ -305,8 +428,12 @@ def _download(
         digest = hashlib.sha256()
         if offset:
             _sha256_file(part, digest)
+        try:
+            fh = part.open("ab" if offset else "wb")
+        except OSError as exc:
+            raise _unwritable(part.parent, exc) from exc
         with (
-            part.open("ab" if offset else "wb") as fh,
+            fh,
             tqdm(
                 total=total,
                 initial=offset,
@@ -318,13 +445,24 @@ def _download(
             ) as bar,
         ):
             received = _copy(response, fh, digest, bar, url=url, part=part, dest=dest)
+            fh.flush()
+            os.fsync(fh.fileno())
     if total is not None and offset + received < total:
         raise DownloadError(
             f"Download of {url} stopped early: the connection closed after "
             f"{offset + received:,} of {total:,} bytes. Run the download again to resume "
             f"it from {part}."
         )
-    return digest.hexdigest()
+    on_disk = _sha256_file(part)
+    if on_disk != digest.hexdigest():
+        _remove(part)
+        raise DownloadError(
+            f"Download of {url}: the file on disk is not what was received (sha256 "
+            f"{on_disk} on disk, {digest.hexdigest()} received): another program wrote to "
+            f"{part} at the same time, or the disk is failing. The file was removed; run "
+            "the download again."
+        )
+    return on_disk
 
 
 def _copy(
@@ -354,6 +492,17 @@ def _copy(
             fh.close()
             _remove(part)
             raise DownloadError(_html_message(url, dest, "the file is text that starts with '<'"))
+        sniffed = filetypes.sniff(chunk) if first and fh.tell() == 0 else None
+        if sniffed is not None:
+            fh.close()
+            _remove(part)
+            kind, start = sniffed
+            if kind == "gzip":
+                what, evidence = "a gzip file", "it starts with gzip's magic bytes 1f 8b"
+            else:
+                what = "a JSON file" if kind == "JSON" else "a text file"
+                evidence = f"it starts with {start!r}"
+            raise DownloadError(_not_checkpoint_message(url, dest, what, evidence))
         first = False
         try:
             _write_chunk(fh, chunk)
@@ -394,8 +543,17 @@ def _looks_like_markup(head: bytes) -> bool:
     archive or a pickle, binary from the first bytes, so a binary file that happens to
     start with ``<`` is not mistaken for a page.
     """
-    text = head.lstrip()[:512]
+    text = head.removeprefix(filetypes.UTF8_BOM).lstrip()[:512]
     return text[:1] == b"<" and not any(byte in _BINARY_BYTES for byte in text)
+
+
+def _not_checkpoint_message(url: str, dest: Path, what: str, evidence: str) -> str:
+    """Explain that a JSON, gzip or text file arrived where a checkpoint was expected."""
+    return (
+        f"{url} returned {what}, not a checkpoint ({evidence}): the link is wrong, or the "
+        "server sent an error message instead of the file. Nothing was kept. "
+        + _manual_hint(url, dest)
+    )
 
 
 def _html_message(url: str, dest: Path, evidence: str) -> str:

@@ -8,7 +8,9 @@ Each served file has a mode that imitates what goes wrong out there:
 - ``"html"``: an HTML error page with ``Content-Type: text/html``;
 - ``"html-as-binary"``: an HTML page sent as ``application/octet-stream``;
 - ``"truncate"``: announces the full length, sends half of it, closes the connection;
-- ``"slow"``: sends the headers, then waits ``delay_s`` before the body.
+- ``"slow"``: sends the headers, then waits ``delay_s`` before the body;
+- ``"stall"``: sends half the body, waits ``delay_s``, then sends the rest;
+- ``"json"``: a JSON error body with ``Content-Type: application/json``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def payload(size: int, seed: int = 0) -> bytes:
 
 
 HTML_PAGE = b"<!DOCTYPE html>\n<html><body><h1>Sign in to continue</h1></body></html>\n"
+
+JSON_ERROR = b'{"error": {"code": 403, "message": "Access denied"}}\n'
 
 
 @dataclass
@@ -70,6 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
         if served.mode == "500":
             self.send_error(500)
             return
+        if served.mode == "json":
+            self._send(200, JSON_ERROR, "application/json")
+            return
         if served.mode in ("html", "html-as-binary"):
             kind = (
                 "text/html; charset=utf-8" if served.mode == "html" else "application/octet-stream"
@@ -96,6 +103,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if served.mode == "stall":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self._write(data[: len(data) // 2])
+            self.wfile.flush()
+            time.sleep(served.delay_s)
+            self._write(data[len(data) // 2 :])
             return
         if served.mode == "slow":
             self.send_response(200)

@@ -3,14 +3,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from http_server import LocalServer, dead_url, payload
 
+import samkit
 from samkit import env, locations
 from samkit.cli import main
 from samkit.model import MODEL_TYPES
@@ -227,3 +231,123 @@ def test_console_script_env_runs(tmp_path: Path) -> None:
         "default device: cpu\n"
         f"weights directory: {tmp_path}\n"
     )
+
+
+# ------------------------------------------------------------------ Ctrl-C, python -m, --version
+
+_CHILD = """
+import sys
+import dataclasses
+from samkit import model, weights
+from samkit.cli import main
+
+filename, sha256, size, dest = sys.argv[1:]
+checkpoint = weights.Checkpoint(filename, sha256, int(size))
+model.MODEL_TYPES["vit_b"] = dataclasses.replace(model.MODEL_TYPES["vit_b"], checkpoint=checkpoint)
+sys.exit(main(["download", "vit_b", "--dest", dest, "--no-progress"]))
+"""
+
+
+def test_ctrl_c_during_download_keeps_the_part_and_exits_130(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(3 << 20)
+    sha256 = hashlib.sha256(data).hexdigest()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("SAMKIT_WEIGHTS_URL", server.url + "/mirror")
+    # Half the file, then nothing for a minute: the user presses Ctrl-C meanwhile.
+    server.serve("/mirror/" + FILENAME, data, "stall", delay_s=60)
+    dest = tmp_path / "weights"
+    part = dest / (FILENAME + ".part")
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    child = subprocess.Popen(
+        [sys.executable, str(script), FILENAME, sha256, str(len(data)), str(dest)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 240
+    while not (part.is_file() and part.stat().st_size >= 1 << 20):
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the download did not start"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert (child.returncode, out, err) == (
+        130,
+        "",
+        "samkit: interrupted; run it again to resume\n",
+    )
+    kept = part.read_bytes()
+    assert len(kept) >= 1 << 20
+    assert kept == data[: len(kept)]
+    assert sorted(p.name for p in dest.iterdir()) == [part.name]  # no lock, no checkpoint
+
+    # Run it again: it resumes from the part.
+    checkpoint = Checkpoint(FILENAME, sha256, len(data))
+    spec = dataclasses.replace(MODEL_TYPES["vit_b"], checkpoint=checkpoint)
+    monkeypatch.setitem(MODEL_TYPES, "vit_b", spec)
+    server.serve("/mirror/" + FILENAME, data, "ok")
+    assert main(["download", "vit_b", "--dest", str(dest), "--no-progress"]) == 0
+    assert (dest / FILENAME).read_bytes() == data
+    assert [hit.range for hit in server.hits] == [None, f"bytes={len(kept)}-"]
+
+
+def test_ctrl_c_in_env_exits_130_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted() -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(env, "gpu_report", interrupted)
+    assert main(["env"]) == 130
+    assert capsys.readouterr() == ("", "samkit: interrupted\n")
+
+
+def test_python_dash_m_samkit_works_like_the_command(tmp_path: Path) -> None:
+    variables = {**os.environ, "SAMKIT_MODEL": "shapes", "SAMKIT_DEVICE": "cpu"}
+    variables["SAMKIT_HOME"] = str(tmp_path)
+    runs = {
+        how: subprocess.run(
+            [*command, "download", "shapes"],
+            capture_output=True,
+            text=True,
+            env=variables,
+            timeout=300,
+            check=False,
+        )
+        for how, command in {
+            "module": [sys.executable, "-m", "samkit"],
+            "script": [str(Path(sys.executable).parent / "samkit")],
+        }.items()
+    }
+    module, script = runs["module"], runs["script"]
+    assert (module.returncode, module.stderr) == (0, "")
+    assert (
+        module.stdout == "bundled or given checkpoint (no download needed) -> "
+        f"{locations.data_file('models', 'sam_shapes.pt')}\n"
+    )
+    assert (module.returncode, module.stdout, module.stderr) == (
+        script.returncode,
+        script.stdout,
+        script.stderr,
+    )
+    usage = subprocess.run(
+        [sys.executable, "-m", "samkit"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert usage.returncode == 2
+    assert usage.stderr.startswith("usage: samkit ")
+
+
+def test_version_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    found = re.search(r'^version = "([^"]+)"$', pyproject, flags=re.MULTILINE)
+    assert found is not None
+    version = found.group(1)
+    assert samkit.__version__ == version
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr() == (f"samkit {version}\n", "")

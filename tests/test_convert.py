@@ -255,3 +255,172 @@ def test_prediction_to_detections_bad_input(
 ) -> None:
     with pytest.raises(ValueError, match=exactly(message)):
         samkit.prediction_to_detections(masks, scores, logits)
+
+
+# ------------------------------------------------------------------ dtypes from autocast
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.bfloat16,  # numpy has no bfloat16: "unsupported ScalarType BFloat16" before
+        torch.float16,
+        torch.float32,
+    ],
+)
+def test_prediction_to_detections_accepts_bfloat16_and_float16(
+    batch_prediction: tuple, dtype: torch.dtype
+) -> None:
+    masks, scores, logits = batch_prediction
+    detections = samkit.prediction_to_detections(masks, scores.to(dtype), logits.to(dtype))
+    assert detections.confidence is not None
+    assert detections.confidence.dtype == np.float32
+    assert detections.data["logits"].dtype == np.float32
+    np.testing.assert_allclose(
+        detections.confidence, scores.to(dtype).float().reshape(-1).numpy(), rtol=0
+    )
+    np.testing.assert_array_equal(
+        detections.data["logits"], logits.to(dtype).float().reshape(6, *logits.shape[-2:])
+    )
+
+
+# ------------------------------------------------------------------ segmentation dtypes
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.uint8,  # 0/1 bytes, as cv2 gives masks
+        np.int64,
+        np.float32,  # 0.0/1.0, as a model's output after rounding
+        np.float64,
+    ],
+)
+def test_amg_segmentation_of_0_1_numbers_becomes_bool(
+    amg_results: list[dict[str, Any]], dtype: Any
+) -> None:
+    expected = samkit.amg_to_detections(amg_results)
+    for result in amg_results:
+        result["segmentation"] = result["segmentation"].astype(dtype)
+    detections = samkit.amg_to_detections(amg_results)  # no deprecation warning either
+    assert detections.mask is not None
+    assert detections.mask.dtype == np.bool_
+    np.testing.assert_array_equal(detections.mask, expected.mask)
+
+
+def test_amg_segmentation_as_coco_rle_is_decoded(amg_results: list[dict[str, Any]]) -> None:
+    expected = samkit.amg_to_detections(amg_results)
+    for result in amg_results:
+        result["segmentation"] = samkit.export.masks_to_rle(result["segmentation"][np.newaxis])[0]
+    detections = samkit.amg_to_detections(amg_results)
+    np.testing.assert_array_equal(detections.mask, expected.mask)
+
+
+@pytest.mark.parametrize(
+    ("segmentation", "message"),
+    [
+        # a label 2 in the mask
+        (
+            np.array([[0, 2], [1, 0]], np.uint8),
+            "result 0 key 'segmentation' must be a mask of 0s and 1s (or bool), but holds "
+            "np.uint8(2) (dtype uint8); threshold it first, e.g. mask > 0.5",
+        ),
+        # probabilities, not a mask
+        (
+            np.array([[0.2, 0.9]], np.float32),
+            "result 0 key 'segmentation' must be a mask of 0s and 1s (or bool), but holds "
+            "np.float32(0.2) (dtype float32); threshold it first, e.g. mask > 0.5",
+        ),
+        # text
+        (
+            np.array([["a", "b"]]),
+            "result 0 key 'segmentation' must be a bool mask (or 0/1 numbers), but got dtype <U1",
+        ),
+        # a stack instead of one mask
+        (
+            np.zeros((2, 3, 4), bool),
+            "result 0 key 'segmentation' must be a bool mask of shape (H, W), but got "
+            "shape (2, 3, 4)",
+        ),
+        # a list of lists
+        (
+            [[True, False]],
+            "result 0 key 'segmentation' must be a bool mask of shape (H, W), but got list",
+        ),
+        # a corrupt RLE dict
+        (
+            {"size": [4, 4], "counts": "0"},
+            "result 0 key 'segmentation': RLE 0: cannot decode RLE counts: they describe 0 "
+            "pixels, but its size [4, 4] has 16 (the file is corrupt or cut off)",
+        ),
+    ],
+)
+def test_amg_segmentation_that_is_not_a_mask_is_refused(
+    amg_results: list[dict[str, Any]], segmentation: Any, message: str
+) -> None:
+    result = {**amg_results[0], "segmentation": segmentation}
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.amg_to_detections([result])
+
+
+def test_amg_masks_of_different_sizes_are_refused(amg_results: list[dict[str, Any]]) -> None:
+    other = {**amg_results[1], "segmentation": np.zeros((5, 5), bool)}
+    message = (
+        "result 1 key 'segmentation' has shape (5, 5), but result 0 has shape (96, 128): "
+        "all masks must be of one image"
+    )
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.amg_to_detections([amg_results[0], other])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        # three numbers
+        (
+            "bbox",
+            [1, 2, 3],
+            "result 1 key 'bbox' must be 4 numbers [x, y, w, h], but got [1, 2, 3]",
+        ),
+        # text in the box
+        (
+            "bbox",
+            [1, 2, "3", 4],
+            "result 1 key 'bbox' must be 4 numbers [x, y, w, h], but got [1, 2, '3', 4]",
+        ),
+        # a box that is a string
+        (
+            "bbox",
+            "1,2,3,4",
+            "result 1 key 'bbox' must be 4 numbers [x, y, w, h], but got '1,2,3,4'",
+        ),
+        # a crop box of five numbers
+        (
+            "crop_box",
+            [0, 0, 1, 1, 1],
+            "result 1 key 'crop_box' must be 4 numbers [x, y, w, h], but got [0, 0, 1, 1, 1]",
+        ),
+        # an area that is text: sorting would have failed with a TypeError
+        ("area", "12", "result 1 key 'area' must be a finite number, but got '12'"),
+        # an area that is None
+        ("area", None, "result 1 key 'area' must be a finite number, but got None"),
+        # NaN as a score
+        (
+            "predicted_iou",
+            float("nan"),
+            "result 1 key 'predicted_iou' must be a finite number, but got nan",
+        ),
+        # a bool as a score
+        (
+            "stability_score",
+            True,
+            "result 1 key 'stability_score' must be a finite number, but got True",
+        ),
+    ],
+)
+def test_amg_bad_bbox_or_area_names_the_record_and_key(
+    amg_results: list[dict[str, Any]], key: str, value: Any, message: str
+) -> None:
+    results = [amg_results[0], {**amg_results[1], key: value}]
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.amg_to_detections(results)

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
+import stat
+import tracemalloc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -8,9 +14,15 @@ import numpy as np
 import pytest
 import supervision as sv
 from PIL import Image
+from pycocotools import mask as coco_mask
 
 import samkit
+from samkit import export
 from samkit.export import COCO_RLE_FORMAT
+
+
+def exactly(message: str) -> str:
+    return "^" + re.escape(message) + "$"
 
 
 def _masks(*pixels: tuple[int, int], shape: tuple[int, int] = (3, 4)) -> np.ndarray:
@@ -334,3 +346,381 @@ def test_load_mask_png_rejects(
         path.write_bytes(content)
     with pytest.raises(error, match=message):
         samkit.export.load_mask_png(path)
+
+
+# ------------------------------------------------------------------ hostile and broken files
+
+
+def _coco_file(path: Path, segmentations: list[Any], ids: list[Any] | None = None) -> Path:
+    annotations = [
+        {"id": i if ids is None else ids[i], "segmentation": segmentation}
+        for i, segmentation in enumerate(segmentations)
+    ]
+    content = {"format": COCO_RLE_FORMAT, "image": {}, "annotations": annotations}
+    path.write_text(json.dumps(content))
+    return path
+
+
+def _run_counts(size: list[int], runs: list[int]) -> str:
+    """The compressed counts string pycocotools writes for these run lengths."""
+    rle = coco_mask.frPyObjects({"size": size, "counts": runs}, *size)
+    return str(rle["counts"].decode("ascii"))
+
+
+@pytest.mark.parametrize(
+    ("rle", "message"),
+    [
+        # the hostile case: 100000 x 100000 declared, counts "0" (one run of no pixels)
+        (
+            {"size": [100000, 100000], "counts": "0"},
+            "RLE 0: cannot decode RLE counts: they describe 0 pixels, but its size "
+            "[100000, 100000] has 10,000,000,000 (the file is corrupt or cut off)",
+        ),
+        # a real 2x3 mask's counts under a larger declared size
+        (
+            {"size": [3, 3], "counts": "06"},
+            "RLE 0: cannot decode RLE counts: they describe 6 pixels, but its size [3, 3] "
+            "has 9 (the file is corrupt or cut off)",
+        ),
+        # counts that really describe 20000 x 20000 pixels: more than Pillow opens
+        (
+            {"size": [20000, 20000], "counts": _run_counts([20000, 20000], [400_000_000])},
+            "RLE 0 declares a 20000x20000 mask (400,000,000 pixels), more than the "
+            "178,956,970 pixels samkit decodes (the limit Pillow sets for images)",
+        ),
+    ],
+)
+def test_rle_with_huge_declared_size_is_refused(
+    monkeypatch: pytest.MonkeyPatch, rle: dict[str, Any], message: str
+) -> None:
+    def never(*args: object) -> None:
+        raise AssertionError("pycocotools was asked to decode (and allocate) it")
+
+    monkeypatch.setattr(export.coco_mask, "decode", never)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=exactly(message)):
+            samkit.export.rle_to_masks([rle])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # nothing near the declared size was allocated
+
+
+def test_coco_file_with_huge_declared_size_is_refused_by_annotation(tmp_path: Path) -> None:
+    path = _coco_file(
+        tmp_path / "bomb.json",
+        [{"size": [2, 3], "counts": "06"}, {"size": [100000, 100000], "counts": "0"}],
+        ids=[7, 8],
+    )
+    assert path.stat().st_size < 200  # a small file ...
+    message = (
+        "bomb.json annotation 1 (id 8): cannot decode RLE counts: they describe 0 pixels, "
+        "but its size [100000, 100000] has 10,000,000,000 (the file is corrupt or cut off)"
+    )
+    with pytest.raises(ValueError, match=exactly(message)):  # ... that allocates nothing
+        samkit.load_coco_rle(path)
+
+
+@pytest.mark.parametrize(
+    ("counts", "problem"),
+    [
+        # the reported case: "0" for a 4x4 mask (uninitialised memory before)
+        ("0", "they describe 0 pixels, but its size [4, 4] has 16"),
+        # empty counts
+        ("", "they describe 0 pixels, but its size [4, 4] has 16"),
+        # cut off inside a run: the last character says another one follows
+        ("0P", "it ends in the middle of a run (the string is cut off)"),
+        # a character outside pycocotools' code (48..111)
+        ("0 ", "character ' ' at position 1 is not part of the code"),
+        # not ASCII at all
+        ("0é", "it holds characters that are not ASCII"),
+        # a third run stored as a difference that makes it negative: 1, 2, then 1 - 5
+        ("12K", "run 2 is negative"),
+        # a first run that is negative ('@' is -16)
+        ("@", "run 0 is negative"),
+        # too many pixels: 16 zeros and 1 one in a 16-pixel mask
+        ("`01", "they describe 17 pixels, but its size [4, 4] has 16"),
+        # a run that is longer than any pixel count
+        ("o" * 13 + "0", "a run is too long to be a pixel count"),
+    ],
+)
+def test_truncated_or_corrupt_rle_counts_are_refused(counts: str, problem: str) -> None:
+    rle = {"size": [4, 4], "counts": counts}
+    message = f"RLE 0: cannot decode RLE counts: {problem}"
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        samkit.export.rle_to_masks([rle])
+
+
+def test_truncated_rle_counts_in_a_file_name_the_annotation(tmp_path: Path) -> None:
+    good = samkit.export.masks_to_rle(_random_masks(1, shape=(4, 4)))[0]
+    path = _coco_file(tmp_path / "masks.json", [good, {"size": [4, 4], "counts": "0"}])
+    message = "masks.json annotation 1 (id 1): cannot decode RLE counts: they describe 0"
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        samkit.load_coco_rle(path)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rle_counts_decode_as_pycocotools_does(seed: int) -> None:
+    """The checking decoder reads every string pycocotools writes as pycocotools does."""
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(1, 300, 2))
+    masks = rng.random((4, height, width)) > rng.random((4, 1, 1))
+    masks[0] = False  # an empty mask
+    masks[1, : height // 2] = True  # long runs
+    for rle in samkit.export.masks_to_rle(masks):
+        runs = export._rle_runs(rle["counts"])
+        assert int(runs.sum()) == height * width
+        assert coco_mask.area({"size": rle["size"], "counts": rle["counts"].encode()}) == sum(
+            runs[1::2]
+        )
+    np.testing.assert_array_equal(
+        samkit.export.rle_to_masks(samkit.export.masks_to_rle(masks)), masks
+    )
+
+
+# ------------------------------------------------------------------ exports: permissions, sets
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    old = os.umask(0o022)
+    os.umask(old)
+
+    def set_umask(value: int) -> None:
+        os.umask(value)
+
+    yield set_umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize(
+    ("mask", "expected"),
+    [
+        (0o022, 0o644),  # the usual umask
+        (0o002, 0o664),  # a group-writable setup
+        (0o077, 0o600),  # a private one
+    ],
+)
+def test_exported_files_get_the_permissions_the_umask_gives(
+    tmp_path: Path, umask: Callable[[int], None], mask: int, expected: int
+) -> None:
+    umask(mask)
+    json_path = samkit.save_coco_rle(_random_masks(2), tmp_path / "masks.json")
+    pngs = samkit.save_mask_pngs(_random_masks(2), tmp_path / "png")
+    for path in [json_path, *pngs]:
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_overwriting_a_0644_export_keeps_0644(tmp_path: Path, umask: Callable[[int], None]) -> None:
+    umask(0o022)
+    path = tmp_path / "masks.json"
+    path.write_text("{}")
+    path.chmod(0o644)
+    samkit.save_coco_rle(_random_masks(1), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def _png_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("old_count", "new_count"),
+    [
+        (5, 2),  # a smaller set: no stale masks 002..004 left behind
+        (2, 5),  # a larger set
+        (3, 0),  # an image with no masks: the earlier set is gone
+        (0, 3),  # nothing before
+    ],
+)
+def test_save_mask_pngs_replaces_an_earlier_set_as_a_whole(
+    tmp_path: Path, old_count: int, new_count: int
+) -> None:
+    folder = tmp_path / "png"
+    samkit.save_mask_pngs(_detections(old_count), folder, prefix="scene")
+    (folder / "notes.txt").write_text("mine")  # not part of a set: never touched
+    (folder / "other_000.png").write_bytes(b"another prefix's set")
+    new = _detections(new_count)
+    paths = samkit.save_mask_pngs(new, folder, prefix="scene")
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(
+        ["notes.txt", "other_000.png", *(f"scene_{i:03d}.png" for i in range(new_count))]
+    )
+    assert (folder / "notes.txt").read_text() == "mine"
+    for path, mask in zip(paths, new.mask, strict=True):
+        np.testing.assert_array_equal(samkit.export.load_mask_png(path), mask)
+
+
+def _disk_fills_after(monkeypatch: pytest.MonkeyPatch, writes: int) -> None:
+    count = {"n": 0}
+
+    def writer(file: Any, data: bytes) -> None:
+        count["n"] += 1
+        if count["n"] > writes:
+            file.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        file.write(data)
+
+    monkeypatch.setattr(export, "_write_file", writer)
+
+
+def test_full_disk_midway_leaves_no_partial_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "png"
+    samkit.save_mask_pngs(_detections(4), folder, prefix="scene")
+    before = _png_bytes(folder)
+    _disk_fills_after(monkeypatch, 2)
+    message = f"cannot write {folder}: the disk is full; nothing was changed there"
+    with pytest.raises(OSError, match=exactly(message)) as info:
+        samkit.save_mask_pngs(_detections(3), folder, prefix="scene")
+    assert info.value.errno == errno.ENOSPC
+    assert _png_bytes(folder) == before  # the old set, whole; no hidden folder left
+
+
+def test_full_disk_while_saving_coco_rle_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = samkit.save_coco_rle(_random_masks(3), tmp_path / "masks.json")
+    before = path.read_bytes()
+    _disk_fills_after(monkeypatch, 0)
+    message = f"cannot write {path}: the disk is full; nothing was changed there"
+    with pytest.raises(OSError, match=exactly(message)):
+        samkit.save_coco_rle(_random_masks(1), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["masks.json"]
+
+
+def test_read_only_export_folder_is_not_called_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(export.tempfile, "mkdtemp", read_only)
+    monkeypatch.setattr(export.tempfile, "mkstemp", read_only)
+    folder = tmp_path / "png"
+    message = f"cannot write {folder}: the file system is read-only; nothing was changed there"
+    with pytest.raises(OSError, match=exactly(message)):
+        samkit.save_mask_pngs(_detections(1), folder)
+    message = message.replace(str(folder), str(tmp_path / "m.json"))
+    with pytest.raises(OSError, match=exactly(message)):
+        samkit.save_coco_rle(_detections(1), tmp_path / "m.json")
+
+
+@pytest.mark.parametrize(
+    "score",
+    [
+        float("nan"),  # the reported case
+        float("inf"),  # also not JSON
+        -float("inf"),
+    ],
+)
+def test_nan_score_is_written_as_json_null(tmp_path: Path, score: float) -> None:
+    detections = _detections(2)
+    detections.confidence = np.array([0.5, score], np.float32)
+    path = samkit.save_coco_rle(detections, tmp_path / "masks.json")
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"invalid JSON constant {constant}")
+
+    content = json.loads(path.read_text(), parse_constant=refuse)
+    assert [a["score"] for a in content["annotations"]] == [0.5, None]
+    assert samkit.load_coco_rle(path).confidence is None  # not every mask has a score
+
+
+# ------------------------------------------------------------------ an image with no masks
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [
+        [],  # what the automatic mask generator gives for an image with nothing on it
+        np.zeros((0, 6, 8), bool),  # an empty stack of a known size
+    ],
+)
+def test_image_with_no_masks_exports_and_reads_back_empty(tmp_path: Path, empty: Any) -> None:
+    detections = samkit.amg_to_detections(empty) if isinstance(empty, list) else empty
+    json_path = samkit.save_coco_rle(detections, tmp_path / "masks.json", image_name="x.png")
+    pngs = samkit.save_mask_pngs(detections, tmp_path / "png")
+    content = json.loads(json_path.read_text())
+    shape = (None, None) if isinstance(empty, list) else (6, 8)
+    assert content == {
+        "format": COCO_RLE_FORMAT,
+        "image": {"file_name": "x.png", "height": shape[0], "width": shape[1]},
+        "annotations": [],
+    }
+    assert pngs == []
+    assert list((tmp_path / "png").iterdir()) == []
+    restored = samkit.load_coco_rle(json_path)
+    assert len(restored) == 0
+    assert restored.mask is not None
+    assert restored.mask.shape == (0, *(v or 0 for v in shape))
+
+
+# ------------------------------------------------------------------ PNG masks of other tools
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "L",  # a grayscale label PNG: 0 background, 1 object
+        "P",  # a palette label PNG (as many datasets ship them): indices 0 and 1
+    ],
+)
+def test_load_mask_png_reads_a_0_1_label_png(tmp_path: Path, mode: str) -> None:
+    mask = _random_masks(1, shape=(9, 7))[0]
+    picture = Image.fromarray(mask.astype(np.uint8), mode="L")
+    if mode == "P":
+        picture = picture.convert("P")
+        picture.putpalette([0, 0, 0, 200, 30, 30])
+        picture.putdata(mask.astype(np.uint8).ravel().tolist())
+    picture.save(tmp_path / "label.png")
+    with Image.open(tmp_path / "label.png") as check:
+        assert check.mode == mode
+    np.testing.assert_array_equal(samkit.export.load_mask_png(tmp_path / "label.png"), mask)
+
+
+def test_load_mask_png_refuses_a_label_png_with_several_labels(tmp_path: Path) -> None:
+    labels = np.array([[0, 1, 2], [3, 3, 0]], np.uint8)
+    Image.fromarray(labels, mode="L").save(tmp_path / "labels.png")
+    message = (
+        f"{tmp_path / 'labels.png'} holds pixel values from 0 to 3, none above 127: it is "
+        "neither a black-and-white mask (0 and 255) nor a 0/1 label mask."
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        samkit.export.load_mask_png(tmp_path / "labels.png")
+
+
+def test_load_mask_png_of_a_decompression_bomb_gives_the_pixel_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    message = f"{tmp_path / 'bomb.png'} is an image of 10,000 pixels, more than the 2,000"
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        samkit.export.load_mask_png(tmp_path / "bomb.png")
+
+
+def test_failure_while_swapping_sets_puts_the_old_set_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "png"
+    samkit.save_mask_pngs(_detections(3), folder, prefix="scene")
+    before = _png_bytes(folder)
+    real_replace = os.replace
+    calls = {"new": 0}
+
+    def replace(source: Any, target: Any) -> None:
+        if Path(source).parent.name.startswith(".scene.new-"):
+            calls["new"] += 1
+            if calls["new"] == 2:  # the second new mask cannot be moved into place
+                raise OSError(errno.EIO, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr(export.os, "replace", replace)
+    message = f"cannot write {folder}: Input/output error; nothing was changed there"
+    with pytest.raises(OSError, match=exactly(message)):
+        samkit.save_mask_pngs(_detections(2), folder, prefix="scene")
+    assert _png_bytes(folder) == before

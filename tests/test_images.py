@@ -242,3 +242,62 @@ def test_encode_image_bad_input(
 ) -> None:
     with pytest.raises(error, match=exactly(message)):
         samkit.encode_image(image, **kwargs)
+
+
+# ------------------------------------------------------------------ hostile images
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("bomb.png", "PNG"),
+        ("bomb.jpg", "JPEG"),
+    ],
+)
+def test_decompression_bomb_is_a_valueerror_with_the_pixel_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, fmt: str
+) -> None:
+    path = write(Image.fromarray(gradient_rgb(100, 120)), tmp_path / name, format=fmt)
+    # A 12,000-pixel file stands in for a bomb: the limit is lowered to 1,000 (x2 errors).
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    message = (
+        f"{path} is an image of 12,000 pixels, more than the 2,000 pixels Pillow opens: it "
+        "may be a decompression bomb (a small file that expands to gigabytes of memory). "
+        "If you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS first."
+    )
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.load_image(path)
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.encode_image(path)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 70000, 3),  # the reported case: one row, 70000 columns
+        (70000, 1, 3),  # and standing up
+    ],
+)
+def test_encode_image_of_a_1x70000_image(shape: tuple[int, int, int]) -> None:
+    image = np.zeros(shape, np.uint8)
+    image[..., 0] = 200
+    url = samkit.encode_image(image)
+    assert url.startswith("data:image/png;base64,")
+    decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    np.testing.assert_array_equal(np.asarray(decoded), image)
+    height, width = shape[:2]
+    message = (
+        f"JPEG holds images up to 65,500 pixels a side, but the image is {width}x{height} "
+        "(width x height); use image_format='png'"
+    )
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.encode_image(image, image_format="jpeg")
+
+
+def test_wide_jpeg_file_is_encoded_as_png(tmp_path: Path) -> None:
+    """A .jpg path picks JPEG, unless the image is too wide for JPEG."""
+    path = tmp_path / "wide.jpg"
+    image = np.full((1, 70000, 3), 120, np.uint8)
+    Image.fromarray(image).save(tmp_path / "wide.png")
+    (tmp_path / "wide.png").rename(path)  # a PNG under a .jpg name: Pillow reads it
+    assert samkit.encode_image(path).startswith("data:image/png;base64,")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import os
 import pickle
 import re
@@ -484,3 +485,83 @@ def test_checkpoint_model_type_needs_an_exact_match(
     else:
         state = {}
     assert checkpoint_model_type(state) is None
+
+
+# ------------------------------------------------------------------ what a bad checkpoint is
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        # a JSON error body saved under the checkpoint's name ("could run code" before)
+        (
+            b'{"error": {"code": 403, "message": "Access denied"}}',
+            'is a JSON file, not a checkpoint (it starts with \'{"error": {"code": 403, '
+            '"message": "Access denied"}}\': usually an error message a server sent '
+            "instead of the file).",
+        ),
+        # a JSON list, after blank lines
+        (
+            b"\n\n[1, 2, 3]",
+            "is a JSON file, not a checkpoint (it starts with '[1, 2, 3]': usually an "
+            "error message a server sent instead of the file).",
+        ),
+        # an HTML page after a UTF-8 byte-order mark
+        (
+            b"\xef\xbb\xbf<!DOCTYPE html><html><body>Sign in</body></html>",
+            "is an HTML page (an error or login page saved under a checkpoint's name), not "
+            "a checkpoint.",
+        ),
+        # a gzip file (a compressed page, or a compressed checkpoint)
+        (
+            gzip.compress(b"<html>Forbidden</html>"),
+            "is a gzip file, not a checkpoint: if it holds one, decompress it first "
+            "(gunzip); if not, it is a compressed error page.",
+        ),
+        # plain text
+        (
+            b"Access Denied",
+            "is a text file, not a checkpoint (it starts with 'Access Denied': usually an "
+            "error message a server sent instead of the file).",
+        ),
+    ],
+)
+def test_json_html_and_gzip_saved_as_a_checkpoint_are_named(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "sam_vit_b_01ec64.pth"
+    path.write_bytes(content)
+    message = f"checkpoint {path} {problem} {REDOWNLOAD}"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        read_state_dict(path)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        load_sam("shapes", checkpoint=path, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("inside", "hint"),
+    [
+        ([], ""),  # an empty folder
+        (["sam_vit_b_01ec64.pth", "notes.txt"], "; it holds sam_vit_b_01ec64.pth"),  # the file
+    ],
+)
+def test_directory_given_as_checkpoint_is_called_a_directory(
+    tmp_path: Path, inside: list[str], hint: str
+) -> None:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name in inside:
+        (folder / name).write_bytes(b"")
+    message = (
+        f"checkpoint {folder} is a directory, not a checkpoint file: pass the path of the "
+        f".pth file itself{hint}"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        load_sam("shapes", checkpoint=folder, device="cpu")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        read_state_dict(folder)
+
+
+def test_read_state_dict_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found: "):
+        read_state_dict(tmp_path / "nope.pth")

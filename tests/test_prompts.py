@@ -258,3 +258,188 @@ def test_widget_box_drives_the_real_predictor(predictor: Any) -> None:
         box=samkit.prompts.bbox_to_sam_box(box(20, 10, 50, 40)), multimask_output=True
     )
     assert masks.shape == (3, 96, 128)
+
+
+# ------------------------------------------------------------------ boxes and the image
+
+
+@pytest.mark.parametrize(
+    ("bboxes", "default", "expected"),
+    [
+        # nothing drawn: still empty
+        ([], None, np.zeros((0, 4))),
+        # a box inside the 96x128 image is unchanged
+        ([box(20, 10, 50, 40)], None, [[20, 10, 70, 50]]),
+        # a box reaching past every border is clipped to the image
+        ([box(-1000, -1000, 3000, 3000)], None, [[0, 0, 128, 96]]),
+        # the reported box, as xyxy (-1000, -1000, 100, 100): clipped to (0, 0, 100, 96)
+        ([box(-1000, -1000, 1100, 1100)], None, [[0, 0, 100, 96]]),
+        # a default box is clipped the same way
+        ([], box(100, 80, 50, 50), [[100, 80, 128, 96]]),
+    ],
+)
+def test_boxes_outside_the_image_are_clipped(bboxes: Any, default: Any, expected: Any) -> None:
+    result = samkit.bboxes_to_xyxy(bboxes, default=default, image_shape=(96, 128))
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result, np.array(expected, np.float32).reshape(-1, 4))
+
+
+@pytest.mark.parametrize(
+    ("bboxes", "default", "message"),
+    [
+        # wholly above and left of the image: SAM would return a confident mask for it
+        (
+            [box(-1000, -1000, 100, 100)],
+            None,
+            "box 0 [x_min, y_min, x_max, y_max] = [-1000, -1000, -900, -900] lies outside the "
+            "image of width 128 and height 96: no pixel of it is inside",
+        ),
+        # wholly right of the image (the second box)
+        (
+            [box(), box(128, 0, 10, 10)],
+            None,
+            "box 1 [x_min, y_min, x_max, y_max] = [128, 0, 138, 10] lies outside the image "
+            "of width 128 and height 96: no pixel of it is inside",
+        ),
+        # a default that lies below the image is named as a default
+        (
+            [],
+            box(0, 200, 5, 5),
+            "default box 0 [x_min, y_min, x_max, y_max] = [0, 200, 5, 205] lies outside the "
+            "image of width 128 and height 96: no pixel of it is inside",
+        ),
+    ],
+)
+def test_boxes_with_nothing_inside_the_image_are_refused(
+    bboxes: Any, default: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.bboxes_to_xyxy(bboxes, default=default, image_shape=(96, 128))
+
+
+@pytest.mark.parametrize(
+    "image_shape",
+    [
+        (96,),  # one number
+        (96, 128, 3),  # the whole image.shape, not image.shape[:2]
+        (0, 128),  # an empty image
+        (96.0, 128),  # floats
+        "96x128",  # text
+    ],
+)
+def test_image_shape_must_be_height_and_width(image_shape: Any) -> None:
+    message = (
+        "image_shape must be (H, W) with two positive integers, e.g. image.shape[:2], "
+        f"but got {image_shape!r}"
+    )
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.bboxes_to_xyxy([box()], image_shape=image_shape)
+
+
+def test_image_shape_of_a_real_image_is_accepted(shapes_image: np.ndarray) -> None:
+    # numpy's shape entries are plain ints; np.int64 values are accepted too
+    shape = (np.int64(shapes_image.shape[0]), np.int64(shapes_image.shape[1]))
+    for given in (shapes_image.shape[:2], shape):
+        result = samkit.bboxes_to_xyxy([box(120, 90, 40, 40)], image_shape=given)
+        np.testing.assert_array_equal(result, [[120, 90, 128, 96]])
+
+
+# ------------------------------------------------------------------ float32 overflow
+
+
+FLOAT32_RANGE = "within float32 range (about ±3.4e38)"
+
+
+@pytest.mark.parametrize(
+    ("bboxes", "message"),
+    [
+        # a float that is finite in float64 but inf in float32
+        ([box(x=1e39)], f"box 0 key 'x' must be a number {FLOAT32_RANGE}, but got 1e+39"),
+        # an int too large for any float (OverflowError before)
+        (
+            [box(width=10**400)],
+            f"box 0 key 'width' must be a number {FLOAT32_RANGE}, "
+            "but got 1000000000000000000000000000000000000...",
+        ),
+        # a negative one
+        (
+            [box(y=-(10**400))],
+            f"box 0 key 'y' must be a number {FLOAT32_RANGE}, "
+            "but got -100000000000000000000000000000000000...",
+        ),
+        # two values in range whose sum (x + width) is not
+        (
+            [box(x=3e38, width=3e38)],
+            "box 0 reaches [3e+38, 20.0, 6e+38, 60.0], past float32 range (about ±3.4e38)",
+        ),
+    ],
+)
+def test_values_that_overflow_float32_are_refused(bboxes: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.bboxes_to_xyxy(bboxes)
+
+
+@pytest.mark.parametrize(
+    ("xyxy", "message"),
+    [
+        # 1e39 in a box to preset in the widget
+        (
+            [[0, 0, 1e39, 1]],
+            f"box 0 must hold numbers {FLOAT32_RANGE}, but got [0.0, 0.0, 1e+39, 1.0]",
+        ),
+        # an int too large for any float
+        (
+            [[0, 0, 10**400, 1]],
+            f"xyxy must hold finite numbers {FLOAT32_RANGE}, but holds an integer too large "
+            "for any float",
+        ),
+    ],
+)
+def test_xyxy_values_that_overflow_float32_are_refused(xyxy: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.xyxy_to_bboxes(xyxy)
+
+
+def test_click_values_that_overflow_float32_are_refused() -> None:
+    message = f"include point 0 coordinate 'x' must be a number {FLOAT32_RANGE}, but got 1e+39"
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.points_to_prompt([(1e39, 2)])
+
+
+# ------------------------------------------------------------------ labels
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        # a number for all boxes
+        (
+            5,
+            "labels must be None, a string, or a list of one string per box, but got 5 (int)",
+        ),
+        # bytes would have become the label "97"
+        (
+            b"a",
+            "labels must be None, a string, or a list of one string per box, but got b'a' (bytes)",
+        ),
+        # a list with None in it would have become the label "None"
+        ([None], "label 0 must be a string, but got None (NoneType)"),
+        # a number in the list
+        (["cat", 3], "label 1 must be a string, but got 3 (int)"),
+    ],
+)
+def test_xyxy_to_bboxes_refuses_labels_that_are_not_strings(labels: Any, message: str) -> None:
+    xyxy = [[0, 0, 1, 1]] * (2 if isinstance(labels, list) and len(labels) == 2 else 1)
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.xyxy_to_bboxes(xyxy, labels=labels)
+
+
+def test_clipped_box_drives_the_real_predictor(predictor: Any, shapes_image: Any) -> None:
+    """A box half outside the image gives the same masks as the part inside it."""
+    clipped = samkit.bboxes_to_xyxy([box(-50, -40, 120, 90)], image_shape=shapes_image.shape[:2])[0]
+    masks, scores, _ = predictor.predict(box=clipped, multimask_output=False)
+    inside, inside_scores, _ = predictor.predict(
+        box=np.array([0, 0, 70, 50], np.float32), multimask_output=False
+    )
+    np.testing.assert_array_equal(masks, inside)
+    np.testing.assert_array_equal(scores, inside_scores)

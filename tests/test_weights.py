@@ -2,14 +2,18 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import gzip
 import hashlib
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pooch
 import pytest
@@ -313,19 +317,19 @@ def test_verified_file_is_neither_downloaded_nor_hashed_again(
 ) -> None:
     mirror = make_mirror()
     first = download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
-    # The download is hashed while it streams: no second pass over the file.
-    assert count_hashing == []
+    # The bytes on disk are hashed once, after they were synced, before the rename.
+    assert count_hashing == [mirror.part]
     second = download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
     assert second == first
     assert mirror.requests() == [None]
-    assert count_hashing == []
+    assert count_hashing == [mirror.part]
 
     # Touching the file invalidates the stamp: hashed once more, still no download.
     stat = first.stat()
     os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
     download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
-    assert count_hashing == [first]
+    assert count_hashing == [mirror.part, first]
     assert mirror.requests() == [None]
 
 
@@ -560,3 +564,205 @@ def test_missing_shapes_checkpoint_names_the_file(
     message = re.escape(f"samkit's bundled file is missing: {missing}")
     with pytest.raises(FileNotFoundError, match=message):
         download_checkpoint("shapes")
+
+
+# ------------------------------------------------------------------ two downloads at once
+
+_CHILD = """
+import sys, time
+from pathlib import Path
+from samkit import weights
+
+filename, sha256, size, dest, ready, go = sys.argv[1:]
+checkpoint = weights.Checkpoint(filename, sha256, int(size))
+Path(ready).touch()
+while not Path(go).exists():
+    time.sleep(0.01)
+path = weights.fetch_checkpoint(checkpoint, dest_dir=dest, progress=True)
+print(weights._sha256_file(path))
+"""
+
+
+def test_two_downloads_of_one_checkpoint_into_one_folder_at_once(
+    make_mirror: Callable[..., Mirror], tmp_path: Path
+) -> None:
+    """Two processes (two notebooks, two `samkit download`s) ask for one file at once."""
+    mirror = make_mirror(mode="slow", delay_s=2.0)
+    entry = MODEL_TYPES["vit_b"].checkpoint
+    assert entry is not None
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    go = tmp_path / "go"
+    children = []
+    for i in range(2):
+        ready = tmp_path / f"ready{i}"
+        arguments = [entry.filename, entry.sha256, str(entry.size), str(mirror.dest_dir)]
+        children.append(
+            (
+                ready,
+                subprocess.Popen(
+                    [sys.executable, str(script), *arguments, str(ready), str(go)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=os.environ.copy(),
+                ),
+            )
+        )
+    deadline = time.monotonic() + 240
+    while not all(ready.exists() for ready, _ in children):
+        assert time.monotonic() < deadline, "the child processes did not start"
+        assert all(child.poll() is None for _, child in children)
+        time.sleep(0.05)
+    go.touch()  # both start downloading now
+    outputs = [child.communicate(timeout=240) for _, child in children]
+    codes = [child.returncode for _, child in children]
+    assert codes == [0, 0], outputs
+    expected = hashlib.sha256(mirror.data).hexdigest()
+    assert [out for out, _ in outputs] == [expected + "\n"] * 2
+    assert mirror.dest.read_bytes() == mirror.data
+    # One of them downloaded; the other waited for it and used the verified file.
+    assert mirror.requests() == [None]
+    waited = [err for _, err in outputs if "another process is downloading it" in err]
+    assert len(waited) == 1, outputs
+    assert waited[0].startswith(
+        f"{entry.filename}: another process is downloading it into {mirror.dest_dir}; "
+        "waiting for it to finish\n"
+    )
+    # Neither the part nor the lock is left behind.
+    assert sorted(p.name for p in mirror.dest_dir.iterdir()) == [
+        entry.filename,
+        entry.filename + ".verified.json",
+    ]
+
+
+def test_a_file_changed_on_disk_is_never_reported_as_verified(
+    make_mirror: Callable[..., Mirror], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer (or a failing disk) changes the bytes after they were hashed."""
+    mirror = make_mirror()
+
+    def write_and_clobber(fh: Any, chunk: bytes) -> None:
+        fh.write(chunk)
+        with open(fh.name, "r+b") as other:  # a second writer, at the start of the file
+            other.write(b"\0" * 16)
+
+    monkeypatch.setattr(weights, "_write_chunk", write_and_clobber)
+    corrupted = b"\0" * 16 + mirror.data[16:]
+    message = re.escape(
+        f"Download of {mirror.url}: the file on disk is not what was received (sha256 "
+        f"{hashlib.sha256(corrupted).hexdigest()} on disk, "
+        f"{hashlib.sha256(mirror.data).hexdigest()} received): another program wrote to "
+        f"{mirror.part} at the same time, or the disk is failing. The file was removed; "
+        "run the download again."
+    )
+    with pytest.raises(DownloadError, match=f"^{message}$"):
+        download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
+    assert list(mirror.dest_dir.iterdir()) == []
+
+
+def test_lock_is_released_when_the_download_fails(make_mirror: Callable[..., Mirror]) -> None:
+    mirror = make_mirror(mode="500")
+    with pytest.raises(DownloadError, match="HTTP 500"):
+        download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
+    assert list(mirror.dest_dir.iterdir()) == []
+    mirror.server.serve(mirror.url.removeprefix(mirror.server.url), mirror.data, "ok")
+    assert download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False) == mirror.dest
+
+
+# ------------------------------------------------------------------ what arrived instead
+
+
+@pytest.mark.parametrize(
+    ("mode", "served", "what", "evidence"),
+    [
+        # a JSON error body announced as such
+        ("json", None, "a JSON file", "its Content-Type is application/json"),
+        # a JSON error body sent as binary
+        (
+            "ok",
+            b'{"error": "AccessDenied", "message": "Request has expired"}',
+            "a JSON file",
+            'it starts with \'{"error": "AccessDenied", "message": "Request has expired"}\'',
+        ),
+        # a gzip-compressed error page
+        (
+            "ok",
+            gzip.compress(b"<html>Forbidden</html>"),
+            "a gzip file",
+            "it starts with gzip's magic bytes 1f 8b",
+        ),
+        # plain text
+        ("ok", b"Access Denied\n", "a text file", "it starts with 'Access Denied'"),
+    ],
+)
+def test_json_gzip_and_text_downloads_are_named(
+    make_mirror: Callable[..., Mirror], mode: str, served: bytes | None, what: str, evidence: str
+) -> None:
+    mirror = make_mirror(mode=mode, served=served)
+    message = re.escape(
+        f"{mirror.url} returned {what}, not a checkpoint ({evidence}): the link is wrong, or "
+        "the server sent an error message instead of the file. Nothing was kept. "
+    ) + manual_hint(mirror.url, mirror.dest)
+    with pytest.raises(DownloadError, match=message):
+        download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
+    assert list(mirror.dest_dir.iterdir()) == []
+
+
+def test_bom_prefixed_html_download_is_named_html(make_mirror: Callable[..., Mirror]) -> None:
+    mirror = make_mirror(served=b"\xef\xbb\xbf<!DOCTYPE html><html>Sign in</html>")
+    message = re.escape(
+        f"{mirror.url} returned an HTML page, not a checkpoint (the file is text that starts "
+        "with '<'):"
+    )
+    with pytest.raises(DownloadError, match=message):
+        download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
+    assert list(mirror.dest_dir.iterdir()) == []
+
+
+# ------------------------------------------------------------------ read-only file systems
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        (errno.EROFS, "it is on a read-only file system"),  # a read-only mount
+        (errno.EACCES, "permission denied"),  # a folder of another user
+    ],
+)
+def test_read_only_file_system_is_not_called_a_full_disk(
+    make_mirror: Callable[..., Mirror], monkeypatch: pytest.MonkeyPatch, code: int, why: str
+) -> None:
+    mirror = make_mirror()
+    mirror.dest_dir.mkdir()
+    real_open = os.open
+
+    def refuse_writes(path: Any, flags: int, *args: Any) -> int:
+        if flags & os.O_CREAT:
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(weights.os, "open", refuse_writes)
+    # A read-only mount reports no free space: that must not be called a full disk.
+    monkeypatch.setattr(weights.shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
+    message = (
+        f"Cannot write the checkpoint into {mirror.dest_dir}: {why}. Choose a writable "
+        "directory with dest_dir=... (or the SAMKIT_HOME environment variable)."
+    )
+    with pytest.raises(DownloadError, match=f"^{re.escape(message)}$"):
+        download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
+    assert mirror.requests() == []
+
+
+def test_verified_file_on_a_read_only_file_system_is_used(
+    make_mirror: Callable[..., Mirror], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror = make_mirror()
+    path = download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
+
+    def read_only(*args: Any) -> int:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(weights.os, "open", read_only)
+    assert download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False) == path
+    assert mirror.requests() == [None]
