@@ -16,6 +16,7 @@ from samkit.export import (
     save_mask_pngs,
 )
 from samkit.images import check_rgb_image, encode_image, load_image
+from samkit.live import LiveSegmenter
 from samkit.masks import grid_shape, mask_iou, remove_duplicates, sort_by_area, stack_masks
 from samkit.model import SAM_BUILDERS, build_shapes_sam, default_model_type, load_sam
 from samkit.prompts import (
@@ -63,6 +64,7 @@ __all__ = [
     "SHAPE_KINDS",
     "ChecksumError",
     "DownloadError",
+    "LiveSegmenter",
     "NotebookFigure",
     "Sample",
     "Scene",
