@@ -205,7 +205,7 @@ _EMBEDDED: weakref.WeakKeyDictionary[Any, tuple[Any, str]] = weakref.WeakKeyDict
 
 
 def _is_prefix(old: list[list[float]], new: list[list[float]]) -> bool:
-    return 0 < len(old) < len(new) and new[: len(old)] == old
+    return len(old) < len(new) and new[: len(old)] == old
 
 
 class LiveSegmenter(anywidget.AnyWidget):
@@ -248,9 +248,9 @@ class LiveSegmenter(anywidget.AnyWidget):
     image = traitlets.Unicode("").tag(sync=True)
     width = traitlets.Int(0).tag(sync=True)
     height = traitlets.Int(0).tag(sync=True)
-    box: traitlets.List[float] = traitlets.List([]).tag(sync=True)
-    points: traitlets.List[list[float]] = traitlets.List([]).tag(sync=True)
-    labels: traitlets.List[int] = traitlets.List([]).tag(sync=True)
+    box: traitlets.Any = traitlets.Any([]).tag(sync=True)
+    points: traitlets.Any = traitlets.Any([]).tag(sync=True)
+    labels: traitlets.Any = traitlets.Any([]).tag(sync=True)
     multimask = traitlets.Bool(True).tag(sync=True)
     selected = traitlets.Int(0).tag(sync=True)
     request = traitlets.Int(0).tag(sync=True)
