@@ -150,12 +150,16 @@ function render({ model, el }) {
     });
   }
 
+  let sending = false; // our own model.set() calls, not changes made from the kernel
+
   function send() {
     request += 1;
+    sending = true;
     model.set("box", box.length === 4 ? box.map((v) => Math.round(v * 10) / 10) : []);
     model.set("points", points.map(([x, y]) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10]));
     model.set("labels", [...labels]);
     model.set("request", request);
+    sending = false;
     model.save_changes();
     inFlight = true;
     sentAt = performance.now();
@@ -341,7 +345,7 @@ function render({ model, el }) {
   model.on("change:selected", showCandidates);
   model.on("change:box change:points change:labels", () => {
     // a change made from the kernel (a cell setting .box); not while the mouse is down
-    if (!drag && !inFlight && !pending) {
+    if (!sending && !drag && !inFlight && !pending) {
       readModel();
       draw();
     }

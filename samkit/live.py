@@ -15,13 +15,14 @@ The state is plain traitlets, so it is readable (and settable) from the next cel
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import math
 import os
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -29,6 +30,7 @@ import anywidget
 import numpy as np
 import numpy.typing as npt
 import supervision as sv
+import torch
 import traitlets
 from PIL import Image
 
@@ -229,7 +231,7 @@ class LiveSegmenter(anywidget.AnyWidget):
         multimask: Whether SAM returns three candidates (else one).
         selected: The candidate shown (index into ``masks``); the best score after
             every new prompt, or the one clicked.
-        score: SAM's predicted IoU of the shown mask (``nan`` with no prompt).
+        score: SAM's predicted IoU of the shown mask (``None`` with no prompt).
         ms: Milliseconds the last prompt took in the kernel (decoder and overlay).
         status: The line shown under the image (score and milliseconds).
 
@@ -257,7 +259,7 @@ class LiveSegmenter(anywidget.AnyWidget):
     answered = traitlets.Int(0).tag(sync=True)
     overlay = traitlets.Unicode("").tag(sync=True)
     candidates: traitlets.List[dict[str, Any]] = traitlets.List([]).tag(sync=True)
-    score = traitlets.Float(float("nan")).tag(sync=True)
+    score = traitlets.Float(None, allow_none=True).tag(sync=True)
     ms = traitlets.Float(0.0).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
@@ -275,6 +277,7 @@ class LiveSegmenter(anywidget.AnyWidget):
         multimask: bool = True,
         reuse_logits: bool = True,
         texts: Mapping[str, str] | None = None,
+        decoder_threads: int | None = None,
     ) -> None:
         """Show ``image`` and answer every prompt with ``predictor``.
 
@@ -295,6 +298,11 @@ class LiveSegmenter(anywidget.AnyWidget):
             reuse_logits: When only points were added (same box), give SAM its previous
                 low-resolution logits as ``mask_input``, so it corrects its answer.
             texts: Replacements for the controls' words (keys of ``DEFAULT_TEXTS``).
+            decoder_threads: CPU threads for each prompt's decoder run; ``None`` gives
+                1 for a model on the CPU (the decoder is small: split across threads
+                it waits more than it computes, several times slower on a busy
+                machine) and leaves a GPU model as it is. The embedding
+                (``set_image``) always runs with torch's own thread setting.
 
         Raises:
             ValueError: If the image is not RGB uint8, the predictor is not a
@@ -322,8 +330,18 @@ class LiveSegmenter(anywidget.AnyWidget):
             raise ValueError(
                 f"texts has unknown keys {sorted(unknown)}; the keys are {sorted(DEFAULT_TEXTS)}"
             )
+        if decoder_threads is not None and (
+            isinstance(decoder_threads, bool)
+            or not isinstance(decoder_threads, int)
+            or decoder_threads < 1
+        ):
+            raise ValueError(
+                f"decoder_threads must be a positive int or None, but got {decoder_threads!r}"
+            )
         self._predictor = predictor
         self._reuse_logits = bool(reuse_logits)
+        on_cpu = str(getattr(predictor, "device", "cpu")).startswith("cpu")
+        self._threads = decoder_threads if decoder_threads is not None else (1 if on_cpu else None)
         self._pixels = pixels
         self._digest = hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()
         self._features: Any = None
@@ -358,6 +376,8 @@ class LiveSegmenter(anywidget.AnyWidget):
             self.box = check_box(box, width, height)
             self.points = points_list
             self.labels = check_labels(labels)
+        if not self.box and not self.points:
+            self._warm_up()
         self._update()
 
     def _embed(self) -> None:
@@ -370,6 +390,27 @@ class LiveSegmenter(anywidget.AnyWidget):
             _EMBEDDED[self._predictor] = (self._features, self._digest)
         except TypeError:  # a predictor that cannot be weakly referenced is re-embedded
             pass
+
+    @contextlib.contextmanager
+    def _decoder_threads(self) -> Iterator[None]:
+        """Run the prompt decoder on ``self._threads`` CPU threads (``None``: as set)."""
+        if self._threads is None:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self._threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _warm_up(self) -> None:
+        """One throwaway prompt, so that the first one drawn answers as fast as the rest."""
+        center = np.array([[self.width / 2, self.height / 2]], dtype=np.float32)
+        with self._decoder_threads():
+            self._predictor.predict(
+                point_coords=center, point_labels=np.array([1]), multimask_output=True
+            )
 
     # ------------------------------------------------------------------ validation
 
@@ -445,13 +486,14 @@ class LiveSegmenter(anywidget.AnyWidget):
             if getattr(self._predictor, "features", None) is not self._features:
                 self._embed()  # someone gave the predictor another image since
             try:
-                masks, scores, logits = self._predictor.predict(
-                    point_coords=coords,
-                    point_labels=labels,
-                    box=box,
-                    mask_input=mask_input,
-                    multimask_output=self.multimask,
-                )
+                with self._decoder_threads():
+                    masks, scores, logits = self._predictor.predict(
+                        point_coords=coords,
+                        point_labels=labels,
+                        box=box,
+                        mask_input=mask_input,
+                        multimask_output=self.multimask,
+                    )
             except Exception as error:
                 self.error = f"{type(error).__name__}: {error}"
                 self.status = self.error
@@ -476,7 +518,7 @@ class LiveSegmenter(anywidget.AnyWidget):
         if not self._overlays:
             self.selected = 0
             self.overlay = mask_overlay_png(None, self.width, self.height)
-            self.score = float("nan")
+            self.score = None
             self.status = self.texts.get("empty", "")
             self._last = None
             return
@@ -551,7 +593,7 @@ class LiveSegmenter(anywidget.AnyWidget):
         self.value = {"box": [], "points": [], "labels": []}
 
     def __repr__(self) -> str:
-        score = "nan" if math.isnan(self.score) else f"{self.score:.3f}"
+        score = "None" if self.score is None else f"{self.score:.3f}"
         return (
             f"LiveSegmenter(image {self.width}x{self.height}, box={self.box}, "
             f"points={self.points}, labels={self.labels}, score={score})"

@@ -136,6 +136,18 @@ class LiveDriver:
             ),
         )
 
+    def settle(self) -> None:
+        """Bring the widget into view and wait until it stops moving (smooth scrolling)."""
+        svg = self.lab.cell(WIDGET_CELL).locator(".samkit-live-svg")
+        svg.scroll_into_view_if_needed()
+        last: dict[str, float] | None = None
+        for _ in range(40):
+            self.page.wait_for_timeout(50)
+            box = svg.bounding_box()
+            if box is not None and box == last:
+                return
+            last = box
+
     def to_screen(self, xy: tuple[float, float]) -> tuple[float, float]:
         svg = self.lab.cell(WIDGET_CELL).locator(".samkit-live-svg")
         box = svg.bounding_box()
@@ -251,8 +263,7 @@ def drive_live(front_end: str, workdir: Path) -> dict[str, Any]:
         state = live.wait_rendered()
         if (state["naturalWidth"], state["naturalHeight"]) != (width, height):
             raise fail("live-image", f"the widget shows a {state} image, not {width}x{height}")
-        lab.cell(WIDGET_CELL).scroll_into_view_if_needed()
-        lab.page.wait_for_timeout(300)
+        live.settle()
 
         # 1 -- drag a box around the target shape
         lab.stage = "live-box"
@@ -291,6 +302,7 @@ def drive_live(front_end: str, workdir: Path) -> dict[str, Any]:
 
         # 2 -- an exclude click on the neighbouring shape, inside the box
         lab.stage = "live-exclude"
+        live.settle()
         before = live.state()
         at = live.to_screen(exclude)
         if front_end == "lab":
@@ -332,6 +344,7 @@ def drive_live(front_end: str, workdir: Path) -> dict[str, Any]:
 
         # 3 -- drag the box (from inside it) onto another shape
         lab.stage = "live-move"
+        live.settle()
         before = live.state()
         grab = ((drag[0] + drag[2]) / 2, drag[1] + (drag[3] - drag[1]) * 0.2)
         mouse.move(*live.to_screen(grab))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import supervision as sv
+import torch
 from PIL import Image
 from segment_anything import SamPredictor
 
@@ -128,7 +129,8 @@ def test_no_prompt_gives_no_mask(live_predictor: CountingPredictor, coffee: samk
     assert live.mask is None
     assert isinstance(live.detections, sv.Detections) and len(live.detections) == 0
     assert not _alpha(live.overlay).any()
-    assert live_predictor.predict_calls == []
+    # one throwaway prompt warms the decoder up, and shows nothing
+    assert len(live_predictor.predict_calls) == 1
     assert live.status == samkit.live.DEFAULT_TEXTS["empty"]
 
 
@@ -140,9 +142,10 @@ def test_a_drawn_box_from_the_front_end_updates_mask_and_overlay(
 ) -> None:
     live = LiveSegmenter(live_predictor, coffee.image)
     before = live.overlay
+    calls = len(live_predictor.predict_calls)
     live.set_state({"box": _xyxy(coffee), "points": [], "labels": [], "request": 1})
     assert live.answered == 1
-    assert len(live_predictor.predict_calls) == 1  # one message, one prediction
+    assert len(live_predictor.predict_calls) == calls + 1  # one message, one prediction
     assert live.overlay != before
     np.testing.assert_array_equal(_alpha(live.overlay) > 0, live.mask)
     assert _iou(live.mask, coffee.ground_truth[coffee.target]) >= 0.85
@@ -216,6 +219,19 @@ def test_picking_a_candidate_shows_it_without_predicting(
     np.testing.assert_array_equal(live.mask, live.masks[other])
     np.testing.assert_array_equal(live.detections.mask[0], live.masks[other])
     assert live.score == live.candidates[other]["score"]
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2])
+def test_decoder_threads_are_given_back(
+    live_predictor: CountingPredictor, coffee: samkit.Sample, threads: int | None
+) -> None:
+    before = torch.get_num_threads()
+    live = LiveSegmenter(
+        live_predictor, coffee.image, box=coffee.default_box, decoder_threads=threads
+    )
+    live.set_state({"box": [470.0, 140.0, 600.0, 268.0], "request": 1})
+    assert torch.get_num_threads() == before
+    assert _iou(live.mask, coffee.ground_truth[coffee.target]) >= 0.85
 
 
 def test_single_mask(live_predictor: CountingPredictor, coffee: samkit.Sample) -> None:
@@ -320,6 +336,9 @@ def test_bad_state_is_refused_and_nothing_changes(
         ({"value": {"boxes": []}}, "value must be a dict with keys"),
         # unknown words for the controls
         ({"texts": {"cancel": "x"}}, r"texts has unknown keys \['cancel'\]"),
+        # threads: zero, and not a number
+        ({"decoder_threads": 0}, "decoder_threads must be a positive int or None"),
+        ({"decoder_threads": "1"}, "decoder_threads must be a positive int or None"),
         # a jupyter_bbox_widget dict without its size
         ({"box": {"x": 1, "y": 2}}, "box: .*width"),
     ],
