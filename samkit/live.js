@@ -245,7 +245,11 @@ function render({ model, el }) {
     labels.push(label);
   }
 
-  svg.addEventListener("contextmenu", (event) => event.preventDefault());
+  // a right-click is an exclude point: neither the browser's menu nor the notebook's
+  svg.addEventListener("contextmenu", (event) => {
+    event.preventDefault();
+    event.stopPropagation();
+  });
 
   svg.addEventListener("pointerdown", (event) => {
     if (event.button !== 0 && event.button !== 2) return;

@@ -313,6 +313,13 @@ def drive_live(front_end: str, workdir: Path) -> dict[str, Any]:
             mouse.click(*at, button="right")
         state, waited = live.wait_redrawn(before, "exclude click")
         live.screenshot("2-exclude")
+        menus = lab.page.locator(".lm-Menu").count()
+        if menus:
+            raise fail(
+                "context-menu",
+                f"the exclude click opened {menus} menu(s) over the widget",
+                WIDGET_CELL,
+            )
         latencies.append(state["latencies"][-1])
         kernel = live.probe()
         if kernel["labels"] != [0] or state["circles"] != 1:
