@@ -379,6 +379,15 @@ def test_overlay_is_the_mask_alone(mask: np.ndarray | None) -> None:
     np.testing.assert_array_equal(alpha > 0, expected)
 
 
+def test_a_large_mask_is_sent_at_display_size() -> None:
+    mask = np.zeros((3000, 4000), bool)
+    mask[:1500, :2000] = True  # the top-left quarter
+    image = _decode(mask_overlay_png(mask, 4000, 3000))
+    assert image.size == (1024, 768)
+    alpha = np.asarray(image.convert("RGBA"))[..., 3] > 0
+    assert alpha[:384, :512].all() and not alpha[384:].any() and not alpha[:, 512:].any()
+
+
 def test_front_end_is_a_plain_module_without_imports() -> None:
     assert "export default" in LIVE_JS
     # no CDN, no build step: the module imports nothing
