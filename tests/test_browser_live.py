@@ -7,7 +7,9 @@ the bundled ``shapes`` model, with no prompt. In headless Chromium the test:
    with no cell run, and the mask the kernel holds must match the shape (IoU >= 0.85);
 2. adds an exclude click on the neighbouring shape, inside the box (Shift+click in
    JupyterLab, right-click in Notebook 7): the mask must change and leave it out;
-3. drags the box onto another shape: the mask must follow it.
+3. drags the box onto another shape: the mask must follow it;
+4. clicks another of the three candidates: the kernel shows that one;
+5. clicks the exclude point: it is deleted, in the page and in the kernel.
 
 After each step it checks the page (the overlay image changed) and the kernel (a probe
 cell prints ``.box``, ``.points``, ``.labels`` and the mask's IoU with every shape).
@@ -59,7 +61,7 @@ PROBE = """\
 shown = live.mask if live.mask is not None else np.zeros(sample.image.shape[:2], bool)
 print("STATE", json.dumps({
     "box": live.box, "points": live.points, "labels": live.labels,
-    "answered": live.answered, "ms": live.ms, "status": live.status,
+    "answered": live.answered, "ms": live.ms, "status": live.status, "selected": live.selected,
     "iou": [float((shown & g).sum() / (shown | g).sum()) for g in sample.ground_truth],
     "digest": hashlib.md5(shown.tobytes()).hexdigest(),
 }))
@@ -382,6 +384,48 @@ def drive_live(front_end: str, workdir: Path) -> dict[str, Any]:
             f"box moved to {got.round(1).tolist()} -> IoU {moved_iou:.3f} with shape "
             f"{moved_to.index}, redrawn {state['latencies'][-1]} ms after mouse-up"
         )
+        # 4 -- pick another of the three candidates by clicking it
+        lab.stage = "live-candidate"
+        before = live.state()
+        chosen = (kernel["selected"] + 1) % 3
+        card = lab.cell(WIDGET_CELL).locator(f'.samkit-live-candidate[data-index="{chosen}"]')
+        card.scroll_into_view_if_needed()
+        card.click()
+        wait_until(
+            lambda: live.state()["overlaySrc"] != before["overlaySrc"],
+            REDRAW_WITHIN + 3.0,
+            lambda: fail("candidate", "clicking a candidate did not change the overlay", 1),
+            interval=0.02,
+        )
+        picked = live.probe()
+        if picked["selected"] != chosen or picked["digest"] == kernel["digest"]:
+            raise fail(
+                "candidate",
+                f"clicked candidate {chosen}; the kernel shows {picked['selected']}",
+                PROBE_CELL,
+            )
+        live.screenshot("4-candidate")
+        steps.append(f"candidate {chosen} picked by a click")
+
+        # 5 -- click the exclude point to delete it
+        lab.stage = "live-delete-point"
+        live.settle()
+        before = live.state()
+        mouse.click(*live.to_screen(exclude))
+        state, waited = live.wait_redrawn(before, "deleted point")
+        latencies.append(state["latencies"][-1])
+        deleted = live.probe()
+        if deleted["points"] or state["circles"]:
+            raise fail(
+                "delete-point",
+                f"a click on the point left points {deleted['points']} in the kernel and "
+                f"{state['circles']} on the page",
+                WIDGET_CELL,
+            )
+        live.screenshot("5-deleted-point")
+        steps.append(
+            f"point deleted by a click, redrawn {state['latencies'][-1]} ms after mouse-up"
+        )
         lab.stage = "done"
     median = statistics.median(latencies)
     summary = (
@@ -400,4 +444,4 @@ def test_live_segmenter_in_the_browser(
     monkeypatch.setenv("SAMKIT_MODEL", "shapes")
     result = drive_live(front_end, tmp_path)
     print(result["summary"])
-    assert len(result["shots"]) == 3 and all(p.exists() for p in result["shots"])
+    assert len(result["shots"]) == 5 and all(p.exists() for p in result["shots"])
