@@ -475,6 +475,17 @@ class LiveSegmenter(anywidget.AnyWidget):
     def _valid_labels(self, proposal: Any) -> list[int]:
         return check_labels(proposal["value"])
 
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: Any) -> int:
+        value = proposal["value"]
+        count = len(getattr(self, "_masks", ()))
+        if value == 0 or 0 <= value < count:
+            return int(value)
+        raise PromptError(
+            f"selected must be the index of one of the {count} candidate mask(s) "
+            f"(0 to {max(count - 1, 0)}), but got {value}"
+        )
+
     @traitlets.observe("box", "points", "labels", "multimask", "selected", "request")
     def _on_change(self, change: Any) -> None:
         self._update()

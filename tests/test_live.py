@@ -311,6 +311,11 @@ def test_the_embedding_is_computed_once_per_image(
         ({"points": [[10, 10]], "labels": [2]}, r"labels\[0\] must be 1 \(include\) or 0"),
         # points not a list
         ({"points": 5}, r"points must be a list of \(x, y\) pairs"),
+        # a candidate that does not exist
+        (
+            {"selected": 3},
+            r"selected must be the index of one of the 3 candidate mask\(s\) \(0 to 2\)",
+        ),
     ],
 )
 def test_bad_state_is_refused_and_nothing_changes(
