@@ -245,6 +245,21 @@ def mask_overlay_png(
 _EMBEDDED: weakref.WeakKeyDictionary[Any, tuple[Any, str]] = weakref.WeakKeyDictionary()
 
 
+def _held(predictor: Any) -> tuple[Any, str] | None:
+    """The ``(features, digest)`` remembered for ``predictor``, if any."""
+    try:
+        return _EMBEDDED.get(predictor)
+    except TypeError:  # a predictor that cannot be weakly referenced is not remembered
+        return None
+
+
+def _remember(predictor: Any, features: Any, digest: str) -> None:
+    try:
+        _EMBEDDED[predictor] = (features, digest)
+    except TypeError:
+        pass
+
+
 def _for_display(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """The image at :func:`display_size` (unchanged when it fits)."""
     height, width = pixels.shape[:2]
@@ -327,14 +342,16 @@ class LiveSegmenter(anywidget.AnyWidget):
         reuse_logits: bool = True,
         texts: Mapping[str, str] | None = None,
         decoder_threads: int | None = None,
+        embedded: bool = False,
     ) -> None:
         """Show ``image`` and answer every prompt with ``predictor``.
 
         Args:
             predictor: A ``segment_anything.SamPredictor``. ``set_image(image)`` is
                 called here, once (not again for a second widget on the same predictor
-                and image); if something gives the predictor another image later, the
-                widget sets its own again before the next prompt.
+                and image, nor with ``embedded=True``); if something gives the predictor
+                another image later, the widget sets its own again before the next
+                prompt.
             image: The RGB uint8 image `(H, W, 3)` the predictor segments, or its path.
             box: A preset box: xyxy (4 numbers) or a jupyter_bbox_widget dict such as
                 ``sample.default_box``. The mask is computed at once, so a run with no
@@ -347,6 +364,9 @@ class LiveSegmenter(anywidget.AnyWidget):
             reuse_logits: When only points were added (same box), give SAM its previous
                 low-resolution logits as ``mask_input``, so it corrects its answer.
             texts: Replacements for the controls' words (keys of ``DEFAULT_TEXTS``).
+            embedded: ``True`` says that ``predictor.set_image(image)`` was already
+                called on this very image, so its embedding is not computed again
+                (checked as far as it can be: an image is set, of this size).
             decoder_threads: CPU threads for each prompt's decoder run; ``None`` gives
                 1 for a model on the CPU (the decoder is small: split across threads
                 it waits more than it computes, several times slower on a busy
@@ -395,15 +415,27 @@ class LiveSegmenter(anywidget.AnyWidget):
         self._digest = hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()
         self._features: Any = None
         self.embedding_ms = 0.0
-        held = _EMBEDDED.get(predictor)
-        if (
-            held is not None
-            and held[1] == self._digest
-            and held[0] is getattr(predictor, "features", None)
-        ):
-            self._features = held[0]  # this predictor already holds this image's embedding
+        if embedded:
+            size = tuple(getattr(predictor, "original_size", None) or ())
+            if not getattr(predictor, "is_image_set", False) or size != (height, width):
+                held_size = "no image" if not size else f"an image of {size[1]}x{size[0]}"
+                raise ValueError(
+                    f"embedded=True, but the predictor holds {held_size}, not this "
+                    f"{width}x{height} image: call predictor.set_image(image) first, or "
+                    "leave embedded=False and the widget computes the embedding"
+                )
+            self._features = predictor.features
+            _remember(predictor, self._features, self._digest)
         else:
-            self._embed()
+            held = _held(predictor)
+            if (
+                held is not None
+                and held[1] == self._digest
+                and held[0] is getattr(predictor, "features", None)
+            ):
+                self._features = held[0]  # this predictor already holds this image's embedding
+            else:
+                self._embed()
         self._masks = np.zeros((0, height, width), dtype=bool)
         self._scores = np.zeros((0,), dtype=np.float32)
         self._logits = np.zeros((0, 1, 1), dtype=np.float32)
@@ -435,10 +467,7 @@ class LiveSegmenter(anywidget.AnyWidget):
         self._predictor.set_image(self._pixels)
         self.embedding_ms = round((time.perf_counter() - started) * 1000, 1)
         self._features = getattr(self._predictor, "features", None)
-        try:
-            _EMBEDDED[self._predictor] = (self._features, self._digest)
-        except TypeError:  # a predictor that cannot be weakly referenced is re-embedded
-            pass
+        _remember(self._predictor, self._features, self._digest)
 
     @contextlib.contextmanager
     def _decoder_threads(self) -> Iterator[None]:

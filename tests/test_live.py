@@ -285,6 +285,36 @@ def test_the_embedding_is_computed_once_per_image(
     assert _iou(first.mask, coffee.ground_truth[coffee.target]) >= 0.85
 
 
+def test_embedded_reuses_the_embedding_set_by_hand(
+    live_predictor: CountingPredictor, coffee: samkit.Sample
+) -> None:
+    live_predictor.set_image(coffee.image)
+    live = LiveSegmenter(live_predictor, coffee.image, box=coffee.default_box, embedded=True)
+    assert live_predictor.set_image_calls == 1  # only the call by hand
+    assert _iou(live.mask, coffee.ground_truth[coffee.target]) >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("image_set", "message"),
+    [
+        # nothing set yet
+        (None, r"embedded=True, but the predictor holds no image, not this 640x480 image"),
+        # an image of another size
+        ((120, 160), r"embedded=True, but the predictor holds an image of 160x120, not this"),
+    ],
+)
+def test_embedded_needs_the_image_set(
+    live_predictor: CountingPredictor,
+    coffee: samkit.Sample,
+    image_set: tuple[int, int] | None,
+    message: str,
+) -> None:
+    if image_set is not None:
+        live_predictor.set_image(np.zeros((*image_set, 3), np.uint8))
+    with pytest.raises(ValueError, match=message):
+        LiveSegmenter(live_predictor, coffee.image, box=coffee.default_box, embedded=True)
+
+
 # ------------------------------------------------------------------ bad values
 
 
