@@ -23,6 +23,7 @@ from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs
 from samkit.images import encode_image, load_image
+from samkit.live import LiveSegmenter
 from samkit.locations import home_dir, output_dir
 from samkit.masks import remove_duplicates
 from samkit.model import default_model_type, download_checkpoint, load_sam
@@ -36,6 +37,7 @@ from samkit.viz import annotate, mask_grid, side_by_side
 __version__ = "0.1.0"
 
 __all__ = [
+    "LiveSegmenter",
     "amg_settings",
     "amg_to_detections",
     "annotate",

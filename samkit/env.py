@@ -82,7 +82,7 @@ def in_colab() -> bool:
 
 
 def enable_widgets() -> bool:
-    """Let Colab show third-party widgets such as ``jupyter_bbox_widget``.
+    """Let Colab show third-party widgets: ``jupyter_bbox_widget``, ``samkit.LiveSegmenter``.
 
     In Colab this calls ``google.colab.output.enable_custom_widget_manager()``; anywhere
     else (JupyterLab, VS Code) widgets already work and nothing is done.

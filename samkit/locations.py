@@ -38,6 +38,24 @@ def repo_root() -> Path | None:
     return None
 
 
+def package_file(name: str) -> Path:
+    """A file that ships inside the package folder itself (e.g. the widget's ``live.js``).
+
+    Args:
+        name: The file's name in ``samkit/``.
+
+    Returns:
+        Its path.
+
+    Raises:
+        FileNotFoundError: If it is missing (a broken install).
+    """
+    path = _PACKAGE_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(f"samkit's file is missing: {path}; reinstall samkit")
+    return path
+
+
 def data_dir() -> Path:
     """The folder of the bundled data, in a wheel or in a checkout.
 

@@ -358,23 +358,7 @@ class JupyterLabServer:
     def start(self, timeout: float) -> None:
         """Start the server and wait until its API answers with the token."""
         env = self._prepare()
-        command = [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root_dir}",
-            "--ServerApp.open_browser=False",
-            "--ServerApp.terminals_enabled=False",
-            # the extension manager would otherwise ask PyPI about extensions
-            "--LabApp.extension_manager=readonly",
-            f"--LabApp.user_settings_dir={self.home / 'settings'}",
-            f"--LabApp.workspaces_dir={self.home / 'workspaces'}",
-        ]
+        command = self.command()
         if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
             command.append("--allow-root")
         self._log = self.log_path.open("wb")
@@ -404,6 +388,31 @@ class JupyterLabServer:
             f"JupyterLab did not answer on {self.base_url} within {timeout:.0f} s; "
             f"its log ends with:\n{self.log_tail()}",
         )
+
+    def command(self) -> list[str]:
+        """The command line that starts the server."""
+        return [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            *self._server_options(),
+            # the extension manager would otherwise ask PyPI about extensions
+            "--LabApp.extension_manager=readonly",
+            f"--LabApp.user_settings_dir={self.home / 'settings'}",
+            f"--LabApp.workspaces_dir={self.home / 'workspaces'}",
+        ]
+
+    def _server_options(self) -> list[str]:
+        return [
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root_dir}",
+            "--ServerApp.open_browser=False",
+            "--ServerApp.terminals_enabled=False",
+        ]
 
     def api(self, path: str, method: str = "GET") -> Any:
         """Call the server's REST API with the token; the decoded JSON answer."""
@@ -456,12 +465,38 @@ class JupyterLabServer:
         self._log.close()
 
 
+class NotebookServer(JupyterLabServer):
+    """A Jupyter Notebook 7 server, set up as :class:`JupyterLabServer` (same settings)."""
+
+    def command(self) -> list[str]:
+        """The command line that starts Notebook 7."""
+        return [
+            sys.executable,
+            "-m",
+            "notebook",
+            *self._server_options(),
+            f"--JupyterNotebookApp.user_settings_dir={self.home / 'settings'}",
+            f"--JupyterNotebookApp.workspaces_dir={self.home / 'workspaces'}",
+        ]
+
+    def lab_url(self, relative: str) -> str:
+        """The Notebook 7 URL that opens the notebook ``relative``."""
+        return f"{self.base_url}/notebooks/{relative}?token={self.token}"
+
+
+#: The front ends the browser tests run in, by name.
+FRONT_ENDS: dict[str, type[JupyterLabServer]] = {
+    "lab": JupyterLabServer,
+    "notebook": NotebookServer,
+}
+
+
 @contextmanager
 def jupyterlab(
-    root_dir: Path, home: Path, env: dict[str, str], timeout: float
+    root_dir: Path, home: Path, env: dict[str, str], timeout: float, front_end: str = "lab"
 ) -> Iterator[JupyterLabServer]:
-    """A started ``JupyterLabServer``, stopped on exit."""
-    server = JupyterLabServer(root_dir, home, env)
+    """A started ``JupyterLabServer`` (or Notebook 7 server), stopped on exit."""
+    server = FRONT_ENDS[front_end](root_dir, home, env)
     try:
         server.start(timeout)
         yield server
@@ -845,8 +880,10 @@ def lab_page(
     env: dict[str, str],
     timeout: float,
     viewport: tuple[int, int] = (1280, 1100),
+    front_end: str = "lab",
 ) -> Iterator[LabPage]:
-    """JupyterLab served from ``root_dir`` and open in headless Chromium.
+    """JupyterLab (or Notebook 7: ``front_end="notebook"``) served from ``root_dir``,
+    open in headless Chromium.
 
     On any exception, ``build/browser-failure-<reason>.png`` (what the page showed) and
     a ``.txt`` beside it (the error) are written before the exception propagates; the
@@ -863,7 +900,10 @@ def lab_page(
 
     stage = "server-start"
     try:
-        with jupyterlab(root_dir, home, env, timeout) as server, sync_playwright() as playwright:
+        with (
+            jupyterlab(root_dir, home, env, timeout, front_end) as server,
+            sync_playwright() as playwright,
+        ):
             stage = "browser-launch"
             browser = playwright.chromium.launch(
                 executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True

@@ -363,17 +363,27 @@ def test_reference_makes_sense() -> None:
     assert restored == f"máscaras leídas: {final}\nidénticas a las guardadas: True\n"
 
     # 04: the default box, and the best mask is the boxed shape
-    box, report = expected["04_caja_con_el_mouse.ipynb"]
+    box, report, live = expected["04_caja_con_el_mouse.ipynb"]
     sample = samkit.sample_image("coffee", model_type="shapes")
     default = sample.default_box
     x, y, w, h = (int(default[k]) for k in ("x", "y", "width", "height"))
     assert box == f"box xyxy: {[x, y, x + w, y + h]}\n"
     [(iou, obj)] = _ious(report)
     assert iou >= MIN_IOU and obj == sample.target
+    # the live widget with the same default box gives the same mask
+    assert live == box + report
 
     # 05: clicks on the target shape, then one box per shape from the detector file
-    click, refined, boxes, segmented = expected["05_puntos_cajas_y_detector.ipynb"]
+    click, refined, live_clicks, live_box, boxes, segmented = expected[
+        "05_puntos_cajas_y_detector.ipynb"
+    ]
     sample = samkit.sample_image("astronaut", model_type="shapes")
+    # the same clicks in the live widget, then its box plus an include click
+    for live in (live_clicks, live_box):
+        [(live_iou, live_obj)] = _ious(live)
+        assert live_iou >= MIN_IOU and live_obj == sample.target
+    clicked = [[float(v) for v in p] for p in (sample.default_point, sample.exclude_point)]
+    assert live_clicks.startswith(f"points: {clicked} labels: [1, 0]\n")
     [(refined_iou, refined_obj)] = _ious(refined)
     assert refined_iou >= MIN_IOU and refined_obj == sample.target
     assert _ious(click)[0][1] == sample.target

@@ -108,6 +108,36 @@ def measure_converters(repeat: int) -> dict[str, float]:
     }
 
 
+def measure_live(repeat: int) -> dict[str, float]:
+    """One prompt through samkit.LiveSegmenter (kernel side) against a bare predict."""
+    import numpy as np
+    import torch
+    from segment_anything import SamPredictor
+
+    import samkit
+
+    torch.set_num_threads(2)
+    scene = samkit.shapes.make_scene(0, 480, 640)
+    sam = samkit.load_sam("shapes", device="cpu")
+    predictor = SamPredictor(sam)
+    predictor.set_image(scene.image)
+    boxes = [scene.xyxy[0].tolist(), scene.xyxy[1].tolist()]
+    out: dict[str, float] = {}
+    out["predict_box_ms"] = _median_ms(
+        lambda: predictor.predict(box=np.asarray(boxes[0]), multimask_output=True), repeat
+    )
+    for key, threads in (("live_prompt_ms", None), ("live_prompt_2_threads_ms", 2)):
+        live = samkit.LiveSegmenter(predictor, scene.image, box=boxes[1], decoder_threads=threads)
+        turn = iter(range(10**9))
+
+        def prompt(live: Any = live, turn: Any = turn) -> None:
+            i = next(turn)
+            live.set_state({"box": boxes[i % 2], "request": i + 1})
+
+        out[key] = _median_ms(prompt, repeat)
+    return out
+
+
 def _child(kind: str, repeat: int) -> dict[str, float]:
     proc = subprocess.run(
         [sys.executable, "-m", "tools.bench", "--child", kind, "--repeat", str(repeat)],
@@ -128,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     repeat = 5 if args.quick else args.repeat
     if args.child == "converters":
         print(json.dumps(measure_converters(repeat)))
+        return 0
+    if args.child == "live":
+        print(json.dumps(measure_live(repeat)))
         return 0
     if args.child is not None:
         print(json.dumps(measure_model(args.child, repeat)))
@@ -163,6 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         f"   ratio {ratio:.2f}"
     )
     print(f"  samkit.bboxes_to_xyxy (us)            {conv['bboxes_to_xyxy_us']:8.1f}")
+    live = _child("live", repeat)
+    print()
+    print("LiveSegmenter, one prompt in the kernel (shapes, box, 3 masks)   ms   ratio")
+    print(f"  bare SamPredictor.predict (2 threads)    {live['predict_box_ms']:8.1f}")
+    for key, label in [
+        ("live_prompt_2_threads_ms", "prompt + overlays, decoder on 2 threads"),
+        ("live_prompt_ms", "prompt + overlays, decoder on 1 thread "),
+    ]:
+        ratio = live[key] / live["predict_box_ms"]
+        print(f"  {label}  {live[key]:8.1f}   {ratio:.2f}")
     return 0
 
 
