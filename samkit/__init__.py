@@ -33,6 +33,7 @@ from samkit.samples import (
     mask_report,
     sample_image,
 )
+from samkit.segment import SegmentSummary, segment_images
 from samkit.shapes import SHAPE_KINDS, Scene, make_scene
 from samkit.tutorial import (
     Timing,
@@ -66,6 +67,7 @@ __all__ = [
     "NotebookFigure",
     "Sample",
     "Scene",
+    "SegmentSummary",
     "Timing",
     "__version__",
     "amg_settings",
@@ -108,6 +110,7 @@ __all__ = [
     "save_coco_rle",
     "save_figure",
     "save_mask_pngs",
+    "segment_images",
     "side_by_side",
     "sort_by_area",
     "stack_masks",

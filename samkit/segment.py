@@ -570,6 +570,8 @@ def _open_store(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None
                 "--overwrite to start afresh"
             )
     (store / "images").mkdir(parents=True, exist_ok=True)
+    for stale in (store / "images").glob(".*.tmp"):
+        stale.unlink(missing_ok=True)  # the image in flight when a run was killed
     _atomic_write(settings_file, json.dumps(fingerprint, indent=1).encode("utf-8"))
 
 
