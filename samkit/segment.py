@@ -761,6 +761,11 @@ def segment_images(
         )
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise SegmentUsageError(f"checkpoint file not found: {checkpoint}")
+    runner: Runner = run_local
+    if engine == "ray":
+        from samkit.segment_ray import make_ray_runner
+
+        runner = make_ray_runner(ray_address, ray_actors)
     found, failures = discover(inputs, out)
     box_file: BoxFile | None = None
     assigned: dict[str, ImageBoxes | str] = {}
@@ -809,13 +814,6 @@ def segment_images(
         else:
             pending.append(item)
     categories = [AMG_CATEGORY] if box_file is None else box_file.categories
-    runner: Runner
-    if engine == "ray":
-        from samkit.segment_ray import make_ray_runner
-
-        runner = make_ray_runner(ray_address, ray_actors)
-    else:
-        runner = run_local
     bar = _progress_bar(len(items), summary.skipped, progress)
 
     def report(item: ImageItem, failure: Failure | None) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -121,6 +122,16 @@ def make_ray_runner(
     ) -> None:
         if not items:
             return
+        with warnings.catch_warnings():
+            # Ray warns about its own deprecated settings while it sets itself up.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
+            _run(spec, items, report)
+
+    def _run(
+        spec: JobSpec,
+        items: list[ImageItem],
+        report: Callable[[ImageItem, Failure | None], None],
+    ) -> None:
         started_here = not ray.is_initialized()
         if started_here:
             ray.init(
