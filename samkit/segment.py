@@ -559,11 +559,7 @@ def _open_store(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None
         except (json.JSONDecodeError, UnicodeDecodeError):
             previous = {}
         if previous != json.loads(json.dumps(fingerprint)):
-            changed = sorted(
-                key
-                for key in set(previous) | set(fingerprint)
-                if previous.get(key) != json.loads(json.dumps(fingerprint.get(key)))
-            )
+            changed = _changes(previous, json.loads(json.dumps(fingerprint)))
             raise SegmentUsageError(
                 f"{out} holds results made with other settings (changed: {', '.join(changed)}); "
                 "rerun with the same settings to resume, choose another --out, or pass "
@@ -573,6 +569,24 @@ def _open_store(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None
     for stale in (store / "images").glob(".*.tmp"):
         stale.unlink(missing_ok=True)  # the image in flight when a run was killed
     _atomic_write(settings_file, json.dumps(fingerprint, indent=1).encode("utf-8"))
+
+
+def _changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, as ``key`` or ``key.setting a -> b``."""
+    changed = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += [
+                f"{key}.{name} {old.get(name)!r} -> {new.get(name)!r}"
+                for name in sorted(set(old) | set(new))
+                if old.get(name) != new.get(name)
+            ]
+        else:
+            changed.append(f"{key} {old!r} -> {new!r}")
+    return changed
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:

@@ -137,7 +137,7 @@ def test_other_settings_are_refused_and_overwrite_starts_afresh(
     changed = [*FAST, "--pred-iou-thresh", "0.5"]
     assert main(["segment", str(folder), "--out", str(out), *changed]) == 2
     err = capsys.readouterr().err
-    assert "holds results made with other settings (changed: amg)" in err
+    assert "holds results made with other settings (changed: amg.pred_iou_thresh 0.6 -> 0.5)" in err
     assert "--overwrite" in err
     assert main(["segment", str(folder), "--out", str(out), *changed, "--overwrite"]) == 0
     assert "done 1, skipped 0, failed 0" in capsys.readouterr().out
