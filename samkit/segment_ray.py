@@ -81,15 +81,15 @@ class SegmentActor:
 
 
 def _plan(ray: Any, actors: int | None) -> tuple[int, float, float]:
-    """How many actors, and the GPUs and CPUs each one asks for."""
+    """How many actors (at most one per GPU, or per CPU), and what each one asks for."""
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))
-    if actors is None:
-        actors = gpus if gpus else max(1, cpus // 2)
     if gpus:
-        return actors, 1.0, max(1.0, (cpus // max(actors, 1)) // 2)
-    return actors, 0.0, max(1.0, float(cpus // actors))
+        # one GPU per actor, and a CPU for reading its images
+        return min(actors or gpus, gpus), 1.0, 1.0
+    count = min(actors or max(1, cpus // 2), cpus)
+    return count, 0.0, float(max(1, cpus // count))
 
 
 def make_ray_runner(
@@ -101,7 +101,7 @@ def make_ray_runner(
         address: The cluster to connect to (``"auto"``, ``"ray://head:10001"``); ``None``
             uses the Ray this process already started, or starts a local one.
         actors: How many model actors to run (``None``: one per GPU of the cluster, or
-            one per two CPUs).
+            one per two CPUs when it has none); at most one per GPU, or per CPU.
 
     Returns:
         The runner.

@@ -14,7 +14,7 @@ from PIL import Image
 
 import samkit
 from samkit.segment import SegmentUsageError
-from samkit.segment_ray import import_ray
+from samkit.segment_ray import _plan, import_ray
 
 SETTINGS: dict[str, Any] = {"model_type": "shapes", "points_per_side": 4, "progress": False}
 
@@ -29,6 +29,33 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_bad_actor_count_is_refused(actors: Any, tmp_path: Path) -> None:
     with pytest.raises(SegmentUsageError, match="ray_actors must be a positive int"):
         samkit.segment_images([tmp_path], tmp_path.parent / "o", engine="ray", ray_actors=actors)
+
+
+class _Cluster:
+    def __init__(self, resources: dict[str, float]) -> None:
+        self.resources = resources
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+@pytest.mark.parametrize(
+    ("resources", "actors", "expected"),
+    [
+        ({}, None, (1, 0.0, 1.0)),  # empty: no resources reported, one actor on one CPU
+        ({"CPU": 2}, None, (1, 0.0, 2.0)),  # CPU only: one actor per two CPUs
+        ({"CPU": 16}, None, (8, 0.0, 2.0)),
+        ({"CPU": 2}, 2, (2, 0.0, 1.0)),  # two actors share two CPUs
+        ({"CPU": 2}, 5, (2, 0.0, 1.0)),  # at most one actor per CPU
+        ({"CPU": 32, "GPU": 4}, None, (4, 1.0, 1.0)),  # one actor per GPU
+        ({"CPU": 32, "GPU": 4}, 2, (2, 1.0, 1.0)),
+        ({"CPU": 32, "GPU": 4}, 9, (4, 1.0, 1.0)),  # at most one actor per GPU
+    ],
+)
+def test_plan(
+    resources: dict[str, float], actors: int | None, expected: tuple[int, float, float]
+) -> None:
+    assert _plan(_Cluster(resources), actors) == expected
 
 
 @pytest.fixture(scope="module")
