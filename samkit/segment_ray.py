@@ -134,12 +134,19 @@ def make_ray_runner(
     ) -> None:
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                configure_logging=False,
-                log_to_driver=False,
-            )
+            try:
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    configure_logging=False,
+                    log_to_driver=False,
+                )
+            except Exception as error:  # Ray raises bare Exceptions when a node cannot start
+                where = f"the Ray cluster at {address}" if address else "a local Ray"
+                raise RuntimeError(
+                    f"could not start or join {where}: {error}; the results done so far are "
+                    "kept, run the same command again to resume"
+                ) from error
         try:
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
