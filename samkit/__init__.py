@@ -30,6 +30,7 @@ from samkit.model import default_model_type, download_checkpoint, load_sam
 from samkit.prompts import bboxes_to_xyxy, points_to_prompt, xyxy_to_bboxes
 from samkit.samples import load_boxes, sample_image
 from samkit.scoring import mask_report
+from samkit.segment import segment_images
 from samkit.settings import amg_settings
 from samkit.timing import stopwatch
 from samkit.viz import annotate, mask_grid, side_by_side
@@ -62,6 +63,7 @@ __all__ = [
     "sample_image",
     "save_coco_rle",
     "save_mask_pngs",
+    "segment_images",
     "side_by_side",
     "stopwatch",
     "xyxy_to_bboxes",

@@ -3,6 +3,8 @@
 ``samkit env`` prints the GPU report and the defaults samkit would use here;
 ``samkit download MODEL [--dest DIR]`` fetches an official checkpoint and verifies it;
 ``samkit --version`` prints the version. ``python -m samkit`` is the same command.
+``samkit segment INPUT... --out DIR`` segments files and folders of images into one COCO
+file (see ``samkit.segment_images``).
 
 Example:
     $ samkit download vit_b --dest weights
@@ -20,6 +22,8 @@ import samkit
 from samkit import env
 from samkit.locations import weights_dir
 from samkit.model import MODEL_TYPES, default_model_type, download_checkpoint
+from samkit.segment import ENGINES, SegmentUsageError, segment_images
+from samkit.settings import sam_amg_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +60,66 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory to keep the checkpoint in (default: SAMKIT_HOME, or the user cache)",
     )
     download.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    _add_segment(commands)
     return parser
+
+
+def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``samkit segment``: its inputs, outputs, model, generator settings and engine."""
+    segment = commands.add_parser(
+        "segment",
+        help="segment files and folders of images into one COCO annotations.json",
+        description=(
+            "Segment image files, folders (searched recursively) and globs into one COCO "
+            "annotations.json: automatic masks with samkit's settings for the model, or box "
+            "prompts from a detector's box file (--boxes). Resumable: run the same command "
+            "again to finish an interrupted run. Exit status 0 when every image is done, 1 "
+            "when some failed (the rest is written), 2 for a usage error."
+        ),
+    )
+    segment.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
+    segment.add_argument("--out", required=True, metavar="DIR", help="the output folder")
+    segment.add_argument(
+        "--model", default=None, help=f"model type: {', '.join(MODEL_TYPES)} (default: samkit's)"
+    )
+    segment.add_argument("--checkpoint", default=None, metavar="FILE", help="a checkpoint file")
+    segment.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:N, mps (default: samkit's)"
+    )
+    segment.add_argument(
+        "--fast", action="store_true", help="load the model with load_sam(fast=True)"
+    )
+    segment.add_argument(
+        "--boxes",
+        default=None,
+        metavar="FILE",
+        help="prompt with boxes: COCO JSON, a folder of YOLO txt files, or samkit boxes JSON",
+    )
+    segment.add_argument("--png", action="store_true", help="also write every mask as a PNG")
+    segment.add_argument("--preview", action="store_true", help="also write an annotated JPEG")
+    segment.add_argument(
+        "--overwrite", action="store_true", help="delete earlier results in DIR and start afresh"
+    )
+    segment.add_argument("--engine", choices=ENGINES, default="local", help="where to run")
+    segment.add_argument(
+        "--ray-address", default=None, metavar="ADDRESS", help="Ray cluster to connect to"
+    )
+    segment.add_argument(
+        "--ray-actors", type=int, default=None, metavar="N", help="model actors on Ray"
+    )
+    segment.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    generator = segment.add_argument_group(
+        "automatic mask generator settings (default: samkit.amg_settings for the model)"
+    )
+    for name, default in sam_amg_defaults().items():
+        kind = float if isinstance(default, float) else int
+        generator.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"amg_{name}",
+            type=kind,
+            default=None,
+            metavar="N" if kind is int else "X",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stderr; an interrupted download keeps its ``.part`` file and resumes from it).
     """
     args = build_parser().parse_args(argv)
+    if args.command == "segment":
+        return _segment(args)
     try:
         if args.command == "env":
             _env()
@@ -102,3 +167,41 @@ def _download(model_type: str, dest: str | None, *, progress: bool) -> None:
         print(f"verified sha256 {checkpoint.sha256[:8]}… -> {path}")
     else:
         print(f"bundled or given checkpoint (no download needed) -> {path}")
+
+
+def _segment(args: argparse.Namespace) -> int:
+    """Run ``samkit segment``; print the summary; return the exit status."""
+    overrides = {
+        key.removeprefix("amg_"): value
+        for key, value in vars(args).items()
+        if key.startswith("amg_") and value is not None
+    }
+    try:
+        summary = segment_images(
+            args.inputs,
+            args.out,
+            model_type=args.model,
+            checkpoint=args.checkpoint,
+            device=args.device,
+            fast=args.fast,
+            boxes=args.boxes,
+            png=args.png,
+            preview=args.preview,
+            overwrite=args.overwrite,
+            engine=args.engine,
+            ray_address=args.ray_address,
+            ray_actors=args.ray_actors,
+            progress=not args.no_progress,
+            **overrides,
+        )
+    except SegmentUsageError as exc:
+        print(f"samkit segment: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("samkit segment: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"samkit segment: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0 if summary.ok else 1

@@ -95,7 +95,7 @@ def _segmentation(value: Any, where: str) -> npt.NDArray[np.bool_]:
     """A result's ``segmentation`` as a bool `(H, W)` mask.
 
     A bool array is kept; 0/1 integers or floats become bool; a COCO RLE dict
-    (``output_mode="coco_rle"``) is decoded, checked, with ``samkit.rle_to_masks``.
+    (``output_mode="coco_rle"``) is decoded, checked, with ``samkit.export.rle_to_masks``.
     """
     if isinstance(value, Mapping):
         from samkit.export import rle_to_masks
