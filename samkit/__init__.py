@@ -15,6 +15,7 @@ from samkit.export import (
     save_coco_rle,
     save_mask_pngs,
 )
+from samkit.fast_amg import FastMaskGenerator
 from samkit.images import check_rgb_image, encode_image, load_image
 from samkit.masks import grid_shape, mask_iou, remove_duplicates, sort_by_area, stack_masks
 from samkit.model import SAM_BUILDERS, build_shapes_sam, default_model_type, load_sam
@@ -63,6 +64,7 @@ __all__ = [
     "SHAPE_KINDS",
     "ChecksumError",
     "DownloadError",
+    "FastMaskGenerator",
     "NotebookFigure",
     "Sample",
     "Scene",

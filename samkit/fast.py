@@ -4,11 +4,9 @@
 ``sam.image_encoder`` for one that computes the same embedding faster, so the stock
 ``SamPredictor`` and ``SamAutomaticMaskGenerator`` work unchanged:
 
-- on a CPU, the encoder is converted once to OpenVINO (after its attention has been
-  rewritten as one fused ``scaled_dot_product_attention`` with the relative positions
-  as its mask, which is exact), and the converted model is cached on disk next to the
-  weights, keyed by the checkpoint's sha256, OpenVINO's version, the input size and
-  the precision. It runs in float32 unless the CPU computes bfloat16 natively and
+- on a CPU, the encoder is converted once to OpenVINO, and the converted model is
+  cached on disk next to the weights, keyed by the checkpoint's sha256, OpenVINO's
+  version, the input size and the precision. It runs in float32 unless the CPU computes bfloat16 natively and
   ``SAMKIT_FAST_PRECISION=bf16`` asks for it (see :func:`choose_precision`);
 - on a CUDA GPU, the encoder runs under float16 autocast with the same fused attention
   (nothing is converted, nothing is cached);
@@ -355,17 +353,17 @@ def _autocast_forward(
 
 
 def _convert_openvino(encoder: torch.nn.Module, input_size: int, ov: Any) -> Any:
-    """Convert an image encoder (attention rewritten as SDPA) to an OpenVINO model."""
-    use_sdpa_attention(encoder)
-    try:
-        example = torch.zeros(1, 3, input_size, input_size)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notices about shape-dependent Python
-            return ov.convert_model(
-                encoder, example_input=example, input=[(1, 3, input_size, input_size)]
-            )
-    finally:
-        _restore_attention(encoder)
+    """Convert an image encoder to an OpenVINO model with a fixed input shape.
+
+    The stock attention is traced as it is: OpenVINO fuses it well by itself, while a
+    fused SDPA call with the relative positions as an explicit mask ran slower there.
+    """
+    example = torch.zeros(1, 3, input_size, input_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notices about shape-dependent Python
+        return ov.convert_model(
+            encoder, example_input=example, input=[(1, 3, input_size, input_size)]
+        )
 
 
 def _compile_config(precision: str) -> dict[str, Any]:

@@ -135,8 +135,6 @@ def test_failing_backend_warns_once_with_the_reason(
         sam = samkit.load_sam("shapes", device="cpu", fast=True)
     assert len(record) == 1
     assert type(sam.image_encoder) is ImageEncoderViT
-    # The encoder's attention is stock again after the failed conversion.
-    assert not any("forward" in vars(m) for m in sam.image_encoder.modules())
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
@@ -180,7 +178,12 @@ def test_cache_dir_is_next_to_a_user_checkpoint(home: Path, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("version", "size", "precision", "expected"),
     [
-        ("2026.4.1-22982-e213a/4", 1024, "f32", "encoder-abcdef-openvino2026.4.1_22982_e213a_4-1024px-f32-v1"),
+        (
+            "2026.4.1-22982-e213a/4",
+            1024,
+            "f32",
+            "encoder-abcdef-openvino2026.4.1_22982_e213a_4-1024px-f32-v1",
+        ),
         ("", 384, "bf16", "encoder-abcdef-openvino-384px-bf16-v1"),
     ],
 )
