@@ -6,9 +6,11 @@
 
 - on a CPU, the encoder is converted once to OpenVINO, and the converted model is
   cached on disk next to the weights, keyed by the checkpoint's sha256, OpenVINO's
-  version, the input size and the precision. It runs in float32 unless the CPU computes bfloat16 natively and
-  ``SAMKIT_FAST_PRECISION=bf16`` asks for it (see :func:`choose_precision`);
-- on a CUDA GPU, the encoder runs under float16 autocast with the same fused attention
+  version, the input size and the precision. It runs in float32 unless the CPU
+  computes bfloat16 natively and ``SAMKIT_FAST_PRECISION=bf16`` asks for it (see
+  :func:`choose_precision`);
+- on a CUDA GPU, the encoder runs under float16 autocast with its attention rewritten
+  as one fused ``scaled_dot_product_attention`` (relative positions as its mask)
   (nothing is converted, nothing is cached);
 - anywhere else, or when the backend is missing or fails, one
   :class:`FastBackendWarning` says why and the plain PyTorch encoder is kept.
