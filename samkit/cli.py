@@ -1,7 +1,8 @@
 """The ``samkit`` command.
 
 ``samkit env`` prints the GPU report and the defaults samkit would use here;
-``samkit download MODEL [--dest DIR]`` fetches an official checkpoint and verifies it.
+``samkit download MODEL [--dest DIR]`` fetches an official checkpoint and verifies it;
+``samkit export-onnx MODEL --out FILE [--quantize]`` exports the prompt decoder to ONNX.
 
 Example:
     $ samkit download vit_b --dest weights
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``samkit`` command.
 
     Returns:
-        The parser, with the ``env`` and ``download`` subcommands.
+        The parser, with the ``env``, ``download`` and ``export-onnx`` subcommands.
     """
     parser = argparse.ArgumentParser(
         prog="samkit",
@@ -53,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory to keep the checkpoint in (default: SAMKIT_HOME, or the user cache)",
     )
     download.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    export = commands.add_parser(
+        "export-onnx",
+        help="export the prompt decoder to ONNX (as segment-anything's exporter does)",
+        description="Export SAM's prompt decoder (prompt encoder + mask decoder) to ONNX.",
+    )
+    export.add_argument("model", metavar="MODEL", help=f"model type: {', '.join(SAM_BUILDERS)}")
+    export.add_argument("--out", metavar="FILE", required=True, help="the .onnx file to write")
+    export.add_argument("--checkpoint", metavar="PATH", default=None, help="weights file")
+    export.add_argument("--quantize", action="store_true", help="int8 dynamic quantization")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     return parser
 
 
@@ -70,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "env":
             _env()
+        elif args.command == "export-onnx":
+            _export_onnx(args.model, args.out, args.checkpoint, args.quantize, args.opset)
         else:
             _download(args.model, args.dest, progress=not args.no_progress)
     except (ValueError, OSError) as exc:
@@ -93,3 +106,15 @@ def _download(model_type: str, dest: str | None, *, progress: bool) -> None:
         print(f"verified sha256 {CHECKPOINTS[model_type].sha256[:8]}… -> {path}")
     else:
         print(f"bundled checkpoint (no download needed) -> {path}")
+
+
+def _export_onnx(
+    model_type: str, out: str, checkpoint: str | None, quantize: bool, opset: int
+) -> None:
+    """Export one model's prompt decoder to ONNX and say where it went."""
+    from samkit.model import load_sam
+    from samkit.onnx_export import export_decoder
+
+    sam = load_sam(model_type, checkpoint=checkpoint, device="cpu")
+    path = export_decoder(sam, out, quantize=quantize, opset=opset)
+    print(f"exported the {model_type} prompt decoder{' (int8)' if quantize else ''} -> {path}")

@@ -119,7 +119,7 @@ def use_sdpa_attention(encoder: torch.nn.Module) -> int:
     count = 0
     for module in encoder.modules():
         if isinstance(module, Attention):
-            module.forward = types.MethodType(_sdpa_attention_forward, module)  # type: ignore[method-assign]
+            module.forward = types.MethodType(_sdpa_attention_forward, module)
             count += 1
     return count
 
@@ -445,7 +445,7 @@ def _fallback(sam: Sam, why: str) -> Sam:
         FastBackendWarning,
         stacklevel=3,
     )
-    sam.image_encoder.fast_info = FastInfo("torch", "f32", why)  # type: ignore[assignment]
+    sam.image_encoder.fast_info = FastInfo("torch", "f32", why)
     return sam
 
 
@@ -463,8 +463,8 @@ def accelerate(sam: Sam, checkpoint: str | os.PathLike[str]) -> Sam:
     if device.type == "cuda":
         encoder = sam.image_encoder
         use_sdpa_attention(encoder)
-        encoder.forward = _autocast_forward(encoder.forward, "cuda", torch.float16)  # type: ignore[method-assign]
-        encoder.fast_info = FastInfo(  # type: ignore[assignment]
+        encoder.forward = _autocast_forward(encoder.forward, "cuda", torch.float16)
+        encoder.fast_info = FastInfo(
             "cuda-autocast", "f16", "float16 autocast and fused SDPA attention on CUDA"
         )
         return sam

@@ -32,15 +32,21 @@ def _gap(a: float, b: float) -> float:
 
 
 def _match(stock: list[dict[str, Any]], ours: list[dict[str, Any]]) -> tuple[int, float]:
-    """How many stock masks have a fast mask at IoU >= 0.9, and the worst score gap."""
+    """How many stock masks have a fast mask at IoU >= 0.9, and the worst score gap.
+
+    Among the fast masks at IoU >= 0.9 (near-duplicates, or several empty masks when the
+    thresholds are 0), the one with the closest scores is the match.
+    """
     matched, worst = 0, 0.0
     for record in stock:
-        pairs = [(_iou(record["segmentation"], o["segmentation"]), o) for o in ours]
-        iou, other = max(pairs, key=lambda pair: pair[0], default=(0.0, None))
-        if iou >= 0.9 and other is not None:
+        gaps = [
+            max(_gap(float(o[k]), float(record[k])) for k in ("predicted_iou", "stability_score"))
+            for o in ours
+            if _iou(record["segmentation"], o["segmentation"]) >= 0.9
+        ]
+        if gaps:
             matched += 1
-            for key in ("predicted_iou", "stability_score"):
-                worst = max(worst, _gap(float(other[key]), float(record[key])))
+            worst = max(worst, min(gaps))
     return matched, worst
 
 
