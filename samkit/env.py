@@ -167,3 +167,19 @@ def home_dir() -> Path:
         ```
     """
     return COLAB_HOME if in_colab() else Path.cwd()
+
+
+def fast_precision() -> str:
+    """The precision asked of the fast CPU encoder: ``SAMKIT_FAST_PRECISION``.
+
+    Returns:
+        ``"f32"`` (the default, also when unset or empty) or ``"bf16"``. Whether bf16 is
+        used is still up to the machine (``samkit.fast.choose_precision``).
+
+    Raises:
+        ValueError: If it is set to anything else.
+    """
+    wanted = os.environ.get("SAMKIT_FAST_PRECISION", "").strip().lower() or "f32"
+    if wanted not in ("f32", "bf16"):
+        raise ValueError(f"SAMKIT_FAST_PRECISION must be 'f32' or 'bf16', but got {wanted!r}")
+    return wanted

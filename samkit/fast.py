@@ -197,9 +197,9 @@ def choose_precision() -> str:
     Raises:
         ValueError: If ``SAMKIT_FAST_PRECISION`` is set to something else.
     """
-    wanted = os.environ.get("SAMKIT_FAST_PRECISION", "").strip().lower() or "f32"
-    if wanted not in ("f32", "bf16"):
-        raise ValueError(f"SAMKIT_FAST_PRECISION must be 'f32' or 'bf16', but got {wanted!r}")
+    from samkit import env
+
+    wanted = env.fast_precision()
     if wanted == "bf16" and cpu_reports_native_bf16():
         return "bf16"
     return "f32"

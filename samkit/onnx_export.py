@@ -38,7 +38,7 @@ INPUT_NAMES = (
 OUTPUT_NAMES = ("masks", "iou_predictions", "low_res_masks")
 
 
-class _DynamicCropSamOnnxModel(SamOnnxModel):  # type: ignore[misc]
+class _DynamicCropSamOnnxModel(SamOnnxModel):
     """``SamOnnxModel`` with the crop to the unpadded image kept dynamic in the graph.
 
     The stock model crops with ``masks[..., :h, :w]`` where ``h, w`` come from the
@@ -65,7 +65,8 @@ class _DynamicCropSamOnnxModel(SamOnnxModel):  # type: ignore[misc]
         masks = masks.index_select(2, torch.arange(prepadded[0]))
         masks = masks.index_select(3, torch.arange(prepadded[1]))
         size = orig_im_size.to(torch.int64)
-        return F.interpolate(masks, size=(size[0], size[1]), mode="bilinear", align_corners=False)
+        target = (size[0], size[1])  # tensors: the traced graph keeps them as inputs
+        return F.interpolate(masks, size=target, mode="bilinear", align_corners=False)  # type: ignore[arg-type]
 
 
 def export_decoder(
