@@ -67,24 +67,32 @@ def test_onnx_decoder_matches_torch(
         coords = np.concatenate([centre, [[0.0, 0.0]]])
         labels = np.array([1, -1])
     else:
-        points = centre if prompt == "box_and_point" else None
-        if prompt == "two_points":
-            points = np.concatenate([centre, [[box[0] + 2, box[1] + 2]]])
-        kwargs = {"box": box} if prompt != "two_points" else {}
+        # The graph takes every prompt as points: the box as its two corners (labels 2,
+        # 3), and a padding point (label -1) wherever torch's prompt encoder adds one
+        # (points without a box). A box alone gets an explicit padding point on both
+        # sides, so that the graph returns its single mask, as segment-anything's
+        # ONNX example does.
+        points = {
+            "box": np.array([[0.0, 0.0]]),
+            "box_and_point": centre,
+            "two_points": np.concatenate([centre, [[box[0] + 2, box[1] + 2]]]),
+        }[prompt]
+        labels = {"box": np.array([-1]), "box_and_point": np.array([1])}.get(
+            prompt, np.array([1, 1])
+        )
         masks, scores, _ = predictor.predict(
             point_coords=points,
-            point_labels=None if points is None else np.ones(len(points)),
+            point_labels=labels,
+            box=None if prompt == "two_points" else box,
             multimask_output=False,
-            **kwargs,
         )
         expected, expected_score = masks[0], scores[0]
-        corners = box.reshape(2, 2) if prompt != "two_points" else np.zeros((0, 2))
-        coords = np.concatenate([p for p in (points, corners) if p is not None])
-        labels = np.array(
-            [1] * (0 if points is None else len(points)) + ([2, 3] if len(corners) else [])
-        )
-        if prompt == "box":
-            coords, labels = np.concatenate([coords, [[0.0, 0.0]]]), np.append(labels, -1)
+        if prompt == "two_points":
+            coords = np.concatenate([points, [[0.0, 0.0]]])
+            labels = np.append(labels, -1)
+        else:
+            coords = np.concatenate([points, box.reshape(2, 2)])
+            labels = np.append(labels, [2, 3])
     ours, our_score = _run_onnx(exported, predictor, coords, labels, size)
     assert expected.any()
     assert samkit.mask_iou(ours, expected) >= 0.99
