@@ -22,6 +22,7 @@ from __future__ import annotations
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs
+from samkit.fast_amg import FastMaskGenerator
 from samkit.images import encode_image, load_image
 from samkit.live import LiveSegmenter
 from samkit.locations import home_dir, output_dir
@@ -38,6 +39,7 @@ from samkit.viz import annotate, mask_grid, side_by_side
 __version__ = "0.1.0"
 
 __all__ = [
+    "FastMaskGenerator",
     "LiveSegmenter",
     "amg_settings",
     "amg_to_detections",

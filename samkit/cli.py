@@ -5,6 +5,7 @@
 ``samkit --version`` prints the version. ``python -m samkit`` is the same command.
 ``samkit segment INPUT... --out DIR`` segments files and folders of images into one COCO
 file (see ``samkit.segment_images``).
+``samkit export-onnx MODEL --out FILE [--quantize]`` exports the prompt decoder to ONNX.
 
 Example:
     $ samkit download vit_b --dest weights
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``samkit`` command.
 
     Returns:
-        The parser, with the ``env`` and ``download`` subcommands.
+        The parser, with the ``env``, ``download`` and ``export-onnx`` subcommands.
     """
     parser = argparse.ArgumentParser(
         prog="samkit",
@@ -61,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     download.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     _add_segment(commands)
+    export = commands.add_parser(
+        "export-onnx",
+        help="export the prompt decoder to ONNX (as segment-anything's exporter does)",
+        description="Export SAM's prompt decoder (prompt encoder + mask decoder) to ONNX.",
+    )
+    export.add_argument("model", metavar="MODEL", help=f"model type: {', '.join(MODEL_TYPES)}")
+    export.add_argument("--out", metavar="FILE", required=True, help="the .onnx file to write")
+    export.add_argument("--checkpoint", metavar="PATH", default=None, help="weights file")
+    export.add_argument("--quantize", action="store_true", help="int8 dynamic quantization")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     return parser
 
 
@@ -139,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "env":
             _env()
+        elif args.command == "export-onnx":
+            _export_onnx(args.model, args.out, args.checkpoint, args.quantize, args.opset)
         else:
             _download(args.model, args.dest, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -205,3 +218,15 @@ def _segment(args: argparse.Namespace) -> int:
         return 1
     print(summary)
     return 0 if summary.ok else 1
+
+
+def _export_onnx(
+    model_type: str, out: str, checkpoint: str | None, quantize: bool, opset: int
+) -> None:
+    """Export one model's prompt decoder to ONNX and say where it went."""
+    from samkit.model import load_sam
+    from samkit.onnx_export import export_decoder
+
+    sam = load_sam(model_type, checkpoint=checkpoint, device="cpu")
+    path = export_decoder(sam, out, quantize=quantize, opset=opset)
+    print(f"exported the {model_type} prompt decoder{' (int8)' if quantize else ''} -> {path}")

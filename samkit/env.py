@@ -28,6 +28,8 @@ VARIABLES: dict[str, str] = {
     "under their own names.",
     "SAMKIT_OUTPUT_DIR": "Folder that notebooks write their files to; default "
     "`build/outputs` in a checkout, `/content/samkit_outputs` in Colab.",
+    "SAMKIT_FAST_PRECISION": "`f32` (default) or `bf16` for `fast=True` on a CPU; bf16 is "
+    "used only where the CPU reports it natively and a probe confirms it is faster.",
 }
 
 #: The environment variable that forces the device (``cpu``, ``cuda``, ``cuda:N``, ``mps``).
@@ -195,3 +197,19 @@ def gpu_report() -> str:
         lines.insert(1, "Apple GPU (MPS) available: device 'mps'")
     lines.append(f"For a GPU in Colab: {COLAB_GPU_MENU}, then run the notebook again.")
     return "\n".join(lines)
+
+
+def fast_precision() -> str:
+    """The precision asked of the fast CPU encoder: ``SAMKIT_FAST_PRECISION``.
+
+    Returns:
+        ``"f32"`` (the default, also when unset or empty) or ``"bf16"``. Whether bf16 is
+        used is still up to the machine (``samkit.fast.choose_precision``).
+
+    Raises:
+        ValueError: If it is set to anything else.
+    """
+    wanted = (variable("SAMKIT_FAST_PRECISION") or "f32").lower()
+    if wanted not in ("f32", "bf16"):
+        raise ValueError(f"SAMKIT_FAST_PRECISION must be 'f32' or 'bf16', but got {wanted!r}")
+    return wanted

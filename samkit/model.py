@@ -306,6 +306,7 @@ def load_sam(
     model_type: str | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device | None = None,
+    fast: bool = False,
 ) -> Sam:
     """Build SAM, load its weights safely, and move it to a device, in eval mode.
 
@@ -322,6 +323,9 @@ def load_sam(
             checkpoint, downloaded and verified.
         device: Where to put the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
             Defaults to ``samkit.env.default_device()`` (``SAMKIT_DEVICE`` overrides).
+        fast: Put the image encoder on the fastest backend of the device (OpenVINO on a
+            CPU, converted once and cached next to the weights; float16 autocast on
+            CUDA). The same embedding; see ``samkit.fast.accelerate``.
 
     Returns:
         A ``segment_anything.modeling.Sam`` in eval mode, ready for ``SamPredictor``.
@@ -343,6 +347,8 @@ def load_sam(
         False
     """
     model_type = default_model_type() if model_type is None else model_spec(model_type).name
+    if not isinstance(fast, bool):
+        raise ValueError(f"fast must be True or False, but got {fast!r}")
     target = _resolve_device(device)
     if checkpoint is None:
         path = download_checkpoint(model_type)
@@ -368,6 +374,10 @@ def load_sam(
     sam.load_state_dict(state_dict, strict=True)
     sam.to(target)
     sam.eval()
+    if fast:
+        from samkit.fast import accelerate
+
+        sam = accelerate(sam, path)
     return sam
 
 

@@ -5,9 +5,15 @@ segment-anything's ``vit_b`` architecture built by its own registry; its weights
 random here (no checkpoint can be downloaded offline), which does not change speed
 or memory. Every figure is the median of several runs on the same 480x640 image.
 
+The fast-path table puts stock segment-anything and ``load_sam(..., fast=True)`` with
+``FastMaskGenerator`` side by side in one process, on the same ``vit_b`` weights
+(random, seeded, saved to a temporary checkpoint so that the first load converts and
+the second hits the cache), and measures the fidelity on the bundled ``shapes`` model.
+
 Usage:
-    python -m tools.bench            # both models, converters
-    python -m tools.bench --quick    # fewer repetitions
+    python -m tools.bench               # both models, converters, the live widget, the fast path
+    python -m tools.bench --quick       # fewer repetitions
+    python -m tools.bench --only fast   # the fast-path table alone
 """
 
 from __future__ import annotations
@@ -108,6 +114,137 @@ def measure_converters(repeat: int) -> dict[str, float]:
     }
 
 
+def _match_recall(stock: list[dict[str, Any]], ours: list[dict[str, Any]]) -> float:
+    """Share of stock masks that have a mask in ``ours`` at IoU >= 0.9."""
+    import samkit
+
+    if not stock:
+        return float("nan")
+    matched = 0
+    for record in stock:
+        ious = [
+            float(samkit.masks.mask_iou(record["segmentation"], o["segmentation"])) for o in ours
+        ]
+        matched += bool(ious) and max(ious) >= 0.9
+    return matched / len(stock)
+
+
+def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
+    """Stock against the fast path, side by side in this one process."""
+    import tempfile
+    from unittest import mock
+
+    import torch
+    from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
+
+    import samkit
+    from samkit import evaluation
+    from samkit.fast import cpu_threads
+
+    torch.set_num_threads(cpu_threads())
+    out: dict[str, float] = {}
+    # Fidelity on the bundled model: the stock path, then the fast one.
+    with tempfile.TemporaryDirectory() as home, mock.patch.dict("os.environ", SAMKIT_HOME=home):
+        plain = samkit.load_sam("shapes", device="cpu")
+        quick = samkit.load_sam("shapes", device="cpu", fast=True)
+        with torch.inference_mode():
+            stock_report = evaluation.evaluate(plain, range(scenes))
+            with mock.patch.object(
+                evaluation, "SamAutomaticMaskGenerator", samkit.FastMaskGenerator
+            ):
+                fast_report = evaluation.evaluate(quick, range(scenes))
+    out["shapes_box_miou_stock"] = stock_report.box_miou
+    out["shapes_box_miou_fast"] = fast_report.box_miou
+    out["shapes_amg_recall_stock"] = stock_report.amg_recall
+    out["shapes_amg_recall_fast"] = fast_report.amg_recall
+    print(json.dumps(out), file=sys.stderr, flush=True)  # progress
+
+    scene = samkit.shapes.make_scene(0, 480, 640)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        checkpoint = Path(tmp) / "vit_b_random.pt"
+        torch.save(sam_model_registry["vit_b"]().state_dict(), checkpoint)
+        start = time.perf_counter()
+        stock = samkit.load_sam("vit_b", checkpoint=checkpoint, device="cpu")
+        out["load_stock_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        samkit.load_sam("vit_b", checkpoint=checkpoint, device="cpu", fast=True)
+        out["load_fast_first_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        fast = samkit.load_sam("vit_b", checkpoint=checkpoint, device="cpu", fast=True)
+        out["load_fast_second_s"] = time.perf_counter() - start
+        print(json.dumps(out), file=sys.stderr, flush=True)  # progress
+    ps, pf = SamPredictor(stock), SamPredictor(fast)
+    box = scene.xyxy[0]
+    with torch.inference_mode():
+        ts, tf = [], []
+        for _ in range(max(1, repeat // 10)):  # interleaved: both see the same load
+            ts.append(_median_ms(lambda: ps.set_image(scene.image), 1))
+            tf.append(_median_ms(lambda: pf.set_image(scene.image), 1))
+        out["embed_stock_s"] = min(ts) / 1000
+        out["embed_fast_s"] = min(tf) / 1000
+        out["embed_rel_error"] = float((pf.features - ps.features).norm() / ps.features.norm())
+        out["box_stock_ms"] = _median_ms(lambda: ps.predict(box=box), repeat)
+        out["box_fast_ms"] = _median_ms(lambda: pf.predict(box=box), repeat)
+        ms, _, _ = ps.predict(box=box, multimask_output=False)
+        mf, _, _ = pf.predict(box=box, multimask_output=False)
+        out["box_mask_iou"] = float(samkit.masks.mask_iou(mf[0], ms[0]))
+        print(json.dumps(out), file=sys.stderr, flush=True)  # progress
+        start = time.perf_counter()
+        amg_stock = SamAutomaticMaskGenerator(stock, points_per_side=amg_side).generate(scene.image)
+        out["amg_stock_s"] = time.perf_counter() - start
+        print(json.dumps(out), file=sys.stderr, flush=True)  # progress
+    start = time.perf_counter()
+    amg_fast = samkit.FastMaskGenerator(fast, points_per_side=amg_side).generate(scene.image)
+    out["amg_fast_s"] = time.perf_counter() - start
+    out["amg_side"] = amg_side
+    out["amg_masks_stock"] = len(amg_stock)
+    out["amg_masks_fast"] = len(amg_fast)
+    out["amg_recall_of_stock"] = _match_recall(amg_stock, amg_fast)
+    out["threads"] = cpu_threads()
+    return out
+
+
+def print_fast(r: dict[str, float]) -> None:
+    """The fast-path table, Markdown."""
+    side = int(r["amg_side"])
+    print(
+        "Fast path (vit_b, random weights, 1024 input, 480x640 image, CPU, "
+        f"{int(r['threads'])} threads)"
+    )
+    print()
+    print("| what | stock | fast | ratio / fidelity |")
+    print("|---|---|---|---|")
+    print(
+        f"| image embedding (set_image) | {r['embed_stock_s']:.2f} s | {r['embed_fast_s']:.2f} s"
+        f" | {r['embed_stock_s'] / r['embed_fast_s']:.2f}x, relative error "
+        f"{r['embed_rel_error']:.1e} |"
+    )
+    print(
+        f"| box prompt (predict) | {r['box_stock_ms']:.1f} ms | {r['box_fast_ms']:.1f} ms"
+        f" | {r['box_stock_ms'] / r['box_fast_ms']:.2f}x, mask IoU {r['box_mask_iou']:.4f} |"
+    )
+    print(
+        f"| automatic masks {side}x{side} points | {r['amg_stock_s']:.1f} s"
+        f" ({int(r['amg_masks_stock'])} masks) | {r['amg_fast_s']:.1f} s"
+        f" ({int(r['amg_masks_fast'])} masks) | {r['amg_stock_s'] / r['amg_fast_s']:.2f}x,"
+        f" stock masks matched at IoU>=0.9: {r['amg_recall_of_stock']:.3f} |"
+    )
+    print(
+        f"| load | {r['load_stock_s']:.1f} s | first {r['load_fast_first_s']:.1f} s,"
+        f" second {r['load_fast_second_s']:.1f} s | conversion once, then the cache |"
+    )
+    print(
+        f"| shapes: box mIoU | {r['shapes_box_miou_stock']:.4f} | {r['shapes_box_miou_fast']:.4f}"
+        f" | difference {r['shapes_box_miou_fast'] - r['shapes_box_miou_stock']:+.4f} |"
+    )
+    print(
+        f"| shapes: automatic-mask recall | {r['shapes_amg_recall_stock']:.3f}"
+        f" | {r['shapes_amg_recall_fast']:.3f} | difference "
+        f"{r['shapes_amg_recall_fast'] - r['shapes_amg_recall_stock']:+.3f} |"
+    )
+
+
 def measure_live(repeat: int) -> dict[str, float]:
     """One prompt through samkit.LiveSegmenter (kernel side) against a bare predict."""
     import numpy as np
@@ -138,9 +275,9 @@ def measure_live(repeat: int) -> dict[str, float]:
     return out
 
 
-def _child(kind: str, repeat: int) -> dict[str, float]:
+def _child(kind: str, repeat: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.bench", "--child", kind, "--repeat", str(repeat)],
+        [sys.executable, "-m", "tools.bench", "--child", kind, "--repeat", str(repeat), *extra],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -153,9 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--only", choices=["models", "fast"], default=None)
+    parser.add_argument("--amg-side", type=int, default=32, help="fast table: AMG points per side")
+    parser.add_argument("--scenes", type=int, default=20, help="fast table: shapes scenes")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeat = 5 if args.quick else args.repeat
+    if args.child == "fast":
+        print(json.dumps(measure_fast(repeat, args.amg_side, args.scenes)))
+        return 0
     if args.child == "converters":
         print(json.dumps(measure_converters(repeat)))
         return 0
@@ -164,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.child is not None:
         print(json.dumps(measure_model(args.child, repeat)))
+        return 0
+    if args.only == "fast":
+        print_fast(
+            _child("fast", repeat, ("--amg-side", str(args.amg_side), "--scenes", str(args.scenes)))
+        )
         return 0
 
     stock = _child("vit_b", repeat)
@@ -206,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         ratio = live[key] / live["predict_box_ms"]
         print(f"  {label}  {live[key]:8.1f}   {ratio:.2f}")
+    if args.only != "models":
+        print()
+        extra = ("--amg-side", str(args.amg_side), "--scenes", str(args.scenes))
+        print_fast(_child("fast", repeat, extra))
     return 0
 
 

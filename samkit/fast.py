@@ -1,0 +1,484 @@
+"""The fast path: SAM's image encoder on the fastest backend this machine has.
+
+``accelerate(sam, checkpoint)`` (what ``samkit.load_sam(..., fast=True)`` calls) swaps
+``sam.image_encoder`` for one that computes the same embedding faster, so the stock
+``SamPredictor`` and ``SamAutomaticMaskGenerator`` work unchanged:
+
+- on a CPU, the encoder is converted once to OpenVINO, and the converted model is
+  cached on disk next to the weights, keyed by the checkpoint's sha256, OpenVINO's
+  version, the input size and the precision. It runs in float32 unless the CPU
+  computes bfloat16 natively and ``SAMKIT_FAST_PRECISION=bf16`` asks for it (see
+  :func:`choose_precision`);
+- on a CUDA GPU, the encoder runs under float16 autocast with its attention rewritten
+  as one fused ``scaled_dot_product_attention`` (relative positions as its mask)
+  (nothing is converted, nothing is cached);
+- anywhere else, or when the backend is missing or fails, one
+  :class:`FastBackendWarning` says why and the plain PyTorch encoder is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import Sam
+from segment_anything.modeling.image_encoder import Attention, get_rel_pos
+
+#: Bumped when the layout of a cache entry or the conversion changes.
+CACHE_FORMAT = 1
+#: The folder, inside a weights directory, that holds converted encoders.
+CACHE_DIRNAME = "fast-cache"
+_MODEL_XML = "encoder.xml"
+_MODEL_BIN = "encoder.bin"
+_MANIFEST = "manifest.json"
+
+
+class FastBackendWarning(UserWarning):
+    """The fast backend is missing or failed; the plain PyTorch encoder is used instead."""
+
+
+@dataclass(frozen=True)
+class FastInfo:
+    """What :func:`accelerate` did, kept on the encoder as ``sam.image_encoder.fast_info``.
+
+    Attributes:
+        backend: ``"openvino"``, ``"cuda-autocast"`` or ``"torch"`` (the fallback).
+        precision: ``"f32"``, ``"bf16"`` or ``"f16"``.
+        detail: A human-readable line: version, threads, cache entry, why it fell back.
+        cache_hit: Whether the converted encoder came from the on-disk cache.
+        seconds: How long preparing the encoder took (conversion or cache load).
+    """
+
+    backend: str
+    precision: str
+    detail: str
+    cache_hit: bool = False
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def _sdpa_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
+    """segment-anything's ``Attention.forward`` through one fused SDPA call.
+
+    The decomposed relative positions are added to the logits by stock SAM after the
+    ``q @ k^T`` product; here they become SDPA's additive mask (the same sum), so the
+    result is the same up to float rounding.
+
+    Args:
+        self: The attention module.
+        x: The tokens, shape ``(B, H, W, C)``.
+
+    Returns:
+        The attended tokens, shape ``(B, H, W, C)``.
+    """
+    b, h, w, _ = x.shape
+    qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)  # each (B, heads, H*W, head_dim)
+    mask = None
+    if self.use_rel_pos:
+        dim = q.shape[-1]
+        rel_h_table = get_rel_pos(h, h, self.rel_pos_h)  # (H, H, head_dim)
+        rel_w_table = get_rel_pos(w, w, self.rel_pos_w)  # (W, W, head_dim)
+        r_q = q.reshape(b * self.num_heads, h, w, dim)
+        rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rel_h_table)
+        rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rel_w_table)
+        mask = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(
+            b, self.num_heads, h * w, h * w
+        )
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+    out = out.view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
+    result: torch.Tensor = self.proj(out)
+    return result
+
+
+def use_sdpa_attention(encoder: torch.nn.Module) -> int:
+    """Route every attention block of an image encoder through fused SDPA (in place).
+
+    Args:
+        encoder: A ``segment_anything`` ``ImageEncoderViT``.
+
+    Returns:
+        The number of attention blocks rewritten.
+    """
+    count = 0
+    for module in encoder.modules():
+        if isinstance(module, Attention):
+            module.forward = types.MethodType(_sdpa_attention_forward, module)
+            count += 1
+    return count
+
+
+def _restore_attention(encoder: torch.nn.Module) -> None:
+    """Undo :func:`use_sdpa_attention` (drop the per-instance ``forward``)."""
+    for module in encoder.modules():
+        if isinstance(module, Attention) and "forward" in vars(module):
+            del module.forward
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def cpu_threads() -> int:
+    """The number of CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def cpu_reports_native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 matrix products natively (AVX512-BF16 or AMX).
+
+    It takes both: the CPU's own flags (or oneDNN's check, off Linux), and a probe in
+    which a bfloat16 product is at least twice as fast as a float32 one (a CPU that
+    only emulates bfloat16 is many times slower).
+
+    Returns:
+        ``True`` only when both agree.
+    """
+    flags = ""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        pass
+    if flags:
+        if not re.search(r"\b(avx512_bf16|amx_bf16)\b", flags):
+            return False
+    else:
+        try:
+            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                return False
+        except (AttributeError, RuntimeError):
+            return False
+    return _bf16_probe_speedup() >= 2.0
+
+
+def _bf16_probe_speedup() -> float:
+    """float32 time / bfloat16 time of a 384x384 product (best of a few, ~10 ms)."""
+    times = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a = torch.ones(384, 384, dtype=dtype)
+        a @ a
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - start)
+        times[dtype] = best
+    return times[torch.float32] / max(times[torch.bfloat16], 1e-9)
+
+
+def choose_precision() -> str:
+    """The precision the converted CPU encoder runs in.
+
+    ``"f32"`` (the same embedding as stock SAM to about 1e-6) unless
+    ``SAMKIT_FAST_PRECISION=bf16`` is set *and* :func:`cpu_reports_native_bf16`: a
+    bfloat16 encoder is faster there but moves the embedding by about 1e-2, so it is
+    chosen, never assumed.
+
+    Returns:
+        ``"f32"`` or ``"bf16"``.
+
+    Raises:
+        ValueError: If ``SAMKIT_FAST_PRECISION`` is set to something else.
+    """
+    from samkit import env
+
+    wanted = env.fast_precision()
+    if wanted == "bf16" and cpu_reports_native_bf16():
+        return "bf16"
+    return "f32"
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file, read in 4 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(4 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_dir_for(checkpoint: str | os.PathLike[str]) -> Path:
+    """Where converted encoders of a checkpoint are kept.
+
+    ``fast-cache/`` next to the checkpoint; for a bundled checkpoint (package data,
+    which may be read-only) or a checkpoint in a folder that cannot be written,
+    ``fast-cache/`` in ``samkit.locations.weights_dir()``.
+
+    Args:
+        checkpoint: The weights file.
+
+    Returns:
+        The cache folder (it may not exist yet).
+    """
+    from samkit import locations
+
+    path = Path(checkpoint).resolve()
+    bundled = path.is_relative_to(locations.data_dir().resolve())
+    if not bundled and os.access(path.parent, os.W_OK):
+        return path.parent / CACHE_DIRNAME
+    return locations.weights_dir() / CACHE_DIRNAME
+
+
+def cache_key(checkpoint_sha256: str, backend_version: str, input_size: int, precision: str) -> str:
+    """The name of a cache entry: checkpoint, backend version, input size, precision.
+
+    Args:
+        checkpoint_sha256: The weights file's hex sha256.
+        backend_version: The backend's version string (``openvino.__version__``).
+        input_size: The encoder's input side in pixels (1024 for the official models).
+        precision: ``"f32"`` or ``"bf16"``.
+
+    Returns:
+        A file-name-safe key.
+    """
+    version = re.sub(r"[^A-Za-z0-9.]+", "_", backend_version)[:40]
+    return (
+        f"encoder-{checkpoint_sha256[:20]}-openvino{version}-{input_size}px-{precision}"
+        f"-v{CACHE_FORMAT}"
+    )
+
+
+def _verify_entry(entry: Path, expected: dict[str, Any]) -> None:
+    """Check a cache entry's manifest and file hashes; raise ``ValueError`` if wrong."""
+    manifest_path = entry / _MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError("the manifest is not a JSON object")
+    for key, value in expected.items():
+        if manifest.get(key) != value:
+            raise ValueError(f"the manifest's {key} is {manifest.get(key)!r}, expected {value!r}")
+    for name in (_MODEL_XML, _MODEL_BIN):
+        if not (entry / name).is_file():
+            raise ValueError(f"{name} is missing")
+        if sha256_file(entry / name) != manifest.get("files", {}).get(name):
+            raise ValueError(f"{name} does not match its recorded sha256")
+
+
+def _write_entry(entry: Path, ov_model: Any, ov: Any, manifest: dict[str, Any]) -> None:
+    """Save a converted model under a temporary name, verify it, then rename it."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".part", dir=entry.parent))
+    try:
+        ov.save_model(ov_model, str(tmp / _MODEL_XML), compress_to_fp16=False)
+        files = {name: sha256_file(tmp / name) for name in (_MODEL_XML, _MODEL_BIN)}
+        (tmp / _MANIFEST).write_text(
+            json.dumps({**manifest, "files": files}, indent=1), encoding="utf-8"
+        )
+        _verify_entry(tmp, manifest)
+        if entry.exists():
+            shutil.rmtree(entry)
+        os.replace(tmp, entry)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- encoders
+
+
+class OpenVINOImageEncoder(torch.nn.Module):
+    """A compiled OpenVINO image encoder with the interface of ``ImageEncoderViT``.
+
+    Attributes:
+        img_size: The input side in pixels, read by ``Sam.preprocess``.
+        fast_info: What was compiled and how (:class:`FastInfo`).
+    """
+
+    def __init__(self, compiled: Any, img_size: int, fast_info: FastInfo) -> None:
+        super().__init__()
+        self.img_size = img_size
+        self.fast_info = fast_info
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self._out_shape = tuple(int(d) for d in compiled.output(0).get_partial_shape().to_shape())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of preprocessed images.
+
+        Args:
+            x: Float images, shape ``(B, 3, img_size, img_size)``.
+
+        Returns:
+            The embeddings, shape ``(B, C, img_size / 16, img_size / 16)``, float32, on
+            ``x``'s device.
+        """
+        expected = (3, self.img_size, self.img_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"the image encoder expects images of shape (B, {', '.join(map(str, expected))})"
+                f", but got {tuple(x.shape)}"
+            )
+        if x.shape[0] == 0:
+            return torch.empty((0, *self._out_shape[1:]), device=x.device)
+        outs = []
+        for image in x.detach().to("cpu", torch.float32):
+            array = np.ascontiguousarray(image[None].numpy())
+            self._request.infer({0: array})
+            outs.append(torch.from_numpy(self._request.get_output_tensor(0).data.copy()))
+        return torch.cat(outs).to(x.device)
+
+
+def _autocast_forward(
+    original: Callable[[torch.Tensor], torch.Tensor], device_type: str, dtype: torch.dtype
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Wrap an encoder's ``forward`` in autocast, returning float32."""
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type, dtype=dtype):
+            out = original(x)
+        return out.float()
+
+    return forward
+
+
+def _convert_openvino(encoder: torch.nn.Module, input_size: int, ov: Any) -> Any:
+    """Convert an image encoder to an OpenVINO model with a fixed input shape.
+
+    The stock attention is traced as it is: OpenVINO fuses it well by itself, while a
+    fused SDPA call with the relative positions as an explicit mask ran slower there.
+    """
+    example = torch.zeros(1, 3, input_size, input_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notices about shape-dependent Python
+        return ov.convert_model(
+            encoder, example_input=example, input=[(1, 3, input_size, input_size)]
+        )
+
+
+def _compile_config(precision: str) -> dict[str, Any]:
+    """OpenVINO CPU properties: one low-latency stream on every core, fixed precision."""
+    return {
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_NUM_THREADS": cpu_threads(),
+        "INFERENCE_PRECISION_HINT": precision,
+    }
+
+
+def _openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncoder:
+    """The converted encoder, from the cache or converted now (and then cached)."""
+    start = time.perf_counter()
+    input_size = int(sam.image_encoder.img_size)
+    precision = choose_precision()
+    core = ov.Core()
+    if "CPU" not in core.available_devices:
+        raise RuntimeError(f"OpenVINO sees no CPU device (it sees {core.available_devices})")
+    checkpoint_sha = sha256_file(checkpoint)
+    entry = cache_dir_for(checkpoint) / cache_key(
+        checkpoint_sha, ov.__version__, input_size, precision
+    )
+    manifest = {
+        "checkpoint_sha256": checkpoint_sha,
+        "backend": "openvino",
+        "backend_version": ov.__version__,
+        "input_size": input_size,
+        "precision": precision,
+        "format": CACHE_FORMAT,
+    }
+    hit = False
+    ov_model = None
+    if entry.exists():
+        try:
+            _verify_entry(entry, manifest)
+            ov_model = core.read_model(str(entry / _MODEL_XML))
+            hit = True
+        except Exception as exc:
+            warnings.warn(
+                f"fast=True: the cached encoder {entry} is corrupted ({exc}); converting "
+                "the encoder again",
+                FastBackendWarning,
+                stacklevel=4,
+            )
+            shutil.rmtree(entry, ignore_errors=True)
+    if ov_model is None:
+        ov_model = _convert_openvino(sam.image_encoder, input_size, ov)
+        try:
+            _write_entry(entry, ov_model, ov, manifest)
+        except OSError as exc:
+            warnings.warn(
+                f"fast=True: could not cache the converted encoder in {entry.parent} ({exc}); "
+                "it will be converted again next time",
+                FastBackendWarning,
+                stacklevel=4,
+            )
+    compiled = core.compile_model(ov_model, "CPU", _compile_config(precision))
+    info = FastInfo(
+        backend="openvino",
+        precision=precision,
+        detail=(
+            f"OpenVINO {ov.__version__} on CPU, {precision}, latency hint, "
+            f"{cpu_threads()} threads; cache {entry}"
+        ),
+        cache_hit=hit,
+        seconds=time.perf_counter() - start,
+    )
+    return OpenVINOImageEncoder(compiled, input_size, info)
+
+
+def _fallback(sam: Sam, why: str) -> Sam:
+    """Warn once with the reason and keep the plain PyTorch encoder."""
+    warnings.warn(
+        f"fast=True: {why}; using the plain PyTorch image encoder instead",
+        FastBackendWarning,
+        stacklevel=3,
+    )
+    sam.image_encoder.fast_info = FastInfo("torch", "f32", why)
+    return sam
+
+
+def accelerate(sam: Sam, checkpoint: str | os.PathLike[str]) -> Sam:
+    """Put a loaded SAM's image encoder on the fastest backend of its device (in place).
+
+    Args:
+        sam: A ``Sam`` in eval mode, on its final device.
+        checkpoint: The weights file it was loaded from (its sha256 keys the cache).
+
+    Returns:
+        The same ``Sam``; ``sam.image_encoder.fast_info`` says what was done.
+    """
+    device = sam.device
+    if device.type == "cuda":
+        encoder = sam.image_encoder
+        use_sdpa_attention(encoder)
+        encoder.forward = _autocast_forward(encoder.forward, "cuda", torch.float16)
+        encoder.fast_info = FastInfo(
+            "cuda-autocast", "f16", "float16 autocast and fused SDPA attention on CUDA"
+        )
+        return sam
+    if device.type != "cpu":
+        return _fallback(sam, f"there is no fast backend for device {device.type!r}")
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        return _fallback(
+            sam, f"OpenVINO is not installed ({exc}; pip install 'samkit[fast]' adds it)"
+        )
+    try:
+        sam.image_encoder = _openvino_encoder(sam, Path(checkpoint), ov)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())
+        return _fallback(sam, f"the OpenVINO backend failed ({type(exc).__name__}: {reason})")
+    return sam
