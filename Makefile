@@ -81,5 +81,6 @@ strip: $(BIN)/samkit ## Strip outputs and Colab metadata from the notebooks; ins
 	git config filter.nbstripout.extrakeys "$(NBSTRIPOUT_KEYS)"
 
 .PHONY: bench
-bench: $(BIN)/samkit ## Speed and memory of the bundled model and the converters, with ratios against stock segment-anything vit_b
+bench: $(BIN)/samkit ## Speed, memory and fidelity against stock segment-anything (vit_b, shapes), the live widget, the fast path, samkit segment's engines
 	$(BIN)/python -m tools.bench
+	$(BIN)/python -m tools.bench_segment

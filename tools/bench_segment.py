@@ -8,8 +8,8 @@ so that a machine shared with other work slows them alike; the best round of eac
 reported, with Ray's overhead against the local engine on the same number of cores.
 
 Usage:
-    python tools/bench_segment.py                       # 8 images, 2 rounds
-    python tools/bench_segment.py --images 4 --rounds 1 # quicker
+    python -m tools.bench_segment                       # 8 images, 2 rounds
+    python -m tools.bench_segment --images 4 --rounds 1 # quicker
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
