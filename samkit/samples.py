@@ -64,29 +64,31 @@ class _SceneChoice:
 _PHOTOS: dict[str, _Photo] = {
     "chelsea": _Photo(
         box=(0, 0, 400, 300),
-        label="cat",
+        label="gato",
         point=(170, 115),
         exclude_point=(425, 150),
-        credit="Chelsea the cat. Photo: Stefan van der Walt, CC0 (scikit-image sample data).",
+        credit=(
+            "La gata Chelsea. Foto: Stefan van der Walt, CC0 (datos de ejemplo de scikit-image)."
+        ),
     ),
     "coffee": _Photo(
         box=(170, 15, 242, 292),
-        label="cup",
+        label="taza",
         point=(300, 235),
         exclude_point=(120, 250),
         credit=(
-            "Coffee cup. Photo: Rachel Michetti, courtesy of Pikolo Espresso Bar, CC0 "
-            "(scikit-image sample data)."
+            "Taza de café. Foto: Rachel Michetti, cortesía de Pikolo Espresso Bar, CC0 "
+            "(datos de ejemplo de scikit-image)."
         ),
     ),
     "astronaut": _Photo(
         box=(20, 15, 345, 497),
-        label="person",
+        label="persona",
         point=(100, 380),
         exclude_point=(225, 110),
         credit=(
-            "Astronaut Eileen Collins. Photo: NASA, public domain (NASA Great Images, "
-            "https://flic.kr/p/r9qvLn, via scikit-image sample data)."
+            "La astronauta Eileen Collins. Foto: NASA, dominio público (NASA Great Images, "
+            "https://flic.kr/p/r9qvLn, vía los datos de ejemplo de scikit-image)."
         ),
     ),
 }
@@ -102,6 +104,14 @@ _SCENES: dict[str, _SceneChoice] = {
     "astronaut": _SceneChoice(seed=279, target=0),
 }
 
+#: The name of each kind of shape in the samples' labels (Spanish, as the notebooks).
+SHAPE_NAMES: dict[str, str] = {
+    "rectangle": "rectángulo",
+    "ellipse": "elipse",
+    "triangle": "triángulo",
+    "polygon": "polígono",
+}
+
 #: The names ``sample_image`` accepts.
 SAMPLE_NAMES: tuple[str, ...] = tuple(_PHOTOS)
 
@@ -115,8 +125,8 @@ class Sample:
         image: The RGB image, a uint8 numpy array of shape `(H, W, 3)`.
         ground_truth: The exact mask of every object, a bool numpy array of shape
             `(N, H, W)`, for a generated scene; ``None`` for a photo (nobody drew it).
-        labels: The name of every object of ``ground_truth`` (the kind of shape), or
-            an empty tuple for a photo.
+        labels: The name of every object of ``ground_truth`` (the kind of shape, in
+            Spanish: :data:`SHAPE_NAMES`), or an empty tuple for a photo.
         default_box: The box used when nobody drew one in the widget: a widget dict
             with keys ``x``, ``y``, ``width``, ``height`` and ``label``, in pixels.
         default_point: An ``(x, y)`` pixel inside the object of ``default_box``.
@@ -124,7 +134,7 @@ class Sample:
         target: The row of ``ground_truth`` that ``default_box`` surrounds, or ``None``.
         boxes_file: A detector-style annotation file of boxes on this image (see
             :func:`load_boxes`), or ``None`` when there is none.
-        credit: Who made the image and under which licence.
+        credit: Who made the image and under which licence (Spanish, for the notebooks).
         source: Where the pixels come from: a file path, or the scene generator call.
     """
 
@@ -196,19 +206,19 @@ def _scene_sample(name: str) -> Sample:
         name=name,
         image=scene.image,
         ground_truth=scene.masks,
-        labels=scene.kinds,
+        labels=tuple(SHAPE_NAMES[kind] for kind in scene.kinds),
         default_box={
             "x": x0,
             "y": y0,
             "width": x1 - x0,
             "height": y1 - y0,
-            "label": scene.kinds[target],
+            "label": SHAPE_NAMES[scene.kinds[target]],
         },
         default_point=_point(deepest_point(scene.masks[target])),
         exclude_point=exclude,
         target=target,
         boxes_file=_boxes_file(f"{name}_shapes"),
-        credit="Generated scene of simple shapes (samkit.make_scene), no rights reserved.",
+        credit="Escena generada de figuras simples (samkit.make_scene), sin derechos reservados.",
         source=f"samkit.make_scene(seed={choice.seed}, height={height}, width={width})",
     )
 

@@ -51,7 +51,7 @@ def test_photo_sample(name: str) -> None:
     for x, y in (sample.default_point, sample.exclude_point):
         assert 0 <= x < width and 0 <= y < height
     assert x0 <= sample.default_point[0] <= x1 and y0 <= sample.default_point[1] <= y1
-    assert re.search(r"CC0|public domain", sample.credit)
+    assert re.search(r"CC0|dominio público", sample.credit)
     assert sample.source.endswith(f"{name}.png")
 
 
@@ -177,8 +177,8 @@ def test_photo_boxes_file() -> None:
     sample = samkit.sample_image("astronaut", model_type="vit_b")
     assert sample.boxes_file == locations.data_dir() / "annotations" / "astronaut.json"
     boxes = samkit.load_boxes(sample.boxes_file)
-    assert boxes.data["class_name"].tolist() == ["person", "helmet", "flag", "space shuttle"]
-    assert boxes.class_id.tolist() == [2, 1, 0, 3]
+    assert boxes.data["class_name"].tolist() == ["persona", "casco", "bandera", "transbordador"]
+    assert boxes.class_id.tolist() == [2, 1, 0, 3]  # bandera, casco, persona, transbordador
     assert boxes.xyxy.dtype == np.float32
     assert (boxes.xyxy[:, 2:] <= 512).all()
     # the person box is the default box
