@@ -48,8 +48,8 @@ MIN_IOU = 0.85
 VIEWPORT = (1280, 1100)
 
 _BOX_RE = re.compile(r"box xyxy:\s*\[([^\]]*)\]")
-#: ``samkit.mask_report`` adds the object it matched: ``0.953 (object 2, ellipse)``.
-_IOU_RE = re.compile(r"IoU with ground truth:\s*([0-9]*\.?[0-9]+)(?:\s*\(object (\d+))?")
+#: ``samkit.mask_report`` adds the object it matched: ``0.953 (objeto 2, elipse)``.
+_IOU_RE = re.compile(r"IoU con la verdad:\s*([0-9]*\.?[0-9]+)(?:\s*\(objeto (\d+))?")
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
         if not found:
             raise fail(
                 "no-iou",
-                "no cell after the conversion cell printed 'IoU with ground truth: 0.xxx'",
+                "no cell after the conversion cell printed 'IoU con la verdad: 0.xxx'",
                 cell=layout.convert_cell,
             )
         result_cell = found[0]
