@@ -49,6 +49,7 @@ class _Photo:
     box: tuple[int, int, int, int]  # x, y, width, height
     label: str
     point: tuple[int, int]
+    second_point: tuple[int, int]
     exclude_point: tuple[int, int]
     credit: str
 
@@ -66,6 +67,7 @@ _PHOTOS: dict[str, _Photo] = {
         box=(0, 0, 400, 300),
         label="gato",
         point=(170, 115),
+        second_point=(250, 200),
         exclude_point=(425, 150),
         credit=(
             "La gata Chelsea. Foto: Stefan van der Walt, CC0 (datos de ejemplo de scikit-image)."
@@ -75,6 +77,7 @@ _PHOTOS: dict[str, _Photo] = {
         box=(170, 15, 242, 292),
         label="taza",
         point=(300, 235),
+        second_point=(195, 190),
         exclude_point=(120, 250),
         credit=(
             "Taza de café. Foto: Rachel Michetti, cortesía de Pikolo Espresso Bar, CC0 "
@@ -85,6 +88,7 @@ _PHOTOS: dict[str, _Photo] = {
         box=(20, 15, 345, 497),
         label="persona",
         point=(100, 380),
+        second_point=(160, 300),
         exclude_point=(225, 110),
         credit=(
             "La astronauta Eileen Collins. Foto: NASA, dominio público (NASA Great Images, "
@@ -130,6 +134,8 @@ class Sample:
         default_box: The box used when nobody drew one in the widget: a widget dict
             with keys ``x``, ``y``, ``width``, ``height`` and ``label``, in pixels.
         default_point: An ``(x, y)`` pixel inside the object of ``default_box``.
+        include_points: Two ``(x, y)`` pixels inside that object, apart from each other
+            (the first is ``default_point``), for several include clicks.
         exclude_point: An ``(x, y)`` pixel on something else nearby, for an exclude click.
         target: The row of ``ground_truth`` that ``default_box`` surrounds, or ``None``.
         boxes_file: A detector-style annotation file of boxes on this image (see
@@ -144,6 +150,7 @@ class Sample:
     labels: tuple[str, ...]
     default_box: dict[str, int | str]
     default_point: tuple[int, int]
+    include_points: tuple[tuple[int, int], ...]
     exclude_point: tuple[int, int]
     target: int | None
     boxes_file: Path | None
@@ -188,6 +195,22 @@ def _nearest_other(masks: npt.NDArray[np.bool_], target: int) -> int | None:
     return min(others, key=lambda i: float(distance[masks[i]].min()))
 
 
+def _second_point(mask: npt.NDArray[np.bool_], first: tuple[int, int]) -> tuple[int, int]:
+    """A pixel well inside ``mask`` and away from ``first`` (``first`` if there is none).
+
+    Among the pixels at least half as deep inside the shape as its deepest one, the one
+    farthest from ``first``.
+    """
+    import cv2
+
+    depth = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    ys, xs = np.nonzero(depth >= 0.5 * float(depth.max()))
+    if len(xs) == 0:  # pragma: no cover - a shape always has a deepest pixel
+        return first
+    far = int(np.argmax((xs - first[0]) ** 2 + (ys - first[1]) ** 2))
+    return (int(xs[far]), int(ys[far]))
+
+
 def _scene_sample(name: str) -> Sample:
     """The generated scene that stands in for the photo ``name`` under the shapes model."""
     choice = _SCENES[name]
@@ -198,6 +221,7 @@ def _scene_sample(name: str) -> Sample:
     x0, y0 = max(0, x0 - _BOX_MARGIN), max(0, y0 - _BOX_MARGIN)
     x1, y1 = min(width - 1, x1 + _BOX_MARGIN), min(height - 1, y1 + _BOX_MARGIN)
     neighbour = _nearest_other(scene.masks, target)
+    first = _point(deepest_point(scene.masks[target]))
     if neighbour is None:  # pragma: no cover - every chosen scene holds several shapes
         exclude = (0, 0)
     else:
@@ -214,7 +238,8 @@ def _scene_sample(name: str) -> Sample:
             "height": y1 - y0,
             "label": SHAPE_NAMES[scene.kinds[target]],
         },
-        default_point=_point(deepest_point(scene.masks[target])),
+        default_point=first,
+        include_points=(first, _second_point(scene.masks[target], first)),
         exclude_point=exclude,
         target=target,
         boxes_file=_boxes_file(f"{name}_shapes"),
@@ -235,6 +260,7 @@ def _photo_sample(name: str) -> Sample:
         labels=(),
         default_box={"x": x, "y": y, "width": width, "height": height, "label": photo.label},
         default_point=photo.point,
+        include_points=(photo.point, photo.second_point),
         exclude_point=photo.exclude_point,
         target=None,
         boxes_file=_boxes_file(name),

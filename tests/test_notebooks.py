@@ -595,15 +595,20 @@ sys.modules["google.colab"] = types.ModuleType("google.colab")  # what Colab's k
 sys.path.insert(0, "")  # a kernel imports from its working folder, as Colab's does
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
+exit_codes = []  # one per ! command
+run_system = shell.system
+def system(command):
+    run_system(command)
+    exit_codes.append([command, shell.user_ns.get("_exit_code")])
+shell.system = system
 result = shell.run_cell(open(sys.argv[1], encoding="utf-8").read())
 result.raise_error()
-exit_code = shell.user_ns.get("_exit_code")
 import samkit
 from samkit import locations
 print(json.dumps({
     "torch_before": before,
     "torch_after": [sys.modules["torch"].__version__, sys.modules["torch"].__file__],
-    "exit_code": exit_code,
+    "exit_codes": exit_codes,
     "samkit": samkit.__file__,
     "model_file": str(locations.data_file("models", "sam_shapes.pt")),
     "photo_shape": list(samkit.sample_image("coffee", model_type="vit_b").image.shape),
@@ -680,7 +685,10 @@ def test_colab_cell_installs_samkit_and_leaves_torch(tmp_path: Path) -> None:
     here = [torch.__version__, os.path.realpath(torch.__file__)]
     assert facts["torch_before"] == facts["torch_after"] == here
     assert not list(scratch_site.glob("torch*")), "the Colab cell installed torch"
-    assert facts["exit_code"] == 0, report
+    # the clone and the two installs ran, and each succeeded
+    commands = [command for command, _ in facts["exit_codes"]]
+    assert len(commands) == 3 and "git clone" in commands[0], commands
+    assert all(code == 0 for _, code in facts["exit_codes"]), report
     # samkit comes from the clone, with its data
     assert facts["samkit"] == str(clone / "samkit" / "__init__.py")
     assert facts["model_file"] == str(clone / "data" / "models" / "sam_shapes.pt")
