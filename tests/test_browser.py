@@ -47,7 +47,8 @@ MIN_IOU = 0.85
 #: and is scaled down otherwise; the test maps screen to image pixels either way.
 VIEWPORT = (1280, 1100)
 
-_BOX_RE = re.compile(r"box xyxy:\s*\[([^\]]*)\]")
+#: The converted box as notebook 4 prints it (``caja xyxy: [...]``; ``box`` before).
+_BOX_RE = re.compile(r"(?:caja|box) xyxy:\s*\[([^\]]*)\]")
 #: ``samkit.mask_report`` adds the object it matched: ``0.953 (objeto 2, elipse)``.
 _IOU_RE = re.compile(r"IoU con la verdad:\s*([0-9]*\.?[0-9]+)(?:\s*\(objeto (\d+))?")
 
