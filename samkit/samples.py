@@ -336,7 +336,7 @@ def load_boxes(path: str | os.PathLike[str]) -> sv.Detections:
     boxes, SAM turns each box into a mask). It is JSON::
 
         {"image": "astronaut",
-         "detections": [{"label": "person", "score": 0.97, "xyxy": [20, 15, 365, 512]}]}
+         "detections": [{"label": "persona", "score": 0.97, "xyxy": [20, 15, 365, 512]}]}
 
     Args:
         path: The JSON file (e.g. ``sample.boxes_file``).
