@@ -8,6 +8,8 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.env``: Colab, the device, the environment variables;
 - ``samkit.locations``: where the bundled data, weights and outputs are;
 - ``samkit.settings``: the automatic mask generator's settings per model;
+- ``samkit.generator``: segment-anything's automatic mask generator, with crops that
+  find no mask fixed;
 - ``samkit.prompts``, ``samkit.convert``: widget boxes, clicks, SAM's outputs as
   ``sv.Detections``;
 - ``samkit.masks``, ``samkit.scoring``: mask operations, and how good a mask is;
@@ -19,6 +21,7 @@ ever needs ``import samkit``; everything else is importable from its module:
 
 from __future__ import annotations
 
+from samkit import generator as generator
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs

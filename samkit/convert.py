@@ -128,7 +128,24 @@ def _segmentation(value: Any, where: str) -> npt.NDArray[np.bool_]:
     )
 
 
-def amg_to_detections(results: Sequence[Mapping[str, Any]]) -> sv.Detections:
+def _check_image_shape(image_shape: object) -> tuple[int, int]:
+    """Return ``image_shape`` as ``(H, W)`` if it is two whole numbers above 0, else raise."""
+    if (
+        not isinstance(image_shape, tuple | list)
+        or len(image_shape) != 2
+        or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in image_shape)
+        or min(image_shape) <= 0
+    ):
+        raise ValueError(
+            "image_shape must be (H, W), two whole numbers above 0 (image.shape[:2]), "
+            f"but got {image_shape!r}"
+        )
+    return int(image_shape[0]), int(image_shape[1])
+
+
+def amg_to_detections(
+    results: Sequence[Mapping[str, Any]], image_shape: tuple[int, int] | None = None
+) -> sv.Detections:
     """Convert ``SamAutomaticMaskGenerator.generate`` output into ``sv.Detections``.
 
     Wraps ``sv.Detections.from_sam`` (masks and boxes, sorted by area, largest first)
@@ -138,6 +155,10 @@ def amg_to_detections(results: Sequence[Mapping[str, Any]]) -> sv.Detections:
         results: The list of dicts returned by ``generate``, each with the keys
             ``segmentation``, ``area``, ``bbox``, ``predicted_iou``, ``point_coords``,
             ``stability_score`` and ``crop_box``.
+        image_shape: The image's ``(H, W)`` (``image.shape[:2]``). Optional; with it,
+            an empty list still gives a ``mask`` array, of shape `(0, H, W)`, so that
+            what follows (export, drawing, comparing) works with no mask as well, and
+            the masks are checked to have that size.
 
     Returns:
         ``sv.Detections`` with N rows, largest mask first: ``mask`` `(N, H, W)` bool,
@@ -145,12 +166,14 @@ def amg_to_detections(results: Sequence[Mapping[str, Any]]) -> sv.Detections:
         ``predicted_iou`` `(N,)`, ``stability_score`` `(N,)`, ``point_coords`` `(N, 2)`
         (the grid point that produced the mask, ``[x, y]``) and ``crop_box`` `(N, 4)`
         (the crop the mask came from, ``[x, y, w, h]`` as SAM gives it), all float32.
-        An empty list gives empty detections with the same ``data`` keys.
+        An empty list gives empty detections with the same ``data`` keys (and ``mask``
+        `(0, H, W)` when ``image_shape`` is given).
 
     Raises:
         ValueError: If ``results`` is not a list of dicts with SAM's keys, a
             ``segmentation`` is not a mask (bool, 0/1 numbers, or a COCO RLE dict), the
-            masks differ in size, or a ``bbox``/``crop_box`` is not 4 numbers or an
+            masks differ in size (or from ``image_shape``, which must be ``(H, W)``), or
+            a ``bbox``/``crop_box`` is not 4 numbers or an
             ``area``/``predicted_iou``/``stability_score`` is not a number. The message
             names the result and the key.
 
@@ -164,7 +187,17 @@ def amg_to_detections(results: Sequence[Mapping[str, Any]]) -> sv.Detections:
     # Sort first (stably, by area, largest first: what from_sam does) so that the rows
     # of ``data`` line up with the rows from_sam builds from the same, already sorted list.
     ordered = sorted(_check_amg_results(results), key=lambda r: r["area"], reverse=True)
+    shape = None if image_shape is None else _check_image_shape(image_shape)
     base = sv.Detections.from_sam(sam_result=ordered)
+    mask = base.mask
+    if shape is not None:
+        if mask is None or len(mask) == 0:
+            mask = np.zeros((0, *shape), dtype=bool)
+        elif mask.shape[1:] != shape:
+            raise ValueError(
+                f"the masks have shape {mask.shape[1:]}, but image_shape is {shape}: pass "
+                "the shape of the image the masks were generated on"
+            )
 
     def column(key: str, *shape: int) -> npt.NDArray[np.float32]:
         return np.array([r[key] for r in ordered], dtype=np.float32).reshape(-1, *shape)
@@ -172,7 +205,7 @@ def amg_to_detections(results: Sequence[Mapping[str, Any]]) -> sv.Detections:
     predicted_iou = column("predicted_iou")
     return sv.Detections(
         xyxy=base.xyxy,
-        mask=base.mask,
+        mask=mask,
         confidence=predicted_iou,
         data={
             "predicted_iou": predicted_iou,

@@ -30,6 +30,10 @@ VARIABLES: dict[str, str] = {
     "`build/outputs` in a checkout, `/content/samkit_outputs` in Colab.",
     "SAMKIT_FAST_PRECISION": "`f32` (default) or `bf16` for `fast=True` on a CPU; bf16 is "
     "used only where the CPU reports it natively and a probe confirms it is faster.",
+    "SAMKIT_AMG_POINTS_PER_SIDE": "Grid of the automatic mask generator in "
+    "`amg_settings` (points per side) for every model, instead of the model's own: a "
+    "quick run on a slow CPU (the tests' photo-path run sets 4). Settings passed by name "
+    "still win.",
 }
 
 #: The environment variable that forces the device (``cpu``, ``cuda``, ``cuda:N``, ``mps``).
@@ -62,8 +66,52 @@ def variable(name: str) -> str | None:
 #: Where Colab keeps the notebook's files.
 COLAB_HOME = Path("/content")
 
-#: The Colab menu path that gives the notebook a GPU.
-COLAB_GPU_MENU = "Runtime -> Change runtime type -> Hardware accelerator: GPU -> Save"
+#: The Colab menu path that gives the notebook a GPU (Colab's Spanish menu names).
+COLAB_GPU_MENU = (
+    "Entorno de ejecución -> Cambiar tipo de entorno de ejecución -> Acelerador por "
+    "hardware: GPU -> Guardar"
+)
+
+
+def amg_points_per_side() -> int | None:
+    """``SAMKIT_AMG_POINTS_PER_SIDE`` as a number, or ``None`` when it is unset.
+
+    Returns:
+        The points per side of the automatic mask generator's grid, at least 1.
+
+    Raises:
+        ValueError: If the variable is set to anything but a whole number from 1 up.
+    """
+    value = variable("SAMKIT_AMG_POINTS_PER_SIDE")
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f"SAMKIT_AMG_POINTS_PER_SIDE must be a whole number from 1 up, but got {value!r}"
+        )
+    return int(value)
+
+
+def colab_upload() -> tuple[str, bytes]:
+    """Ask the learner for one file with Colab's upload button, and return it.
+
+    Returns:
+        The file's name and its bytes.
+
+    Raises:
+        RuntimeError: Outside Colab (there is no upload button to show).
+        ValueError: If no file, or more than one, was chosen.
+    """
+    if not in_colab():
+        raise RuntimeError(
+            "an upload button needs Google Colab; elsewhere pass a file path or an "
+            "ipywidgets.FileUpload to samkit.load_image"
+        )
+    uploaded = importlib.import_module("google.colab.files").upload()
+    if len(uploaded) != 1:
+        raise ValueError(f"choose exactly one image file, but got {len(uploaded)} files")
+    [(name, content)] = uploaded.items()
+    return str(name), bytes(content)
 
 
 def in_colab() -> bool:
@@ -171,13 +219,15 @@ def _cpu_count() -> int:
 
 
 def gpu_report() -> str:
-    """Describe the accelerator the notebook has, as text to print.
+    """Describe the accelerator the notebook has, as Spanish text to print.
+
+    The text is for the tutorial's Spanish notebooks; the menu path is Colab's, in
+    Colab's Spanish interface.
 
     Returns:
-        One line per CUDA GPU (name, memory in GiB), then the CUDA and torch versions;
-        or, with no GPU, ``"no GPU: CPU with N cores"``, the torch version, and how to
-        get a GPU in Colab (``Runtime -> Change runtime type -> Hardware accelerator:
-        GPU -> Save``).
+        One line per CUDA GPU (``GPU 0: <name>, 15.0 GiB``), then the CUDA and torch
+        versions; or, with no GPU, ``"sin GPU: CPU con N núcleos"``, the torch version,
+        and how to get a GPU in Colab (:data:`COLAB_GPU_MENU`).
 
     Example:
         ```python
@@ -192,10 +242,10 @@ def gpu_report() -> str:
             lines.append(f"GPU {index}: {props.name}, {memory:.1f} GiB")
         lines.append(f"CUDA {torch.version.cuda}, torch {torch.__version__}")
         return "\n".join(lines)
-    lines = [f"no GPU: CPU with {_cpu_count()} cores", f"torch {torch.__version__}"]
+    lines = [f"sin GPU: CPU con {_cpu_count()} núcleos", f"torch {torch.__version__}"]
     if _mps_available():
-        lines.insert(1, "Apple GPU (MPS) available: device 'mps'")
-    lines.append(f"For a GPU in Colab: {COLAB_GPU_MENU}, then run the notebook again.")
+        lines.insert(1, "GPU de Apple (MPS) disponible: dispositivo 'mps'")
+    lines.append(f"Para tener GPU en Colab: {COLAB_GPU_MENU}, y corré el notebook de nuevo.")
     return "\n".join(lines)
 
 

@@ -553,7 +553,7 @@ def load_mask_png(path: str | os.PathLike[str]) -> npt.NDArray[np.bool_]:
     from samkit.images import _open_image
 
     try:
-        with _open_image(target) as picture:
+        with _open_image(target, str(target)) as picture:
             if picture.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
                 values = np.asarray(picture)
                 if values.size and values.max() == 1 and values.min() >= 0:

@@ -6,6 +6,7 @@ import base64
 import io
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +24,7 @@ _MIME = {"png": "image/png", "jpeg": "image/jpeg"}
 _JPEG_MAX_SIDE = 65500
 
 
-def _open_image(file: Path) -> Image.Image:
+def _open_image(file: str | os.PathLike[str] | io.BytesIO, what: str) -> Image.Image:
     """``PIL.Image.open``, with Pillow's decompression-bomb refusal as a ``ValueError``.
 
     Raises:
@@ -37,7 +38,7 @@ def _open_image(file: Path) -> Image.Image:
         size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
         limit = 2 * int(Image.MAX_IMAGE_PIXELS or 0)
         raise ValueError(
-            f"{file} is an image of {size}, more than the {limit:,} pixels Pillow opens: "
+            f"{what} is an image of {size}, more than the {limit:,} pixels Pillow opens: "
             "it may be a decompression bomb (a small file that expands to gigabytes of "
             "memory). If you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS first."
         ) from None
@@ -96,8 +97,47 @@ def _to_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
-def load_image(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
-    """Read an image file into the RGB uint8 array SAM expects.
+def _decode(stream: str | os.PathLike[str] | io.BytesIO, what: str) -> npt.NDArray[np.uint8]:
+    """Decode an image file (a path or its bytes) into RGB uint8, upright."""
+    try:
+        with _open_image(stream, what) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            upright.load()
+            return _to_rgb(upright)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"cannot read {what} as an image: {error}") from error
+
+
+def _uploaded_file(value: Any) -> tuple[str, bytes] | None:
+    """The one file of an ``ipywidgets.FileUpload`` value, or ``None`` when it is empty.
+
+    ipywidgets 8 gives a tuple of dicts with ``name`` and ``content``; ipywidgets 7 a
+    dict from the file name to a dict with ``content``.
+    """
+    if isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values()):
+        entries = [{"name": name, **entry} for name, entry in value.items()]
+    elif isinstance(value, Sequence) and all(isinstance(v, Mapping) for v in value):
+        entries = [dict(entry) for entry in value]
+    else:
+        raise ValueError(
+            "an upload must be an ipywidgets.FileUpload or its value, but got "
+            f"{type(value).__name__}"
+        )
+    if not entries:
+        return None
+    if len(entries) > 1:
+        raise ValueError(f"choose exactly one image file, but the upload holds {len(entries)}")
+    content = entries[0].get("content")
+    if not isinstance(content, bytes | bytearray | memoryview):
+        raise ValueError("the uploaded file has no 'content' bytes")
+    return str(entries[0].get("name", "upload")), bytes(content)
+
+
+def load_image(
+    source: Any = None,
+    default: str | os.PathLike[str] | npt.NDArray[np.uint8] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Read an image (a file, an upload, or the learner's own file) into SAM's RGB array.
 
     The EXIF orientation is applied (a phone photo comes out upright), grayscale is
     repeated to three channels, 16-bit images are scaled to 8 bits, and transparent
@@ -105,34 +145,70 @@ def load_image(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
     viewers and the widget show it).
 
     Args:
-        path: Path of a PNG, JPEG or any other format Pillow reads.
+        source: What to read:
+
+            - a path of a PNG, JPEG or any other format Pillow reads;
+            - the bytes of such a file;
+            - an ``ipywidgets.FileUpload`` (or its ``.value``) holding one file;
+            - ``None``: in Google Colab, Colab's upload button is shown and the chosen
+              file is read (``samkit.env.colab_upload``); elsewhere ``default`` is used.
+        default: What to use when there is nothing to read: ``source`` is ``None``
+            outside Colab, or an upload that holds no file yet. A path or an RGB uint8
+            array of shape `(H, W, 3)` (returned as it is).
 
     Returns:
         A numpy array of shape `(H, W, 3)` and dtype uint8, in RGB order (not OpenCV's BGR).
 
     Raises:
-        FileNotFoundError: If there is no file at ``path``.
-        ValueError: If ``path`` is a directory, the file is not an image Pillow can read,
-            or it has more pixels than Pillow's decompression-bomb limit.
+        FileNotFoundError: If there is no file at the path.
+        ValueError: If the path is a directory, the file or bytes are not an image Pillow
+            can read, an upload holds more than one file, or there is nothing to read
+            and no ``default``.
 
     Example:
         ```python
-        image = samkit.load_image("data/images/shapes.png")
+        image = samkit.load_image("data/images/coffee.png")
+        image = samkit.load_image()  # in Colab: an upload button
         predictor.set_image(image)
         ```
     """
-    file = Path(path)
+    if source is not None and not isinstance(source, str | os.PathLike | bytes | bytearray):
+        if hasattr(source, "value") and not isinstance(source, np.ndarray | Mapping):
+            source = source.value  # an ipywidgets.FileUpload
+        uploaded = _uploaded_file(source)
+        if uploaded is None:
+            return _default_image(default, "the upload holds no file yet")
+        name, content = uploaded
+        return _decode(io.BytesIO(content), f"the uploaded file {name!r}")
+    if source is None:
+        from samkit import env
+
+        if not env.in_colab():
+            return _default_image(default, "no image was given")
+        name, content = env.colab_upload()
+        return _decode(io.BytesIO(content), f"the uploaded file {name!r}")
+    if isinstance(source, bytes | bytearray):
+        return _decode(io.BytesIO(bytes(source)), "the given bytes")
+    file = Path(source)
     if not file.exists():
         raise FileNotFoundError(f"image file not found: {file}")
     if file.is_dir():
         raise ValueError(f"{file} is a directory, not an image file")
-    try:
-        with _open_image(file) as opened:
-            upright = ImageOps.exif_transpose(opened)
-            upright.load()
-            return _to_rgb(upright)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"cannot read {file} as an image: {error}") from error
+    return _decode(file, str(file))
+
+
+def _default_image(
+    default: str | os.PathLike[str] | npt.NDArray[np.uint8] | None, why: str
+) -> npt.NDArray[np.uint8]:
+    """``default`` as an RGB array, or an error saying what to pass instead."""
+    if default is None:
+        raise ValueError(
+            f"{why}: pass a file path, the bytes of an image or an ipywidgets.FileUpload "
+            "holding one file (in Colab, load_image() shows an upload button)"
+        )
+    if isinstance(default, np.ndarray):
+        return check_rgb_image(default, "default")
+    return load_image(default)
 
 
 def encode_image(

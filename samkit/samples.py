@@ -49,6 +49,7 @@ class _Photo:
     box: tuple[int, int, int, int]  # x, y, width, height
     label: str
     point: tuple[int, int]
+    second_point: tuple[int, int]
     exclude_point: tuple[int, int]
     credit: str
 
@@ -64,29 +65,34 @@ class _SceneChoice:
 _PHOTOS: dict[str, _Photo] = {
     "chelsea": _Photo(
         box=(0, 0, 400, 300),
-        label="cat",
+        label="gato",
         point=(170, 115),
+        second_point=(250, 200),
         exclude_point=(425, 150),
-        credit="Chelsea the cat. Photo: Stefan van der Walt, CC0 (scikit-image sample data).",
+        credit=(
+            "La gata Chelsea. Foto: Stefan van der Walt, CC0 (datos de ejemplo de scikit-image)."
+        ),
     ),
     "coffee": _Photo(
         box=(170, 15, 242, 292),
-        label="cup",
+        label="taza",
         point=(300, 235),
+        second_point=(195, 190),
         exclude_point=(120, 250),
         credit=(
-            "Coffee cup. Photo: Rachel Michetti, courtesy of Pikolo Espresso Bar, CC0 "
-            "(scikit-image sample data)."
+            "Taza de café. Foto: Rachel Michetti, cortesía de Pikolo Espresso Bar, CC0 "
+            "(datos de ejemplo de scikit-image)."
         ),
     ),
     "astronaut": _Photo(
         box=(20, 15, 345, 497),
-        label="person",
+        label="persona",
         point=(100, 380),
+        second_point=(160, 300),
         exclude_point=(225, 110),
         credit=(
-            "Astronaut Eileen Collins. Photo: NASA, public domain (NASA Great Images, "
-            "https://flic.kr/p/r9qvLn, via scikit-image sample data)."
+            "La astronauta Eileen Collins. Foto: NASA, dominio público (NASA Great Images, "
+            "https://flic.kr/p/r9qvLn, vía los datos de ejemplo de scikit-image)."
         ),
     ),
 }
@@ -102,6 +108,14 @@ _SCENES: dict[str, _SceneChoice] = {
     "astronaut": _SceneChoice(seed=279, target=0),
 }
 
+#: The name of each kind of shape in the samples' labels (Spanish, as the notebooks).
+SHAPE_NAMES: dict[str, str] = {
+    "rectangle": "rectángulo",
+    "ellipse": "elipse",
+    "triangle": "triángulo",
+    "polygon": "polígono",
+}
+
 #: The names ``sample_image`` accepts.
 SAMPLE_NAMES: tuple[str, ...] = tuple(_PHOTOS)
 
@@ -115,16 +129,18 @@ class Sample:
         image: The RGB image, a uint8 numpy array of shape `(H, W, 3)`.
         ground_truth: The exact mask of every object, a bool numpy array of shape
             `(N, H, W)`, for a generated scene; ``None`` for a photo (nobody drew it).
-        labels: The name of every object of ``ground_truth`` (the kind of shape), or
-            an empty tuple for a photo.
+        labels: The name of every object of ``ground_truth`` (the kind of shape, in
+            Spanish: :data:`SHAPE_NAMES`), or an empty tuple for a photo.
         default_box: The box used when nobody drew one in the widget: a widget dict
             with keys ``x``, ``y``, ``width``, ``height`` and ``label``, in pixels.
         default_point: An ``(x, y)`` pixel inside the object of ``default_box``.
+        include_points: Two ``(x, y)`` pixels inside that object, apart from each other
+            (the first is ``default_point``), for several include clicks.
         exclude_point: An ``(x, y)`` pixel on something else nearby, for an exclude click.
         target: The row of ``ground_truth`` that ``default_box`` surrounds, or ``None``.
         boxes_file: A detector-style annotation file of boxes on this image (see
             :func:`load_boxes`), or ``None`` when there is none.
-        credit: Who made the image and under which licence.
+        credit: Who made the image and under which licence (Spanish, for the notebooks).
         source: Where the pixels come from: a file path, or the scene generator call.
     """
 
@@ -134,6 +150,7 @@ class Sample:
     labels: tuple[str, ...]
     default_box: dict[str, int | str]
     default_point: tuple[int, int]
+    include_points: tuple[tuple[int, int], ...]
     exclude_point: tuple[int, int]
     target: int | None
     boxes_file: Path | None
@@ -178,6 +195,22 @@ def _nearest_other(masks: npt.NDArray[np.bool_], target: int) -> int | None:
     return min(others, key=lambda i: float(distance[masks[i]].min()))
 
 
+def _second_point(mask: npt.NDArray[np.bool_], first: tuple[int, int]) -> tuple[int, int]:
+    """A pixel well inside ``mask`` and away from ``first`` (``first`` if there is none).
+
+    Among the pixels at least half as deep inside the shape as its deepest one, the one
+    farthest from ``first``.
+    """
+    import cv2
+
+    depth = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    ys, xs = np.nonzero(depth >= 0.5 * float(depth.max()))
+    if len(xs) == 0:  # pragma: no cover - a shape always has a deepest pixel
+        return first
+    far = int(np.argmax((xs - first[0]) ** 2 + (ys - first[1]) ** 2))
+    return (int(xs[far]), int(ys[far]))
+
+
 def _scene_sample(name: str) -> Sample:
     """The generated scene that stands in for the photo ``name`` under the shapes model."""
     choice = _SCENES[name]
@@ -188,6 +221,7 @@ def _scene_sample(name: str) -> Sample:
     x0, y0 = max(0, x0 - _BOX_MARGIN), max(0, y0 - _BOX_MARGIN)
     x1, y1 = min(width - 1, x1 + _BOX_MARGIN), min(height - 1, y1 + _BOX_MARGIN)
     neighbour = _nearest_other(scene.masks, target)
+    first = _point(deepest_point(scene.masks[target]))
     if neighbour is None:  # pragma: no cover - every chosen scene holds several shapes
         exclude = (0, 0)
     else:
@@ -196,19 +230,23 @@ def _scene_sample(name: str) -> Sample:
         name=name,
         image=scene.image,
         ground_truth=scene.masks,
-        labels=scene.kinds,
+        labels=tuple(SHAPE_NAMES[kind] for kind in scene.kinds),
         default_box={
             "x": x0,
             "y": y0,
             "width": x1 - x0,
             "height": y1 - y0,
-            "label": scene.kinds[target],
+            "label": SHAPE_NAMES[scene.kinds[target]],
         },
-        default_point=_point(deepest_point(scene.masks[target])),
+        default_point=first,
+        include_points=(first, _second_point(scene.masks[target], first)),
         exclude_point=exclude,
         target=target,
         boxes_file=_boxes_file(f"{name}_shapes"),
-        credit="Generated scene of simple shapes (samkit.shapes.make_scene), no rights reserved.",
+        credit=(
+            "Escena generada de figuras simples (samkit.shapes.make_scene), sin derechos "
+            "reservados."
+        ),
         source=f"samkit.shapes.make_scene(seed={choice.seed}, height={height}, width={width})",
     )
 
@@ -225,6 +263,7 @@ def _photo_sample(name: str) -> Sample:
         labels=(),
         default_box={"x": x, "y": y, "width": width, "height": height, "label": photo.label},
         default_point=photo.point,
+        include_points=(photo.point, photo.second_point),
         exclude_point=photo.exclude_point,
         target=None,
         boxes_file=_boxes_file(name),
@@ -300,7 +339,7 @@ def load_boxes(path: str | os.PathLike[str]) -> sv.Detections:
     boxes, SAM turns each box into a mask). It is JSON::
 
         {"image": "astronaut",
-         "detections": [{"label": "person", "score": 0.97, "xyxy": [20, 15, 365, 512]}]}
+         "detections": [{"label": "persona", "score": 0.97, "xyxy": [20, 15, 365, 512]}]}
 
     Args:
         path: The JSON file (e.g. ``sample.boxes_file``).

@@ -4,6 +4,10 @@ The generated scenes (``samkit.sample_image`` under the ``shapes`` model) carry 
 exact ground truth, so a report can say how close each mask is to it; on a photo it says
 that the truth is unknown.
 
+The reports are text for the tutorial's notebooks to print, so they are worded in
+Spanish, as everything a learner reads there ("puntaje" is SAM's score); the numbers
+in them are the values this module computes.
+
 Example:
     ```python
     masks, scores, _ = predictor.predict(box=samkit.bboxes_to_xyxy([sample.default_box])[0])
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +28,15 @@ import supervision as sv
 
 from samkit.masks import mask_iou, stack_masks
 from samkit.samples import Sample
+
+#: What a report says when there is no mask to describe.
+NO_MASKS = "ninguna máscara"
+
+#: What :func:`amg_report` adds when the generator kept no mask.
+NO_AMG_MASKS_HINT = (
+    "ninguna máscara pasó los filtros del generador: probá bajar pred_iou_thresh o "
+    "stability_score_thresh (samkit.amg_settings(pred_iou_thresh=0.7))"
+)
 
 
 def _check_sample(sample: object) -> Sample:
@@ -71,9 +85,11 @@ def _check_score(score: object) -> float | None:
 
 def _iou_text(match: tuple[float, int] | None, sample: Sample) -> str:
     if match is None:
-        return f"IoU with ground truth: unknown (no ground truth for the photo {sample.name!r})"
+        return (
+            f"IoU con la verdad: no se sabe (la foto {sample.name!r} no trae máscaras verdaderas)"
+        )
     iou, row = match
-    return f"IoU with ground truth: {iou:.3f} (object {row}, {sample.labels[row]})"
+    return f"IoU con la verdad: {iou:.3f} (objeto {row}, {sample.labels[row]})"
 
 
 def mask_report(
@@ -90,10 +106,10 @@ def mask_report(
         score: SAM's own estimate of the mask's quality (from ``predict``), if any.
 
     Returns:
-        Lines of text: ``area: 12345 px``, ``score: 0.987`` when given, and
-        ``IoU with ground truth: 0.953 (object 2, ellipse)`` against the best-matching
-        object when the ground truth is known (a generated scene), or a line saying it is
-        unknown (a photo).
+        Lines of Spanish text: ``área: 12345 px``, ``puntaje: 0.987`` when a score is
+        given, and ``IoU con la verdad: 0.953 (objeto 2, elipse)`` against the
+        best-matching object when the ground truth is known (a generated scene), or a
+        line saying it is unknown (a photo).
 
     Raises:
         ValueError: If ``sample`` is not a ``Sample``, ``mask`` is not one mask of the
@@ -112,9 +128,9 @@ def mask_report(
     sample = _check_sample(sample)
     checked = _check_mask(mask, sample)
     value = _check_score(score)
-    lines = [f"area: {int(checked.sum())} px"]
+    lines = [f"área: {int(checked.sum())} px"]
     if value is not None:
-        lines.append(f"score: {value:.3f}")
+        lines.append(f"puntaje: {value:.3f}")
     lines.append(_iou_text(_best_match(checked, sample), sample))
     return "\n".join(lines)
 
@@ -128,9 +144,9 @@ def detections_report(detections: sv.Detections, sample: Sample) -> str:
         sample: The :class:`Sample` the masks were predicted on.
 
     Returns:
-        One line per row, ``#0 person: area 1234 px, score 0.950, IoU with ground
-        truth: 0.930 (object 1, ellipse)`` (the IoU only when the ground truth is known),
-        or ``no detections`` when there are none.
+        One line of Spanish text per row, ``#0 persona: área 1234 px, puntaje 0.950,
+        IoU con la verdad: 0.930 (objeto 1, elipse)`` (the IoU only when the ground
+        truth is known), or ``ninguna máscara`` when there are none.
 
     Raises:
         ValueError: If ``detections`` has no masks or masks of another size, or
@@ -146,18 +162,67 @@ def detections_report(detections: sv.Detections, sample: Sample) -> str:
         raise ValueError(f"detections must be sv.Detections, but got {type(detections).__name__}")
     masks = stack_masks(detections)
     if len(masks) == 0:
-        return "no detections"
+        return NO_MASKS
     names = detections.data.get("class_name")
     lines = []
     for row, mask in enumerate(masks):
         checked = _check_mask(mask, sample)
         label = f" {names[row]}" if names is not None else ""
         score = (
-            f", score {float(detections.confidence[row]):.3f}"
+            f", puntaje {float(detections.confidence[row]):.3f}"
             if detections.confidence is not None
             else ""
         )
         match = _best_match(checked, sample)
         truth = f", {_iou_text(match, sample)}" if match is not None else ""
-        lines.append(f"#{row}{label}: area {int(checked.sum())} px{score}{truth}")
+        lines.append(f"#{row}{label}: área {int(checked.sum())} px{score}{truth}")
+    return "\n".join(lines)
+
+
+def amg_report(records: Sequence[Mapping[str, Any]]) -> str:
+    """Describe what ``SamAutomaticMaskGenerator.generate`` returned: count, keys, format.
+
+    Args:
+        records: The list of dicts returned by ``generate`` (it may be empty).
+
+    Returns:
+        Spanish text: ``máscaras: 19``, then the keys of a record and the shape and
+        dtype of its ``segmentation`` (``segmentation: (480, 640) bool``, or its size
+        and length for ``output_mode="coco_rle"``); with no
+        record, a line saying that no mask passed the generator's filters and which
+        settings to lower.
+
+    Raises:
+        ValueError: If ``records`` is not a list of dicts with a ``segmentation`` array.
+
+    Example:
+        ```python
+        print(samkit.scoring.amg_report(mask_generator.generate(image)))
+        ```
+    """
+    if not isinstance(records, Sequence) or isinstance(records, str | bytes):
+        raise ValueError(
+            "records must be the list of dicts returned by SamAutomaticMaskGenerator."
+            f"generate, but got {type(records).__name__}"
+        )
+    lines = [f"máscaras: {len(records)}"]
+    if len(records) == 0:
+        return "\n".join([*lines, NO_AMG_MASKS_HINT])
+    first = records[0]
+    segmentation = first.get("segmentation") if isinstance(first, Mapping) else None
+    if isinstance(segmentation, np.ndarray):
+        described = f"{segmentation.shape} {segmentation.dtype}"
+    elif isinstance(segmentation, Mapping) and {"size", "counts"} <= set(segmentation):
+        counts = segmentation["counts"]
+        described = (
+            f"RLE de COCO, size {list(segmentation['size'])}, counts de {len(counts)} caracteres"
+        )
+    else:
+        raise ValueError(
+            "records must be dicts with a 'segmentation' array (output_mode='binary_mask') "
+            "or COCO RLE dict (output_mode='coco_rle'), but the first one is "
+            f"{type(first).__name__} with segmentation {type(segmentation).__name__}"
+        )
+    lines.append(f"claves: {sorted(first)}")
+    lines.append(f"segmentation: {described}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from typing import Any
 
 from segment_anything import SamAutomaticMaskGenerator
 
+from samkit import env
 from samkit.model import default_model_type, model_spec
 
 #: Parameters of ``SamAutomaticMaskGenerator`` that are not plain settings.
@@ -54,11 +55,13 @@ def amg_settings(model_type: str | None = None, **overrides: Any) -> dict[str, A
         A new dict of keyword arguments for ``SamAutomaticMaskGenerator(sam, **settings)``:
         segment-anything's defaults, with the model's own settings from the registry on
         top (``samkit.model.MODEL_TYPES[...].amg_settings``: for ``"shapes"`` a coarser
-        grid of points and thresholds that suit the small model); then ``overrides``.
+        grid of points and thresholds that suit the small model); then the grid of
+        ``SAMKIT_AMG_POINTS_PER_SIDE`` when it is set; then ``overrides``.
 
     Raises:
-        ValueError: If ``model_type`` is not a known model type, or an override is not a
-            setting of ``SamAutomaticMaskGenerator``.
+        ValueError: If ``model_type`` is not a known model type, an override is not a
+            setting of ``SamAutomaticMaskGenerator``, or ``SAMKIT_AMG_POINTS_PER_SIDE``
+            is not a whole number from 1 up.
 
     Example:
         ```python
@@ -74,5 +77,8 @@ def amg_settings(model_type: str | None = None, **overrides: Any) -> dict[str, A
             f"settings are {', '.join(settings)}"
         )
     settings.update(spec.amg_settings)
+    points = env.amg_points_per_side()
+    if points is not None:
+        settings["points_per_side"] = points
     settings.update(overrides)
     return settings

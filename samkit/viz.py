@@ -22,7 +22,10 @@ import supervision as sv
 from matplotlib.figure import Figure
 
 from samkit.images import check_rgb_image
-from samkit.masks import grid_shape, stack_masks
+from samkit.masks import grid_shape, mask_iou, stack_masks
+
+#: What an empty grid or heatmap says (the figures are shown in the Spanish notebooks).
+NO_MASKS_TEXT = "ninguna máscara para mostrar"
 
 
 class NotebookFigure(Figure):
@@ -210,8 +213,9 @@ def mask_grid(
     max_cols: int = 8,
     cell_size: float = 2.0,
     save_to: str | os.PathLike[str] | None = None,
+    iou: bool = False,
 ) -> Figure:
-    """Show every mask in its own cell of a grid (any count: 0, 1, 7, 100...).
+    """Show every mask in its own cell of a grid (any count: 0, 1, 7, 100...), or their IoUs.
 
     Args:
         masks_or_detections: ``sv.Detections`` with masks, an array `(N, H, W)`, or a
@@ -220,10 +224,15 @@ def mask_grid(
         max_cols: The widest the grid may be (see :func:`grid_shape`).
         cell_size: Width and height of one cell in inches.
         save_to: Also save the figure there (atomically).
+        iou: Draw instead the IoU of every pair of masks as a heatmap `(N, N)`: row and
+            column ``i`` are mask ``#i`` of the grid, the values (0 to 1) are written in
+            the cells when there are at most 15 masks. Near-duplicates show as bright
+            cells off the diagonal.
 
     Returns:
-        A matplotlib ``Figure`` with one axes per mask (unused cells removed); with no
-        masks, a small figure that says so and has no axes.
+        A matplotlib ``Figure`` with one axes per mask (unused cells removed), or with
+        the heatmap and its colour bar; with no masks, a small figure that says so and
+        has no axes.
 
     Raises:
         ValueError: As :func:`stack_masks` and :func:`grid_shape`, or if ``titles`` does
@@ -244,8 +253,10 @@ def mask_grid(
         )
     if len(masks) == 0:
         figure = NotebookFigure(figsize=(cell_size * 2, cell_size / 2))
-        figure.text(0.5, 0.5, "no masks to show", ha="center", va="center")
+        figure.text(0.5, 0.5, NO_MASKS_TEXT, ha="center", va="center")
         return _finish(figure, save_to)
+    if iou:
+        return _finish(_iou_heatmap(masks, cell_size), save_to)
     figure = NotebookFigure(figsize=(cell_size * cols, cell_size * rows))
     grid = figure.subplots(rows, cols, squeeze=False)
     for index, axes in enumerate(grid.flat):
@@ -256,6 +267,31 @@ def mask_grid(
         axes.set_title(str(titles[index]), fontsize="small")
         axes.axis("off")
     return _finish(figure, save_to)
+
+
+#: The most masks whose IoU values are written in the heatmap's cells.
+_MAX_WRITTEN = 15
+
+
+def _iou_heatmap(masks: npt.NDArray[np.bool_], cell_size: float) -> Figure:
+    """The pairwise IoU of ``masks`` `(N, H, W)` as a heatmap figure, N above 0."""
+    values = np.asarray(mask_iou(masks, masks), dtype=np.float64)
+    count = len(masks)
+    side = max(3.0, min(10.0, 0.45 * count + 2.0)) * cell_size / 2.0
+    figure = NotebookFigure(figsize=(side * 1.2, side))
+    axes = figure.subplots()
+    image = axes.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+    names = [f"#{i}" for i in range(count)]
+    step = max(1, count // 20)
+    axes.set_xticks(range(0, count, step), names[::step], rotation=90, fontsize="small")
+    axes.set_yticks(range(0, count, step), names[::step], fontsize="small")
+    axes.set_title("IoU entre máscaras")
+    if count <= _MAX_WRITTEN:
+        for (row, col), value in np.ndenumerate(values):
+            colour = "black" if value > 0.6 else "white"
+            axes.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    return figure
 
 
 #: Colours (RGB) of include and exclude clicks in :func:`draw_points`.

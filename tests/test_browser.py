@@ -49,9 +49,10 @@ MIN_IOU = 0.85
 #: and is scaled down otherwise; the test maps screen to image pixels either way.
 VIEWPORT = (1280, 1100)
 
-_BOX_RE = re.compile(r"box xyxy:\s*\[([^\]]*)\]")
-#: ``samkit.mask_report`` adds the object it matched: ``0.953 (object 2, ellipse)``.
-_IOU_RE = re.compile(r"IoU with ground truth:\s*([0-9]*\.?[0-9]+)(?:\s*\(object (\d+))?")
+#: The converted box as notebook 4 prints it (``caja xyxy: [...]``; ``box`` before).
+_BOX_RE = re.compile(r"(?:caja|box) xyxy:\s*\[([^\]]*)\]")
+#: ``samkit.mask_report`` adds the object it matched: ``0.953 (objeto 2, elipse)``.
+_IOU_RE = re.compile(r"IoU con la verdad:\s*([0-9]*\.?[0-9]+)(?:\s*\(objeto (\d+))?")
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
         if not found:
             raise fail(
                 "no-iou",
-                "no cell after the conversion cell printed 'IoU with ground truth: 0.xxx'",
+                "no cell after the conversion cell printed 'IoU con la verdad: 0.xxx'",
                 cell=layout.convert_cell,
             )
         result_cell = found[0]

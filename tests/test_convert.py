@@ -424,3 +424,30 @@ def test_amg_bad_bbox_or_area_names_the_record_and_key(
     results = [amg_results[0], {**amg_results[1], key: value}]
     with pytest.raises(ValueError, match=exactly(message)):
         samkit.amg_to_detections(results)
+
+
+def test_amg_to_detections_empty_with_image_shape() -> None:
+    # no mask, but the image's size known: a (0, H, W) mask array, as from masks
+    detections = samkit.amg_to_detections([], image_shape=(48, 64))
+    assert len(detections) == 0
+    assert detections.mask is not None and detections.mask.shape == (0, 48, 64)
+    assert detections.mask.dtype == bool
+
+
+def test_amg_to_detections_checks_image_shape(amg_results: list[dict[str, Any]]) -> None:
+    height, width = amg_results[0]["segmentation"].shape
+    same = samkit.amg_to_detections(amg_results, image_shape=(height, width))
+    np.testing.assert_array_equal(same.mask, samkit.amg_to_detections(amg_results).mask)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"the masks have shape {(height, width)}, but image_shape is {(height + 1, width)}"
+        ),
+    ):
+        samkit.amg_to_detections(amg_results, image_shape=(height + 1, width))
+
+
+@pytest.mark.parametrize("image_shape", [(0, 5), (5,), "48x64", (4.0, 5), (True, 5)])
+def test_amg_to_detections_bad_image_shape(image_shape: Any) -> None:
+    with pytest.raises(ValueError, match=re.escape("image_shape must be (H, W)")):
+        samkit.amg_to_detections([], image_shape=image_shape)

@@ -153,16 +153,16 @@ def test_gpu_report_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_machine(monkeypatch, cuda=0, mps=False)
     monkeypatch.setattr(env, "_cpu_count", lambda: 4)
     assert samkit.gpu_report() == (
-        "no GPU: CPU with 4 cores\n"
+        "sin GPU: CPU con 4 núcleos\n"
         f"torch {torch.__version__}\n"
-        "For a GPU in Colab: Runtime -> Change runtime type -> Hardware accelerator: GPU "
-        "-> Save, then run the notebook again."
+        "Para tener GPU en Colab: Entorno de ejecución -> Cambiar tipo de entorno de "
+        "ejecución -> Acelerador por hardware: GPU -> Guardar, y corré el notebook de nuevo."
     )
 
 
 def test_gpu_report_with_mps(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_machine(monkeypatch, cuda=0, mps=True)
-    assert "Apple GPU (MPS) available: device 'mps'" in samkit.gpu_report().splitlines()
+    assert "GPU de Apple (MPS) disponible: dispositivo 'mps'" in samkit.gpu_report().splitlines()
 
 
 def test_gpu_report_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,5 +183,74 @@ def test_gpu_report_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gpu_report_on_this_machine() -> None:
     report = samkit.gpu_report()
     first = report.splitlines()[0]
-    assert first.startswith("GPU 0: " if torch.cuda.is_available() else "no GPU: CPU with ")
+    assert first.startswith("GPU 0: " if torch.cuda.is_available() else "sin GPU: CPU con ")
     assert f"torch {torch.__version__}" in report
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),  # unset: the model's own grid
+        ("", None),  # blank counts as unset
+        ("4", 4),
+        (" 32 ", 32),  # blanks around are ignored
+    ],
+)
+def test_amg_points_per_side(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: int | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv("SAMKIT_AMG_POINTS_PER_SIDE", raising=False)
+    else:
+        monkeypatch.setenv("SAMKIT_AMG_POINTS_PER_SIDE", value)
+    assert env.amg_points_per_side() == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "four", "4.5"])
+def test_amg_points_per_side_bad_value(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("SAMKIT_AMG_POINTS_PER_SIDE", value)
+    with pytest.raises(
+        ValueError,
+        match=exactly(
+            f"SAMKIT_AMG_POINTS_PER_SIDE must be a whole number from 1 up, but got {value!r}"
+        ),
+    ):
+        env.amg_points_per_side()
+
+
+def _fake_colab_files(monkeypatch: pytest.MonkeyPatch, uploaded: dict[str, bytes]) -> None:
+    """A stand-in google.colab with a files.upload() that returns ``uploaded``."""
+    colab = types.ModuleType("google.colab")
+    files = types.ModuleType("google.colab.files")
+    files.upload = lambda: dict(uploaded)  # type: ignore[attr-defined]
+    colab.files = files  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.files", files)
+
+
+def test_colab_upload_returns_the_one_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_colab_files(monkeypatch, {"gato.jpg": b"\xff\xd8 pixels"})
+    assert env.colab_upload() == ("gato.jpg", b"\xff\xd8 pixels")
+
+
+@pytest.mark.parametrize(
+    "uploaded",
+    [
+        {},  # the learner closed the dialog without choosing a file
+        {"a.jpg": b"1", "b.jpg": b"2"},  # two files
+    ],
+)
+def test_colab_upload_wants_one_file(
+    monkeypatch: pytest.MonkeyPatch, uploaded: dict[str, bytes]
+) -> None:
+    _fake_colab_files(monkeypatch, uploaded)
+    with pytest.raises(
+        ValueError, match=exactly(f"choose exactly one image file, but got {len(uploaded)} files")
+    ):
+        env.colab_upload()
+
+
+def test_colab_upload_outside_colab(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    with pytest.raises(RuntimeError, match="an upload button needs Google Colab"):
+        env.colab_upload()

@@ -3,6 +3,8 @@ from __future__ import annotations
 import base64
 import io
 import re
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +303,101 @@ def test_wide_jpeg_file_is_encoded_as_png(tmp_path: Path) -> None:
     Image.fromarray(image).save(tmp_path / "wide.png")
     (tmp_path / "wide.png").rename(path)  # a PNG under a .jpg name: Pillow reads it
     assert samkit.encode_image(path).startswith("data:image/png;base64,")
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+_RGB = np.array([[[255, 0, 0], [0, 0, 255]]], dtype=np.uint8)
+
+
+class _FakeUpload:
+    """What matters of an ipywidgets.FileUpload: its ``value``."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+@pytest.mark.parametrize(
+    "make_source",
+    [
+        # the bytes of a file
+        lambda data: data,
+        lambda data: bytearray(data),
+        # ipywidgets 8: a tuple of dicts; content is a memoryview
+        lambda data: ({"name": "a.png", "type": "image/png", "content": memoryview(data)},),
+        # ipywidgets 7: a dict from the file name to a dict
+        lambda data: {"a.png": {"metadata": {"name": "a.png"}, "content": data}},
+        # the widget itself
+        lambda data: _FakeUpload(({"name": "a.png", "content": memoryview(data)},)),
+    ],
+)
+def test_load_image_from_bytes_and_uploads(make_source: Any) -> None:
+    loaded = samkit.load_image(make_source(_png_bytes(_RGB)))
+    np.testing.assert_array_equal(loaded, _RGB)
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [
+        (),  # ipywidgets 8 before a file is chosen
+        {},  # ipywidgets 7
+        _FakeUpload(()),
+    ],
+)
+def test_load_image_empty_upload_uses_the_default(empty: Any, tmp_path: Path) -> None:
+    assert samkit.load_image(empty, default=_RGB) is _RGB
+    path = write(Image.fromarray(_RGB), tmp_path / "default.png")
+    np.testing.assert_array_equal(samkit.load_image(empty, default=path), _RGB)
+    with pytest.raises(ValueError, match="the upload holds no file yet: pass a file path"):
+        samkit.load_image(empty)
+
+
+def test_load_image_none_outside_colab(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert samkit.load_image(None, default=_RGB) is _RGB
+    with pytest.raises(ValueError, match="no image was given: pass a file path"):
+        samkit.load_image()
+
+
+def test_load_image_none_in_colab_shows_the_upload_button(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    colab = types.ModuleType("google.colab")
+    files = types.ModuleType("google.colab.files")
+    files.upload = lambda: {"foto.png": _png_bytes(_RGB)}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.files", files)
+    # the default is for outside Colab: in Colab the upload is read
+    other = np.zeros((3, 3, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(samkit.load_image(default=other), _RGB)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        # two files in one upload
+        (
+            ({"name": "a.png", "content": b"1"}, {"name": "b.png", "content": b"2"}),
+            "choose exactly one image file, but the upload holds 2",
+        ),
+        # an upload entry without bytes
+        (({"name": "a.png"},), "the uploaded file has no 'content' bytes"),
+        # not an upload at all
+        (3.5, "an upload must be an ipywidgets.FileUpload or its value, but got float"),
+        # bytes that are not an image
+        (b"not an image", "cannot read the given bytes as an image"),
+        (({"name": "x.png", "content": b"nope"},), "cannot read the uploaded file 'x.png'"),
+    ],
+)
+def test_load_image_bad_sources(source: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        samkit.load_image(source)
+
+
+def test_load_image_bad_default() -> None:
+    with pytest.raises(ValueError, match=re.escape("default must be an RGB uint8 np.ndarray")):
+        samkit.load_image((), default=np.zeros((2, 2), dtype=np.uint8))

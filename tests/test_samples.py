@@ -51,7 +51,12 @@ def test_photo_sample(name: str) -> None:
     for x, y in (sample.default_point, sample.exclude_point):
         assert 0 <= x < width and 0 <= y < height
     assert x0 <= sample.default_point[0] <= x1 and y0 <= sample.default_point[1] <= y1
-    assert re.search(r"CC0|public domain", sample.credit)
+    # several include clicks: the default one first, then another inside the box
+    first, second = sample.include_points
+    assert first == sample.default_point and second != first
+    assert 0 <= second[0] < width and 0 <= second[1] < height
+    assert x0 <= second[0] <= x1 and y0 <= second[1] <= y1
+    assert re.search(r"CC0|dominio público", sample.credit)
     assert sample.source.endswith(f"{name}.png")
 
 
@@ -78,6 +83,10 @@ def test_scene_sample(name: str) -> None:
     # the include point is on the target, the exclude point on another shape
     include_x, include_y = sample.default_point
     assert target[include_y, include_x]
+    # both include clicks are on the target, apart from each other
+    (x_a, y_a), (x_b, y_b) = sample.include_points
+    assert (x_a, y_a) == sample.default_point
+    assert target[y_b, x_b] and (x_b - x_a) ** 2 + (y_b - y_a) ** 2 >= 20**2
     exclude_x, exclude_y = sample.exclude_point
     others = np.delete(truth, sample.target, axis=0)
     assert others[:, exclude_y, exclude_x].any()
@@ -177,8 +186,8 @@ def test_photo_boxes_file() -> None:
     sample = samkit.sample_image("astronaut", model_type="vit_b")
     assert sample.boxes_file == locations.data_dir() / "annotations" / "astronaut.json"
     boxes = samkit.load_boxes(sample.boxes_file)
-    assert boxes.data["class_name"].tolist() == ["person", "helmet", "flag", "space shuttle"]
-    assert boxes.class_id.tolist() == [2, 1, 0, 3]
+    assert boxes.data["class_name"].tolist() == ["persona", "casco", "bandera", "transbordador"]
+    assert boxes.class_id.tolist() == [2, 1, 0, 3]  # bandera, casco, persona, transbordador
     assert boxes.xyxy.dtype == np.float32
     assert (boxes.xyxy[:, 2:] <= 512).all()
     # the person box is the default box

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ def test_mask_report_exact_mask(scene: samkit.samples.Sample) -> None:
     mask = _target_mask(scene)
     label = scene.labels[scene.target or 0]
     assert samkit.mask_report(mask, scene) == (
-        f"area: {int(mask.sum())} px\nIoU with ground truth: 1.000 (object {scene.target}, {label})"
+        f"área: {int(mask.sum())} px\nIoU con la verdad: 1.000 (objeto {scene.target}, {label})"
     )
 
 
@@ -45,16 +46,16 @@ def test_mask_report_with_score_and_partial_mask(scene: samkit.samples.Sample) -
     label = scene.labels[scene.target or 0]
     report = samkit.mask_report(mask, scene, score=np.float32(0.91234))
     assert report.splitlines() == [
-        f"area: {int(mask.sum())} px",
-        "score: 0.912",
-        f"IoU with ground truth: {iou:.3f} (object {scene.target}, {label})",
+        f"área: {int(mask.sum())} px",
+        "puntaje: 0.912",
+        f"IoU con la verdad: {iou:.3f} (objeto {scene.target}, {label})",
     ]
 
 
 def test_mask_report_empty_mask(scene: samkit.samples.Sample) -> None:
     # an empty mask matches nothing: IoU 0 (with object 0, the first of the ties)
     report = samkit.mask_report(np.zeros(SCENE_SIZE, bool), scene)
-    assert report == f"area: 0 px\nIoU with ground truth: 0.000 (object 0, {scene.labels[0]})"
+    assert report == f"área: 0 px\nIoU con la verdad: 0.000 (objeto 0, {scene.labels[0]})"
 
 
 def test_mask_report_accepts_one_mask_with_a_leading_axis(scene: samkit.samples.Sample) -> None:
@@ -66,8 +67,8 @@ def test_mask_report_on_a_photo(photo: samkit.samples.Sample) -> None:
     mask = np.zeros(photo.image.shape[:2], bool)
     mask[10:20, 10:30] = True
     assert samkit.mask_report(mask, photo, score=0.5) == (
-        "area: 200 px\nscore: 0.500\n"
-        "IoU with ground truth: unknown (no ground truth for the photo 'coffee')"
+        "área: 200 px\npuntaje: 0.500\n"
+        "IoU con la verdad: no se sabe (la foto 'coffee' no trae máscaras verdaderas)"
     )
 
 
@@ -114,10 +115,10 @@ def test_detections_report(scene: samkit.samples.Sample) -> None:
         data={"class_name": np.array(["a", "b"])},
     )
     assert samkit.scoring.detections_report(detections, scene).splitlines() == [
-        f"#0 a: area {int(masks[0].sum())} px, score 0.900, "
-        f"IoU with ground truth: 1.000 (object 0, {scene.labels[0]})",
-        f"#1 b: area {int(masks[1].sum())} px, score 0.800, "
-        f"IoU with ground truth: 1.000 (object 1, {scene.labels[1]})",
+        f"#0 a: área {int(masks[0].sum())} px, puntaje 0.900, "
+        f"IoU con la verdad: 1.000 (objeto 0, {scene.labels[0]})",
+        f"#1 b: área {int(masks[1].sum())} px, puntaje 0.800, "
+        f"IoU con la verdad: 1.000 (objeto 1, {scene.labels[1]})",
     ]
 
 
@@ -125,7 +126,7 @@ def test_detections_report_without_names_or_scores(scene: samkit.samples.Sample)
     mask = np.zeros((1, *SCENE_SIZE), bool)
     detections = sv.Detections(xyxy=np.zeros((1, 4), np.float32), mask=mask)
     report = samkit.scoring.detections_report(detections, scene)
-    assert report == f"#0: area 0 px, IoU with ground truth: 0.000 (object 0, {scene.labels[0]})"
+    assert report == f"#0: área 0 px, IoU con la verdad: 0.000 (objeto 0, {scene.labels[0]})"
 
 
 def test_detections_report_on_a_photo(photo: samkit.samples.Sample) -> None:
@@ -135,12 +136,12 @@ def test_detections_report_on_a_photo(photo: samkit.samples.Sample) -> None:
     detections = sv.Detections(
         xyxy=np.zeros((1, 4), np.float32), mask=mask, confidence=np.array([0.5], np.float32)
     )
-    assert samkit.scoring.detections_report(detections, photo) == "#0: area 100 px, score 0.500"
+    assert samkit.scoring.detections_report(detections, photo) == "#0: área 100 px, puntaje 0.500"
 
 
 def test_detections_report_empty(scene: samkit.samples.Sample) -> None:
     empty = sv.Detections(xyxy=np.zeros((0, 4), np.float32), mask=np.zeros((0, *SCENE_SIZE), bool))
-    assert samkit.scoring.detections_report(empty, scene) == "no detections"
+    assert samkit.scoring.detections_report(empty, scene) == "ninguna máscara"
 
 
 @pytest.mark.parametrize(
@@ -162,3 +163,52 @@ def test_detections_report_rejects(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         samkit.scoring.detections_report(detections, scene)
+
+
+def _record(shape: tuple[int, int]) -> dict[str, object]:
+    return {
+        "segmentation": np.zeros(shape, dtype=bool),
+        "area": 0,
+        "bbox": [0, 0, 1, 1],
+        "predicted_iou": 0.9,
+        "point_coords": [[1.0, 1.0]],
+        "stability_score": 0.95,
+        "crop_box": [0, 0, shape[1], shape[0]],
+    }
+
+
+def test_amg_report() -> None:
+    report = samkit.scoring.amg_report([_record((4, 6)), _record((4, 6))])
+    assert report == (
+        "máscaras: 2\n"
+        "claves: ['area', 'bbox', 'crop_box', 'point_coords', 'predicted_iou', "
+        "'segmentation', 'stability_score']\n"
+        "segmentation: (4, 6) bool"
+    )
+
+
+def test_amg_report_with_no_mask() -> None:
+    # empty: what random weights or strict thresholds give; the report says what to lower
+    assert samkit.scoring.amg_report([]) == ("máscaras: 0\n" + samkit.scoring.NO_AMG_MASKS_HINT)
+    assert "pred_iou_thresh" in samkit.scoring.NO_AMG_MASKS_HINT
+
+
+def test_amg_report_with_coco_rle() -> None:
+    record = {**_record((4, 6)), "segmentation": {"size": [4, 6], "counts": "0b1"}}
+    assert samkit.scoring.amg_report([record]).splitlines()[-1] == (
+        "segmentation: RLE de COCO, size [4, 6], counts de 3 caracteres"
+    )
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ("masks", "records must be the list of dicts"),  # a string is not a list
+        (None, "records must be the list of dicts"),
+        ([{"segmentation": "x"}], "records must be dicts with a 'segmentation' array"),
+        ([3], "records must be dicts with a 'segmentation' array"),
+    ],
+)
+def test_amg_report_rejects(records: object, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        samkit.scoring.amg_report(records)  # type: ignore[arg-type]

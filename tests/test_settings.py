@@ -109,3 +109,31 @@ def test_amg_settings_rejects(model: Any) -> None:
         ),
     ):
         samkit.amg_settings(model)
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "expected"),
+    [
+        ("vit_b", {}, 4),  # the variable replaces segment-anything's 32
+        ("shapes", {}, 4),  # and the registry's 16
+        ("vit_b", {"points_per_side": 8}, 8),  # a setting passed by name still wins
+    ],
+)
+def test_amg_settings_grid_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, model: str, overrides: dict[str, Any], expected: int
+) -> None:
+    monkeypatch.setenv("SAMKIT_AMG_POINTS_PER_SIDE", "4")
+    settings = samkit.amg_settings(model, **overrides)
+    assert settings["points_per_side"] == expected
+    # nothing else moves
+    monkeypatch.delenv("SAMKIT_AMG_POINTS_PER_SIDE")
+    plain = samkit.amg_settings(model, **overrides)
+    assert {k: v for k, v in settings.items() if k != "points_per_side"} == {
+        k: v for k, v in plain.items() if k != "points_per_side"
+    }
+
+
+def test_amg_settings_bad_grid_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMKIT_AMG_POINTS_PER_SIDE", "many")
+    with pytest.raises(ValueError, match="SAMKIT_AMG_POINTS_PER_SIDE must be a whole number"):
+        samkit.amg_settings("vit_b")

@@ -213,7 +213,7 @@ def test_mask_grid_any_count(count: int, max_cols: int, grid: tuple[int, int]) -
             np.testing.assert_array_equal(shown, mask)
         assert figure.axes[-1].get_title() == f"#{count - 1}: {count} px"
     else:
-        assert [text.get_text() for text in figure.texts] == ["no masks to show"]
+        assert [text.get_text() for text in figure.texts] == ["ninguna máscara para mostrar"]
     assert figure._repr_png_().startswith(PNG_SIGNATURE)  # type: ignore[attr-defined]
 
 
@@ -420,3 +420,31 @@ def test_draw_labels_without_detections() -> None:
 def test_draw_labels_rejects(detections: Any, labels: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         samkit.viz.draw_labels(np.zeros((100, 120, 3), np.uint8), detections, labels)
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 16])  # empty; one; written values; too many to write
+def test_mask_grid_iou_heatmap(count: int) -> None:
+    masks = masks_of(count)
+    figure = samkit.mask_grid(masks, iou=True)
+    if count == 0:
+        assert [text.get_text() for text in figure.texts] == ["ninguna máscara para mostrar"]
+        assert figure.axes == []
+        return
+    heatmap, _colour_bar = figure.axes
+    [shown] = heatmap.get_images()
+    np.testing.assert_allclose(
+        shown.get_array(), samkit.masks.mask_iou(masks, masks), rtol=0, atol=1e-6
+    )
+    assert heatmap.get_title() == "IoU entre máscaras"
+    written = [text.get_text() for text in heatmap.texts]
+    assert written == ([] if count > 15 else [f"{v:.2f}" for v in shown.get_array().ravel()])
+    assert figure._repr_png_().startswith(PNG_SIGNATURE)  # type: ignore[attr-defined]
+
+
+def test_mask_grid_iou_of_two_overlapping_masks() -> None:
+    # a 2-pixel mask inside a 3-pixel one: IoU 2 / 3 off the diagonal, 1 on it
+    first = np.array([[1, 1], [0, 0]], dtype=bool)
+    second = np.array([[1, 1], [1, 0]], dtype=bool)
+    figure = samkit.mask_grid([first, second], iou=True)
+    values = figure.axes[0].get_images()[0].get_array()
+    np.testing.assert_allclose(values, [[1.0, 2 / 3], [2 / 3, 1.0]])
