@@ -166,7 +166,7 @@ def _sample_name(sources: list[str]) -> str:
 
 
 def notebook_layout(path: Path) -> NotebookLayout:
-    """Find the widget cell, the conversion cell after it, and the sample's name.
+    """Find the widget cell, the first conversion cell after it, and the sample's name.
 
     Raises:
         ValueError: If the notebook does not follow the box-widget contract.
@@ -178,10 +178,10 @@ def notebook_layout(path: Path) -> NotebookLayout:
     widget = [i for i in code if "BBoxWidget(" in sources[i]]
     if not widget:
         raise ValueError(f"{path.name}: no code cell creates a BBoxWidget(...)")
-    after = [i for i in code if i > widget[0] and sources[i].strip()]
-    if not after or "bboxes_to_xyxy" not in sources[after[0]]:
+    after = [i for i in code if i > widget[0] and "bboxes_to_xyxy(" in sources[i]]
+    if not after:
         raise ValueError(
-            f"{path.name}: the code cell after the widget (cell {widget[0]}) must convert "
+            f"{path.name}: a code cell after the widget (cell {widget[0]}) must convert "
             "widget.bboxes with samkit.bboxes_to_xyxy(...)"
         )
     non_empty = [i for i in code if sources[i].strip()]
