@@ -24,8 +24,10 @@ setup: $(BIN)/python browser ## Build .venv and install everything (requirements
 browser: ## Install what the browser test needs when /usr/bin/chromium is missing (Debian's chromium + fonts, apt-get)
 	bash tools/install_browser.sh
 
-$(BIN)/samkit:
+# Set up again whenever what the venv is built from changes.
+$(BIN)/samkit: requirements.txt pyproject.toml
 	$(MAKE) setup
+	touch $@
 
 .PHONY: lint
 lint: $(BIN)/samkit ## Ruff (format check + lint) and mypy on the package
