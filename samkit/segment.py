@@ -54,7 +54,6 @@ from samkit.segment_job import (
     _output_stems,
     _stamp,
     discover,
-    load_sam_accepts_fast,
 )
 
 
@@ -289,11 +288,6 @@ def segment_images(
         ("progress", progress),
     ):
         _check_flag(name, value)
-    if fast and not load_sam_accepts_fast():
-        raise SegmentUsageError(
-            "fast=True needs samkit.load_sam(fast=True), which this version of samkit does not "
-            "have; run without --fast"
-        )
     if not isinstance(out_dir, str | os.PathLike) or not str(out_dir).strip():
         raise SegmentUsageError(f"out_dir must be a folder path, but got {out_dir!r}")
     out = Path(out_dir).expanduser().resolve()

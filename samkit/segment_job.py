@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import inspect
 import io
 import json
 import os
@@ -299,13 +298,6 @@ def _load_sam(spec: JobSpec) -> Any:
     if spec.fast:
         kwargs["fast"] = True
     return samkit.load_sam(spec.model_type, **kwargs)
-
-
-def load_sam_accepts_fast() -> bool:
-    """Whether this samkit's ``load_sam`` takes ``fast=`` (the fast CPU backend)."""
-    import samkit
-
-    return "fast" in inspect.signature(samkit.load_sam).parameters
 
 
 class ImageWorker:

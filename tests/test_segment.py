@@ -258,15 +258,23 @@ def test_generator_settings_with_boxes_are_refused(tmp_path: Path) -> None:
         )
 
 
-def test_fast_is_refused_while_load_sam_has_no_fast(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def load_sam(model_type: str | None = None, checkpoint: Any = None, device: Any = None) -> Any:
-        raise AssertionError("not reached")
+def test_fast_is_passed_on_to_load_sam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[dict[str, Any]] = []
 
+    class Stop(Exception):
+        pass
+
+    def load_sam(model_type: str | None = None, **kwargs: Any) -> Any:
+        asked.append(kwargs)
+        raise Stop
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "a.png")
     monkeypatch.setattr(samkit, "load_sam", load_sam)
-    with pytest.raises(SegmentUsageError, match=r"fast=True needs samkit.load_sam\(fast=True\)"):
-        samkit.segment_images([tmp_path], tmp_path.parent / "o", fast=True)
+    with pytest.raises(Stop):
+        samkit.segment_images([folder], tmp_path / "o", fast=True, progress=False)
+    assert [kwargs.get("fast") for kwargs in asked] == [True]  # never silently ignored
 
 
 @pytest.mark.parametrize(
