@@ -110,22 +110,20 @@ def test_every_public_name_is_used_by_a_notebook_or_documented_in_the_readme() -
     assert unused == []
 
 
-def test_only_locations_computes_paths_from_the_package() -> None:
+@pytest.mark.parametrize(
+    ("owner", "pattern"),
+    [
+        # only samkit.locations works out a path from where samkit is installed
+        ("locations", r"__file__|importlib\.resources"),
+        # only samkit.env reads environment variables
+        ("env", r"os\.environ|os\.getenv|getenv\("),
+    ],
+)
+def test_only_one_module_does_it(owner: str, pattern: str) -> None:
     offenders = [
         path.name
         for path in MODULES
-        if path.stem != "locations"
-        and re.search(r"__file__|importlib\.resources", path.read_text(encoding="utf-8"))
-    ]
-    assert offenders == []
-
-
-def test_only_env_reads_environment_variables() -> None:
-    offenders = [
-        path.name
-        for path in MODULES
-        if path.stem != "env"
-        and re.search(r"os\.environ|os\.getenv|getenv\(", path.read_text(encoding="utf-8"))
+        if path.stem != owner and re.search(pattern, path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
 
