@@ -28,13 +28,19 @@ VARIABLES: dict[str, str] = {
     "under their own names.",
     "SAMKIT_OUTPUT_DIR": "Folder that notebooks write their files to; default "
     "`build/outputs` in a checkout, `/content/samkit_outputs` in Colab.",
-    "SAMKIT_FAST_PRECISION": "`f32` (default) or `bf16` for `fast=True` on a CPU; bf16 is "
-    "used only where the CPU reports it natively and a probe confirms it is faster.",
+    "SAMKIT_FAST_PRECISION": "`auto` (default), `f32`, `int8` or `bf16` for `fast=True` "
+    "on a CPU. `auto` takes int8 where the CPU reports native int8 dot products (VNNI) "
+    "and the int8 encoder's masks match the plain ones (IoU at least 0.98), else f32; "
+    "`int8` tries it on any CPU; bf16 is used only where the CPU reports it natively and "
+    "a probe confirms it is faster.",
     "SAMKIT_AMG_POINTS_PER_SIDE": "Grid of the automatic mask generator in "
     "`amg_settings` (points per side) for every model, instead of the model's own: a "
     "quick run on a slow CPU (the tests' photo-path run sets 4). Settings passed by name "
     "still win.",
 }
+
+#: The values of ``SAMKIT_FAST_PRECISION``.
+FAST_PRECISIONS = ("auto", "f32", "int8", "bf16")
 
 #: The environment variable that forces the device (``cpu``, ``cuda``, ``cuda:N``, ``mps``).
 DEVICE_ENV = "SAMKIT_DEVICE"
@@ -253,13 +259,18 @@ def fast_precision() -> str:
     """The precision asked of the fast CPU encoder: ``SAMKIT_FAST_PRECISION``.
 
     Returns:
-        ``"f32"`` (the default, also when unset or empty) or ``"bf16"``. Whether bf16 is
-        used is still up to the machine (``samkit.fast.choose_precision``).
+        ``"auto"`` (the default, also when unset or empty), ``"f32"``, ``"int8"`` or
+        ``"bf16"``. What is used is still up to the machine and the masks
+        (``samkit.fast.choose_precision``).
 
     Raises:
         ValueError: If it is set to anything else.
     """
-    wanted = (variable("SAMKIT_FAST_PRECISION") or "f32").lower()
-    if wanted not in ("f32", "bf16"):
-        raise ValueError(f"SAMKIT_FAST_PRECISION must be 'f32' or 'bf16', but got {wanted!r}")
+    wanted = (variable("SAMKIT_FAST_PRECISION") or "auto").strip().lower()
+    if wanted not in FAST_PRECISIONS:
+        raise ValueError(
+            "SAMKIT_FAST_PRECISION must be one of "
+            + ", ".join(repr(p) for p in FAST_PRECISIONS)
+            + f", but got {wanted!r}"
+        )
     return wanted

@@ -6,9 +6,11 @@
 
 - on a CPU, the encoder is converted once to OpenVINO, and the converted model is
   cached on disk next to the weights, keyed by the checkpoint's sha256, OpenVINO's
-  version, the input size and the precision. It runs in float32 unless the CPU
-  computes bfloat16 natively and ``SAMKIT_FAST_PRECISION=bf16`` asks for it (see
-  :func:`choose_precision`);
+  version, the input size and the precision. Where the CPU reports native int8 dot
+  products (VNNI), it is quantized to int8 with NNCF, calibrated on the bundled images,
+  and kept only if its masks match the PyTorch encoder's (mean IoU at least
+  :data:`INT8_MIN_MASK_IOU` on images and prompts it was not calibrated on); otherwise
+  it runs in float32, the same embedding to about 1e-6 (see :func:`choose_precision`);
 - on a CUDA GPU, the encoder runs under float16 autocast with its attention rewritten
   as one fused ``scaled_dot_product_attention`` (relative positions as its mask)
   (nothing is converted, nothing is cached);
@@ -39,7 +41,9 @@ from segment_anything.modeling import Sam
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
 #: Bumped when the layout of a cache entry or the conversion changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+#: The least mean mask IoU (int8 encoder against the PyTorch one) for int8 to be kept.
+INT8_MIN_MASK_IOU = 0.98
 #: The folder, inside a weights directory, that holds converted encoders.
 CACHE_DIRNAME = "fast-cache"
 _MODEL_XML = "encoder.xml"
@@ -57,10 +61,12 @@ class FastInfo:
 
     Attributes:
         backend: ``"openvino"``, ``"cuda-autocast"`` or ``"torch"`` (the fallback).
-        precision: ``"f32"``, ``"bf16"`` or ``"f16"``.
+        precision: ``"f32"``, ``"int8"``, ``"bf16"`` or ``"f16"``.
         detail: A human-readable line: version, threads, cache entry, why it fell back.
         cache_hit: Whether the converted encoder came from the on-disk cache.
         seconds: How long preparing the encoder took (conversion or cache load).
+        mask_iou: For an int8 trial, the mean mask IoU it reached against the PyTorch
+            encoder (kept when at least :data:`INT8_MIN_MASK_IOU`), else ``None``.
     """
 
     backend: str
@@ -68,6 +74,7 @@ class FastInfo:
     detail: str
     cache_hit: bool = False
     seconds: float = 0.0
+    mask_iou: float | None = None
 
 
 # --------------------------------------------------------------------------- attention
@@ -141,6 +148,23 @@ def cpu_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _cpu_flags() -> str:
+    """The text of ``/proc/cpuinfo`` (empty off Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_reports_native_int8() -> bool:
+    """Whether the CPU reports native int8 dot products (AVX512-VNNI, AVX-VNNI or AMX-INT8).
+
+    There an int8 encoder runs about twice as fast as a float32 one. Off Linux, where
+    the flags cannot be read, ``False``.
+    """
+    return bool(re.search(r"\b(avx512_vnni|avx_vnni|amx_int8)\b", _cpu_flags()))
+
+
 def cpu_reports_native_bf16() -> bool:
     """Whether the CPU computes bfloat16 matrix products natively (AVX512-BF16 or AMX).
 
@@ -151,11 +175,7 @@ def cpu_reports_native_bf16() -> bool:
     Returns:
         ``True`` only when both agree.
     """
-    flags = ""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        pass
+    flags = _cpu_flags()
     if flags:
         if not re.search(r"\b(avx512_bf16|amx_bf16)\b", flags):
             return False
@@ -184,15 +204,19 @@ def _bf16_probe_speedup() -> float:
 
 
 def choose_precision() -> str:
-    """The precision the converted CPU encoder runs in.
+    """The precision the converted CPU encoder is tried in, from ``SAMKIT_FAST_PRECISION``.
 
-    ``"f32"`` (the same embedding as stock SAM to about 1e-6) unless
-    ``SAMKIT_FAST_PRECISION=bf16`` is set *and* :func:`cpu_reports_native_bf16`: a
-    bfloat16 encoder is faster there but moves the embedding by about 1e-2, so it is
-    chosen, never assumed.
+    - ``auto`` (the default): ``"int8"`` where :func:`cpu_reports_native_int8`, else
+      ``"f32"``;
+    - ``int8``: ``"int8"`` on any CPU;
+    - ``bf16``: ``"bf16"`` only where :func:`cpu_reports_native_bf16` (it moves the
+      embedding by about 1e-2), else ``"f32"``;
+    - ``f32``: ``"f32"``, the same embedding as stock SAM to about 1e-6.
+
+    An int8 encoder is still kept only if its masks hold (see :func:`accelerate`).
 
     Returns:
-        ``"f32"`` or ``"bf16"``.
+        ``"f32"``, ``"int8"`` or ``"bf16"``.
 
     Raises:
         ValueError: If ``SAMKIT_FAST_PRECISION`` is set to something else.
@@ -200,9 +224,11 @@ def choose_precision() -> str:
     from samkit import env
 
     wanted = env.fast_precision()
-    if wanted == "bf16" and cpu_reports_native_bf16():
-        return "bf16"
-    return "f32"
+    if wanted == "auto":
+        return "int8" if cpu_reports_native_int8() else "f32"
+    if wanted == "bf16":
+        return "bf16" if cpu_reports_native_bf16() else "f32"
+    return wanted
 
 
 # --------------------------------------------------------------------------- cache
@@ -246,7 +272,7 @@ def cache_key(checkpoint_sha256: str, backend_version: str, input_size: int, pre
         checkpoint_sha256: The weights file's hex sha256.
         backend_version: The backend's version string (``openvino.__version__``).
         input_size: The encoder's input side in pixels (1024 for the official models).
-        precision: ``"f32"`` or ``"bf16"``.
+        precision: ``"f32"``, ``"int8"`` or ``"bf16"``.
 
     Returns:
         A file-name-safe key.
@@ -258,8 +284,15 @@ def cache_key(checkpoint_sha256: str, backend_version: str, input_size: int, pre
     )
 
 
-def _verify_entry(entry: Path, expected: dict[str, Any]) -> None:
-    """Check a cache entry's manifest and file hashes; raise ``ValueError`` if wrong."""
+def _verify_entry(entry: Path, expected: dict[str, Any]) -> dict[str, Any]:
+    """Check a cache entry's manifest and file hashes; raise ``ValueError`` if wrong.
+
+    An entry whose manifest records ``"model": false`` (an int8 trial whose masks did
+    not hold) has no model files; any other entry must have both, with their sha256.
+
+    Returns:
+        The manifest.
+    """
     manifest_path = entry / _MANIFEST
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -270,23 +303,31 @@ def _verify_entry(entry: Path, expected: dict[str, Any]) -> None:
     for key, value in expected.items():
         if manifest.get(key) != value:
             raise ValueError(f"the manifest's {key} is {manifest.get(key)!r}, expected {value!r}")
+    if manifest.get("model", True) is False:
+        return manifest
     for name in (_MODEL_XML, _MODEL_BIN):
         if not (entry / name).is_file():
             raise ValueError(f"{name} is missing")
         if sha256_file(entry / name) != manifest.get("files", {}).get(name):
             raise ValueError(f"{name} does not match its recorded sha256")
+    return manifest
 
 
 def _write_entry(entry: Path, ov_model: Any, ov: Any, manifest: dict[str, Any]) -> None:
-    """Save a converted model under a temporary name, verify it, then rename it."""
+    """Save a converted model under a temporary name, verify it, then rename it.
+
+    With ``ov_model=None``, only the manifest is written (``"model": false``).
+    """
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".part", dir=entry.parent))
     try:
-        ov.save_model(ov_model, str(tmp / _MODEL_XML), compress_to_fp16=False)
-        files = {name: sha256_file(tmp / name) for name in (_MODEL_XML, _MODEL_BIN)}
-        (tmp / _MANIFEST).write_text(
-            json.dumps({**manifest, "files": files}, indent=1), encoding="utf-8"
-        )
+        if ov_model is None:
+            record = {**manifest, "model": False}
+        else:
+            ov.save_model(ov_model, str(tmp / _MODEL_XML), compress_to_fp16=False)
+            files = {name: sha256_file(tmp / name) for name in (_MODEL_XML, _MODEL_BIN)}
+            record = {**manifest, "model": True, "files": files}
+        (tmp / _MANIFEST).write_text(json.dumps(record, indent=1), encoding="utf-8")
         _verify_entry(tmp, manifest)
         if entry.exists():
             shutil.rmtree(entry)
@@ -294,6 +335,149 @@ def _write_entry(entry: Path, ov_model: Any, ov: Any, manifest: dict[str, Any]) 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- int8
+
+
+def calibration_images() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The images an int8 encoder is calibrated on, and those its masks are checked on.
+
+    Calibration: the bundled photos and three generated scenes. Check: images it was not
+    calibrated on, a photo mirrored left to right and a new scene.
+
+    Returns:
+        ``(calibration, check)``, RGB ``uint8`` arrays of shape ``(H, W, 3)``.
+    """
+    from PIL import Image
+
+    from samkit import locations, shapes
+
+    photos = []
+    for path in sorted((locations.data_dir() / "images").glob("*.png")):
+        with Image.open(path) as image:
+            photos.append(np.asarray(image.convert("RGB")))
+    scenes = [shapes.make_scene(seed, 480, 640).image for seed in range(3)]
+    check = [np.ascontiguousarray(photos[0][:, ::-1]) if photos else scenes[0][:, ::-1]]
+    check.append(shapes.make_scene(1000, 480, 640).image)
+    return photos + scenes, check
+
+
+def _encoder_input(sam: Sam, image: np.ndarray) -> torch.Tensor:
+    """An RGB image as the encoder sees it: resized, normalized, padded, ``(1, 3, S, S)``."""
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    resized = ResizeLongestSide(int(sam.image_encoder.img_size)).apply_image(image)
+    x = torch.as_tensor(resized).permute(2, 0, 1)[None].float()
+    return sam.preprocess(x.to(sam.device)).cpu()
+
+
+def _check_prompts(size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 4 x 4 grid of points and five boxes over an image of ``size`` (input frame)."""
+    h, w = size
+    ys, xs = np.meshgrid((np.arange(4) + 0.5) * h / 4, (np.arange(4) + 0.5) * w / 4)
+    points = torch.as_tensor(np.stack([xs.ravel(), ys.ravel()], axis=1), dtype=torch.float32)
+    boxes = torch.tensor(
+        [
+            [0, 0, w / 2, h / 2],
+            [w / 2, 0, w, h / 2],
+            [0, h / 2, w / 2, h],
+            [w / 2, h / 2, w, h],
+            [w / 4, h / 4, 3 * w / 4, 3 * h / 4],
+        ],
+        dtype=torch.float32,
+    )
+    return points[:, None, :], torch.ones(len(points), 1, dtype=torch.int64), boxes
+
+
+def _decoded_masks(sam: Sam, embedding: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The three candidate masks of each check prompt, at the input size, ``bool``."""
+    points, labels, boxes = _check_prompts(size)
+    found = []
+    for prompt in ({"points": (points, labels)}, {"boxes": boxes}):
+        sparse, dense = sam.prompt_encoder(
+            points=prompt.get("points"), boxes=prompt.get("boxes"), masks=None
+        )
+        low, _ = sam.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+        side = int(sam.image_encoder.img_size)
+        up = F.interpolate(low, (side, side), mode="bilinear", align_corners=False)
+        found.append(up[..., : size[0], : size[1]] > sam.mask_threshold)
+    return torch.cat(found).flatten(0, 1)
+
+
+def int8_mask_agreement(
+    sam: Sam, encode: Callable[[torch.Tensor], torch.Tensor], images: list[np.ndarray]
+) -> tuple[float, float]:
+    """How well masks from another encoder match those from ``sam``'s own encoder.
+
+    Each image gets 16 point prompts and 5 box prompts; each prompt's three candidate
+    masks are compared by IoU (two empty masks agree).
+
+    Args:
+        sam: The model, with its PyTorch image encoder.
+        encode: The other encoder (``(1, 3, S, S)`` -> embedding).
+        images: RGB images.
+
+    Returns:
+        ``(mean IoU, lowest IoU)`` over every mask.
+    """
+    ious = []
+    with torch.inference_mode():
+        for image in images:
+            x = _encoder_input(sam, image)
+            scale = int(sam.image_encoder.img_size) / max(image.shape[:2])
+            size = (int(image.shape[0] * scale + 0.5), int(image.shape[1] * scale + 0.5))
+            ours = _decoded_masks(sam, sam.image_encoder(x.to(sam.device)), size)
+            theirs = _decoded_masks(sam, encode(x).to(sam.device), size)
+            inter = (ours & theirs).flatten(1).sum(1).double()
+            union = (ours | theirs).flatten(1).sum(1).double()
+            ious.append(torch.where(union > 0, inter / union.clamp(min=1), 1.0))
+    every = torch.cat(ious)
+    return float(every.mean()), float(every.min())
+
+
+def _quantize_int8(sam: Sam, ov_model: Any, images: list[np.ndarray]) -> Any:
+    """An int8 copy of a converted encoder (NNCF post-training quantization), quietly.
+
+    Calibrated on ``images``; the neck's convolutions stay in float32 and SmoothQuant is
+    off (both kept the masks closer to the float32 ones).
+    """
+    import contextlib
+    import io
+    import logging
+
+    import nncf
+
+    data = nncf.Dataset([_encoder_input(sam, image).numpy() for image in images])
+    neck = [
+        op.get_friendly_name()
+        for op in ov_model.get_ordered_ops()
+        if op.get_type_name() == "Convolution" and "neck" in op.get_friendly_name()
+    ]
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return nncf.quantize(
+                ov_model,
+                data,
+                preset=nncf.QuantizationPreset.MIXED,
+                model_type=nncf.ModelType.TRANSFORMER,
+                subset_size=len(images),
+                ignored_scope=nncf.IgnoredScope(names=neck, validate=False),
+                advanced_parameters=nncf.AdvancedQuantizationParameters(
+                    smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=-1)
+                ),
+            )
+    finally:
+        logger.setLevel(level)
 
 
 # --------------------------------------------------------------------------- encoders
@@ -369,17 +553,56 @@ def _convert_openvino(encoder: torch.nn.Module, input_size: int, ov: Any) -> Any
 
 
 def _compile_config(precision: str) -> dict[str, Any]:
-    """OpenVINO CPU properties: one low-latency stream on every core, fixed precision."""
+    """OpenVINO CPU properties: one low-latency stream on every core, fixed precision.
+
+    An int8 model's quantized operations run in int8 whatever the hint; the rest of it
+    runs in float32.
+    """
     return {
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
         "INFERENCE_NUM_THREADS": cpu_threads(),
-        "INFERENCE_PRECISION_HINT": precision,
+        "INFERENCE_PRECISION_HINT": "f32" if precision == "int8" else precision,
     }
 
 
+def _read_entry(entry: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """A verified cache entry's manifest, or ``None`` (a corrupted one is removed, warned of)."""
+    if not entry.exists():
+        return None
+    try:
+        return _verify_entry(entry, manifest)
+    except ValueError as exc:
+        warnings.warn(
+            f"fast=True: the cached encoder {entry} is corrupted ({exc}); converting "
+            "the encoder again",
+            FastBackendWarning,
+            stacklevel=5,
+        )
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+
+
+def _save_entry(entry: Path, ov_model: Any, ov: Any, manifest: dict[str, Any]) -> None:
+    """:func:`_write_entry`, with a warning instead of an error when it cannot be written."""
+    try:
+        _write_entry(entry, ov_model, ov, manifest)
+    except OSError as exc:
+        warnings.warn(
+            f"fast=True: could not cache the converted encoder in {entry.parent} ({exc}); "
+            "it will be converted again next time",
+            FastBackendWarning,
+            stacklevel=5,
+        )
+
+
 def _openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncoder:
-    """The converted encoder, from the cache or converted now (and then cached)."""
+    """The converted encoder, from the cache or converted now (and then cached).
+
+    For int8, the float32 conversion is quantized, and the result is kept only if its
+    masks hold (:data:`INT8_MIN_MASK_IOU`); the verdict is cached too, so a refused
+    int8 trial is not run again, and float32 is used instead.
+    """
     start = time.perf_counter()
     input_size = int(sam.image_encoder.img_size)
     precision = choose_precision()
@@ -387,53 +610,93 @@ def _openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncod
     if "CPU" not in core.available_devices:
         raise RuntimeError(f"OpenVINO sees no CPU device (it sees {core.available_devices})")
     checkpoint_sha = sha256_file(checkpoint)
-    entry = cache_dir_for(checkpoint) / cache_key(
-        checkpoint_sha, ov.__version__, input_size, precision
-    )
-    manifest = {
-        "checkpoint_sha256": checkpoint_sha,
-        "backend": "openvino",
-        "backend_version": ov.__version__,
-        "input_size": input_size,
-        "precision": precision,
-        "format": CACHE_FORMAT,
-    }
-    hit = False
-    ov_model = None
-    if entry.exists():
-        try:
-            _verify_entry(entry, manifest)
+    folder = cache_dir_for(checkpoint)
+
+    def entry_for(wanted: str) -> tuple[Path, dict[str, Any]]:
+        key = cache_key(checkpoint_sha, ov.__version__, input_size, wanted)
+        manifest = {
+            "checkpoint_sha256": checkpoint_sha,
+            "backend": "openvino",
+            "backend_version": ov.__version__,
+            "input_size": input_size,
+            "precision": wanted,
+            "format": CACHE_FORMAT,
+        }
+        return folder / key, manifest
+
+    hit = True
+    converted = None  # the float32 conversion, when this call made one
+    compiled = None
+    mask_iou = None
+    note = ""
+    if precision == "int8":
+        entry, manifest = entry_for("int8")
+        record = _read_entry(entry, manifest)
+        if record is not None:
+            mask_iou = float(record["mask_iou_mean"])
+            if record["model"]:
+                ov_model = core.read_model(str(entry / _MODEL_XML))
+                compiled = core.compile_model(ov_model, "CPU", _compile_config("int8"))
+        else:
+            hit = False
+            converted = _convert_openvino(sam.image_encoder, input_size, ov)
+            try:
+                calibration, check = calibration_images()
+                quantized = _quantize_int8(sam, converted, calibration)
+                trial = core.compile_model(quantized, "CPU", _compile_config("int8"))
+                trial_encoder = OpenVINOImageEncoder(
+                    trial, input_size, FastInfo("openvino", "int8", "trial")
+                )
+                mask_iou, lowest = int8_mask_agreement(sam, trial_encoder, check)
+                keep = mask_iou >= INT8_MIN_MASK_IOU
+                verdict = {**manifest, "mask_iou_mean": mask_iou, "mask_iou_min": lowest}
+                _save_entry(entry, quantized if keep else None, ov, verdict)
+                compiled = trial if keep else None
+            except Exception as exc:
+                reason = " ".join(str(exc).split())
+                why = (
+                    f"NNCF is not installed ({reason}; pip install 'samkit[fast]' adds it)"
+                    if isinstance(exc, ImportError)
+                    else f"int8 quantization failed ({type(exc).__name__}: {reason})"
+                )
+                warnings.warn(
+                    f"fast=True: {why}; using the float32 OpenVINO encoder instead",
+                    FastBackendWarning,
+                    stacklevel=4,
+                )
+                note = f"; int8 not used: {why}"
+        if compiled is None:
+            precision = "f32"
+            if mask_iou is not None:
+                note = (
+                    f"; int8 refused: its masks matched with mean IoU {mask_iou:.4f} "
+                    f"(at least {INT8_MIN_MASK_IOU} needed)"
+                )
+    if compiled is None:
+        entry, manifest = entry_for(precision)
+        if _read_entry(entry, manifest) is not None:
             ov_model = core.read_model(str(entry / _MODEL_XML))
-            hit = True
-        except Exception as exc:
-            warnings.warn(
-                f"fast=True: the cached encoder {entry} is corrupted ({exc}); converting "
-                "the encoder again",
-                FastBackendWarning,
-                stacklevel=4,
+        else:
+            hit = False
+            ov_model = (
+                converted
+                if converted is not None
+                else _convert_openvino(sam.image_encoder, input_size, ov)
             )
-            shutil.rmtree(entry, ignore_errors=True)
-    if ov_model is None:
-        ov_model = _convert_openvino(sam.image_encoder, input_size, ov)
-        try:
-            _write_entry(entry, ov_model, ov, manifest)
-        except OSError as exc:
-            warnings.warn(
-                f"fast=True: could not cache the converted encoder in {entry.parent} ({exc}); "
-                "it will be converted again next time",
-                FastBackendWarning,
-                stacklevel=4,
-            )
-    compiled = core.compile_model(ov_model, "CPU", _compile_config(precision))
+            _save_entry(entry, ov_model, ov, manifest)
+        compiled = core.compile_model(ov_model, "CPU", _compile_config(precision))
+    elif mask_iou is not None:
+        note = f"; int8 masks match float32 with mean IoU {mask_iou:.4f}"
     info = FastInfo(
         backend="openvino",
         precision=precision,
         detail=(
             f"OpenVINO {ov.__version__} on CPU, {precision}, latency hint, "
-            f"{cpu_threads()} threads; cache {entry}"
+            f"{cpu_threads()} threads; cache {entry}{note}"
         ),
         cache_hit=hit,
         seconds=time.perf_counter() - start,
+        mask_iou=mask_iou,
     )
     return OpenVINOImageEncoder(compiled, input_size, info)
 

@@ -136,7 +136,7 @@ class JobSpec:
         model_type: The model type.
         checkpoint: A checkpoint file, or ``None`` for the default one.
         device: The device, or ``None`` for ``samkit.default_device()``.
-        fast: Load the model with ``fast=True``.
+        fast: Load the model with ``fast=True``, and segment with ``FastMaskGenerator``.
         mode: ``"amg"`` (automatic masks) or ``"boxes"``.
         amg: The generator's settings (for ``"amg"``).
         png: Write every mask as a PNG.
@@ -314,7 +314,12 @@ class ImageWorker:
         self.out_dir = Path(spec.out_dir)
         self.store = self.out_dir / STORE_DIR / "images"
         sam = _load_sam(spec)
-        self.generator = SamAutomaticMaskGenerator(sam, **spec.amg) if spec.mode == "amg" else None
+        generator: type[SamAutomaticMaskGenerator] = SamAutomaticMaskGenerator
+        if spec.fast:  # the same masks, with the decoder batched and the survivors upscaled
+            from samkit.fast_amg import FastMaskGenerator
+
+            generator = FastMaskGenerator
+        self.generator = generator(sam, **spec.amg) if spec.mode == "amg" else None
         self.predictor = SamPredictor(sam) if spec.mode == "boxes" else None
 
     def process(self, item: ImageItem) -> Failure | None:

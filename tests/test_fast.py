@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -18,9 +19,12 @@ from samkit import fast
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty weights directory (SAMKIT_HOME), so each test starts without a cache."""
+    """An empty weights directory (SAMKIT_HOME), so each test starts without a cache.
+
+    The precision is pinned to float32, the same on every CPU; the int8 tests set it.
+    """
     monkeypatch.setenv("SAMKIT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SAMKIT_FAST_PRECISION", raising=False)
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "f32")
     return tmp_path / "home"
 
 
@@ -182,9 +186,10 @@ def test_cache_dir_is_next_to_a_user_checkpoint(home: Path, tmp_path: Path) -> N
             "2026.4.1-22982-e213a/4",
             1024,
             "f32",
-            "encoder-abcdef-openvino2026.4.1_22982_e213a_4-1024px-f32-v1",
+            "encoder-abcdef-openvino2026.4.1_22982_e213a_4-1024px-f32-v2",
         ),
-        ("", 384, "bf16", "encoder-abcdef-openvino-384px-bf16-v1"),
+        ("", 384, "bf16", "encoder-abcdef-openvino-384px-bf16-v2"),
+        ("2026.4", 1024, "int8", "encoder-abcdef-openvino2026.4-1024px-int8-v2"),
     ],
 )
 def test_cache_key(version: str, size: int, precision: str, expected: str) -> None:
@@ -192,21 +197,171 @@ def test_cache_key(version: str, size: int, precision: str, expected: str) -> No
 
 
 @pytest.mark.parametrize(
-    ("wanted", "native", "expected"),
-    [("", True, "f32"), ("f32", True, "f32"), ("bf16", False, "f32"), ("BF16", True, "bf16")],
+    ("wanted", "bf16", "int8", "expected"),
+    [
+        ("", True, True, "int8"),  # auto: int8 where the CPU has VNNI
+        ("auto", True, False, "f32"),
+        (" Auto ", False, True, "int8"),
+        ("f32", True, True, "f32"),
+        ("int8", False, False, "int8"),  # asked for: tried on any CPU
+        ("bf16", False, True, "f32"),
+        ("BF16", True, False, "bf16"),
+    ],
 )
 def test_precision_is_chosen_never_assumed(
-    monkeypatch: pytest.MonkeyPatch, wanted: str, native: bool, expected: str
+    monkeypatch: pytest.MonkeyPatch, wanted: str, bf16: bool, int8: bool, expected: str
 ) -> None:
     monkeypatch.setenv("SAMKIT_FAST_PRECISION", wanted)
-    monkeypatch.setattr(fast, "cpu_reports_native_bf16", lambda: native)
+    monkeypatch.setattr(fast, "cpu_reports_native_bf16", lambda: bf16)
+    monkeypatch.setattr(fast, "cpu_reports_native_int8", lambda: int8)
     assert fast.choose_precision() == expected
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        ("flags\t: fpu avx2 avx512f avx512_vnni amx_tile\n", True),
+        ("flags\t: fpu avx2 avx_vnni\n", True),
+        ("flags\t: fpu avx2 fma avx512f\n", False),
+        ("", False),  # off Linux: no flags, no int8
+    ],
+)
+def test_native_int8_is_read_from_the_cpu_flags(
+    monkeypatch: pytest.MonkeyPatch, cpuinfo: str, expected: bool
+) -> None:
+    monkeypatch.setattr(fast, "_cpu_flags", lambda: cpuinfo)
+    assert fast.cpu_reports_native_int8() is expected
 
 
 def test_bad_precision_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAMKIT_FAST_PRECISION", "int4")
-    with pytest.raises(ValueError, match="SAMKIT_FAST_PRECISION must be 'f32' or 'bf16'"):
+    with pytest.raises(
+        ValueError,
+        match="SAMKIT_FAST_PRECISION must be one of 'auto', 'f32', 'int8', 'bf16', but got 'int4'",
+    ):
         fast.choose_precision()
+
+
+# ------------------------------------------------------------------ int8
+
+
+@pytest.fixture
+def quantizations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the int8 quantizations (one entry per call)."""
+    calls: list[int] = []
+    original = fast._quantize_int8
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fast, "_quantize_int8", counting)
+    return calls
+
+
+def _manifest(home: Path, precision: str) -> dict[str, object]:
+    (entry,) = (home / fast.CACHE_DIRNAME).glob(f"encoder-*-{precision}-v*")
+    manifest: dict[str, object] = json.loads((entry / "manifest.json").read_text())
+    return manifest
+
+
+def test_int8_is_kept_when_its_masks_hold(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    conversions: list[int],
+    quantizations: list[int],
+) -> None:
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "int8")
+    monkeypatch.setattr(fast, "INT8_MIN_MASK_IOU", 0.5)  # the shapes model's int8 is ~0.96
+    quick = samkit.load_sam("shapes", device="cpu", fast=True)
+    info = quick.image_encoder.fast_info
+    assert (info.backend, info.precision, info.cache_hit) == ("openvino", "int8", False)
+    assert info.mask_iou is not None and 0.5 <= info.mask_iou < 1.0
+    assert f"mean IoU {info.mask_iou:.4f}" in info.detail
+    assert (conversions, quantizations) == ([1], [1])
+    manifest = _manifest(home, "int8")
+    assert manifest["model"] is True
+    assert manifest["mask_iou_mean"] == info.mask_iou
+    # int8 computes something else than float32, close to it
+    plain = samkit.load_sam("shapes", device="cpu")
+    scene = samkit.shapes.make_scene(5, 240, 320)
+    with torch.inference_mode():
+        error = _relative_error(_embed(quick, scene.image), _embed(plain, scene.image))
+        assert 1e-4 < error < 0.2
+        ious = [
+            samkit.masks.mask_iou(
+                _predict(quick, scene.image, box)[0][0], _predict(plain, scene.image, box)[0][0]
+            )
+            for box in scene.xyxy
+        ]
+    assert np.mean(ious) > 0.9, ious
+    # the second load reads the int8 model: nothing converted or quantized again
+    again = samkit.load_sam("shapes", device="cpu", fast=True)
+    assert again.image_encoder.fast_info.precision == "int8"
+    assert again.image_encoder.fast_info.cache_hit
+    assert again.image_encoder.fast_info.mask_iou == info.mask_iou
+    assert (conversions, quantizations) == ([1], [1])
+
+
+def test_int8_is_refused_when_its_masks_do_not_hold(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    conversions: list[int],
+    quantizations: list[int],
+) -> None:
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "int8")
+    monkeypatch.setattr(fast, "INT8_MIN_MASK_IOU", 1.01)  # no int8 can reach it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a refusal is a decision, not a failure
+        quick = samkit.load_sam("shapes", device="cpu", fast=True)
+    info = quick.image_encoder.fast_info
+    assert (info.backend, info.precision) == ("openvino", "f32")
+    assert "int8 refused" in info.detail and "at least 1.01 needed" in info.detail
+    assert (conversions, quantizations) == ([1], [1])
+    # the verdict is cached without a model; the float32 conversion is cached beside it
+    manifest = _manifest(home, "int8")
+    assert manifest["model"] is False
+    (int8_entry,) = (home / fast.CACHE_DIRNAME).glob("*-int8-*")
+    assert {p.name for p in int8_entry.iterdir()} == {"manifest.json"}
+    assert _manifest(home, "f32")["model"] is True
+    plain = samkit.load_sam("shapes", device="cpu")
+    scene = samkit.shapes.make_scene(5, 240, 320)
+    with torch.inference_mode():
+        assert _relative_error(_embed(quick, scene.image), _embed(plain, scene.image)) < 1e-4
+    # the second load neither quantizes nor converts again
+    again = samkit.load_sam("shapes", device="cpu", fast=True)
+    assert again.image_encoder.fast_info.precision == "f32"
+    assert again.image_encoder.fast_info.cache_hit
+    assert (conversions, quantizations) == ([1], [1])
+
+
+def test_missing_nncf_warns_once_and_keeps_float32(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "int8")
+    monkeypatch.setitem(sys.modules, "nncf", None)  # "import nncf" now fails
+    with pytest.warns(fast.FastBackendWarning, match="NNCF is not installed") as record:
+        sam = samkit.load_sam("shapes", device="cpu", fast=True)
+    assert len(record) == 1
+    assert "samkit[fast]" in str(record[0].message)
+    info = sam.image_encoder.fast_info
+    assert (info.backend, info.precision) == ("openvino", "f32")
+    assert "int8 not used" in info.detail
+
+
+def test_mask_agreement_can_tell_a_wrong_encoder() -> None:
+    sam = samkit.load_sam("shapes", device="cpu")
+    _, check = fast.calibration_images()
+    same, lowest = fast.int8_mask_agreement(sam, sam.image_encoder, check)
+    assert same == lowest == 1.0
+    torch.manual_seed(0)
+
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        out = sam.image_encoder(x)
+        return out + 0.5 * out.std() * torch.randn_like(out)
+
+    wrong, worst = fast.int8_mask_agreement(sam, noisy, check)
+    assert wrong < 0.9 and worst < wrong
 
 
 @pytest.mark.slow

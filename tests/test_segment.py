@@ -406,3 +406,26 @@ def test_summary_text() -> None:
         "2.00 images/s (1.5 s, local engine)",
     ]
     assert not summary.ok
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_fast_segments_with_the_fast_mask_generator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    from segment_anything import SamAutomaticMaskGenerator
+
+    from samkit.segment_job import ImageWorker, JobSpec
+
+    asked: list[dict[str, Any]] = []
+    plain = samkit.load_sam("shapes", device="cpu")
+
+    def load_sam(model_type: str | None = None, **kwargs: Any) -> Any:
+        asked.append(kwargs)
+        return plain
+
+    monkeypatch.setattr(samkit, "load_sam", load_sam)
+    spec = JobSpec(str(tmp_path), "shapes", None, "cpu", fast, "amg", {}, False, False)
+    worker = ImageWorker(spec)
+    expected = samkit.FastMaskGenerator if fast else SamAutomaticMaskGenerator
+    assert type(worker.generator) is expected
+    assert [kwargs.get("fast", False) for kwargs in asked] == [fast]
