@@ -9,6 +9,7 @@ and no network are needed; the masks mean nothing, their format is the real one.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -96,3 +97,20 @@ def batch_prediction(
 def amg_detections(amg_results: list[dict[str, Any]]) -> Any:
     """``amg_to_detections`` of the real generator output."""
     return samkit.amg_to_detections(amg_results)
+
+
+@pytest.fixture(scope="session")
+def random_vit_b_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full-size vit_b with random weights (seeded), saved once as a checkpoint file.
+
+    Shared by the session, so that its converted fast encoder (cached next to it) is
+    made once.
+    """
+    import torch
+    from segment_anything import sam_model_registry
+
+    torch.manual_seed(0)
+    sam = sam_model_registry["vit_b"]()
+    path = tmp_path_factory.mktemp("random_vit_b") / "vit_b_random.pth"
+    torch.save(sam.state_dict(), path)
+    return path

@@ -511,21 +511,12 @@ PHOTO_ENV: dict[str, str] = {
     "SAMKIT_MODEL": "vit_b",
     "SAMKIT_DEVICE": "cpu",
     "SAMKIT_AMG_POINTS_PER_SIDE": "4",
+    # notebook 2's fast=True: float32, so that vit_b is converted once in a test run
+    # (the checkpoint and its cache are shared with tests/test_fast.py); the int8 trial
+    # on vit_b is measured by make bench
+    "SAMKIT_FAST_PRECISION": "f32",
     "MPLBACKEND": "Agg",
 }
-
-
-@pytest.fixture(scope="session")
-def random_vit_b_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A full-size vit_b with random weights (seeded), saved once as a checkpoint file."""
-    import torch
-    from segment_anything import sam_model_registry
-
-    torch.manual_seed(0)
-    sam = sam_model_registry["vit_b"]()
-    path = tmp_path_factory.mktemp("random_vit_b") / "vit_b_random.pth"
-    torch.save(sam.state_dict(), path)
-    return path
 
 
 def _stdout(notebook: Any) -> str:
