@@ -6,11 +6,13 @@
 
 - on a CPU, the encoder is converted once to OpenVINO, and the converted model is
   cached on disk next to the weights, keyed by the checkpoint's sha256, OpenVINO's
-  version, the input size and the precision. Where the CPU reports native int8 dot
-  products (VNNI), it is quantized to int8 with NNCF, calibrated on the bundled images,
-  and kept only if its masks match the PyTorch encoder's (mean IoU at least
-  :data:`INT8_MIN_MASK_IOU` on images and prompts it was not calibrated on); otherwise
-  it runs in float32, the same embedding to about 1e-6 (see :func:`choose_precision`);
+  version, the input size and the precision. Where the CPU computes bfloat16 natively
+  (AMX or AVX512-BF16, confirmed by a probe), it is compiled for bfloat16; else, where
+  it reports native int8 dot products (VNNI), it is quantized to int8 with NNCF,
+  calibrated on the bundled images. Either is a trial, kept only if its masks match the
+  PyTorch encoder's (mean IoU at least :data:`MIN_MASK_IOU` on images and prompts it
+  was not calibrated on); otherwise it runs in float32, the same embedding to about
+  1e-6 (see :func:`choose_precision`);
 - on a CUDA GPU, the encoder runs under float16 autocast with its attention rewritten
   as one fused ``scaled_dot_product_attention`` (relative positions as its mask)
   (nothing is converted, nothing is cached);
@@ -42,8 +44,9 @@ from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
 #: Bumped when the layout of a cache entry or the conversion changes.
 CACHE_FORMAT = 2
-#: The least mean mask IoU (int8 encoder against the PyTorch one) for int8 to be kept.
-INT8_MIN_MASK_IOU = 0.98
+#: The least mean mask IoU (a bfloat16 or int8 encoder against the PyTorch one) for that
+#: precision to be kept.
+MIN_MASK_IOU = 0.98
 #: The folder, inside a weights directory, that holds converted encoders.
 CACHE_DIRNAME = "fast-cache"
 _MODEL_XML = "encoder.xml"
@@ -65,8 +68,8 @@ class FastInfo:
         detail: A human-readable line: version, threads, cache entry, why it fell back.
         cache_hit: Whether the converted encoder came from the on-disk cache.
         seconds: How long preparing the encoder took (conversion or cache load).
-        mask_iou: For an int8 trial, the mean mask IoU it reached against the PyTorch
-            encoder (kept when at least :data:`INT8_MIN_MASK_IOU`), else ``None``.
+        mask_iou: For a bfloat16 or int8 trial, the mean mask IoU it reached against the
+            PyTorch encoder (kept when at least :data:`MIN_MASK_IOU`), else ``None``.
     """
 
     backend: str
@@ -206,14 +209,14 @@ def _bf16_probe_speedup() -> float:
 def choose_precision() -> str:
     """The precision the converted CPU encoder is tried in, from ``SAMKIT_FAST_PRECISION``.
 
-    - ``auto`` (the default): ``"int8"`` where :func:`cpu_reports_native_int8`, else
-      ``"f32"``;
+    - ``auto`` (the default): ``"bf16"`` where :func:`cpu_reports_native_bf16`, else
+      ``"int8"`` where :func:`cpu_reports_native_int8`, else ``"f32"``;
+    - ``bf16``: ``"bf16"`` only where :func:`cpu_reports_native_bf16`, else ``"f32"``;
     - ``int8``: ``"int8"`` on any CPU;
-    - ``bf16``: ``"bf16"`` only where :func:`cpu_reports_native_bf16` (it moves the
-      embedding by about 1e-2), else ``"f32"``;
     - ``f32``: ``"f32"``, the same embedding as stock SAM to about 1e-6.
 
-    An int8 encoder is still kept only if its masks hold (see :func:`accelerate`).
+    bfloat16 moves the embedding by about 1e-2, int8 by about 2e-2: either is kept only
+    if its masks hold (see :func:`accelerate`).
 
     Returns:
         ``"f32"``, ``"int8"`` or ``"bf16"``.
@@ -225,6 +228,8 @@ def choose_precision() -> str:
 
     wanted = env.fast_precision()
     if wanted == "auto":
+        if cpu_reports_native_bf16():
+            return "bf16"
         return "int8" if cpu_reports_native_int8() else "f32"
     if wanted == "bf16":
         return "bf16" if cpu_reports_native_bf16() else "f32"
@@ -287,7 +292,7 @@ def cache_key(checkpoint_sha256: str, backend_version: str, input_size: int, pre
 def _verify_entry(entry: Path, expected: dict[str, Any]) -> dict[str, Any]:
     """Check a cache entry's manifest and file hashes; raise ``ValueError`` if wrong.
 
-    An entry whose manifest records ``"model": false`` (an int8 trial whose masks did
+    An entry whose manifest records ``"model": false`` (a trial whose masks did
     not hold) has no model files; any other entry must have both, with their sha256.
 
     Returns:
@@ -411,7 +416,7 @@ def _decoded_masks(sam: Sam, embedding: torch.Tensor, size: tuple[int, int]) -> 
     return torch.cat(found).flatten(0, 1)
 
 
-def int8_mask_agreement(
+def mask_agreement(
     sam: Sam, encode: Callable[[torch.Tensor], torch.Tensor], images: list[np.ndarray]
 ) -> tuple[float, float]:
     """How well masks from another encoder match those from ``sam``'s own encoder.
@@ -599,9 +604,9 @@ def _save_entry(entry: Path, ov_model: Any, ov: Any, manifest: dict[str, Any]) -
 def _openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncoder:
     """The converted encoder, from the cache or converted now (and then cached).
 
-    For int8, the float32 conversion is quantized, and the result is kept only if its
-    masks hold (:data:`INT8_MIN_MASK_IOU`); the verdict is cached too, so a refused
-    int8 trial is not run again, and float32 is used instead.
+    A reduced precision (bfloat16, or int8: the float32 conversion quantized) is a
+    trial: it is kept only if its masks hold (:data:`MIN_MASK_IOU`). The verdict is
+    cached too, so a refused trial is not run again, and float32 is used instead.
     """
     start = time.perf_counter()
     input_size = int(sam.image_encoder.img_size)
@@ -629,49 +634,53 @@ def _openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncod
     compiled = None
     mask_iou = None
     note = ""
-    if precision == "int8":
-        entry, manifest = entry_for("int8")
+    if precision in ("int8", "bf16"):
+        entry, manifest = entry_for(precision)
         record = _read_entry(entry, manifest)
         if record is not None:
             mask_iou = float(record["mask_iou_mean"])
             if record["model"]:
                 ov_model = core.read_model(str(entry / _MODEL_XML))
-                compiled = core.compile_model(ov_model, "CPU", _compile_config("int8"))
+                compiled = core.compile_model(ov_model, "CPU", _compile_config(precision))
         else:
             hit = False
             converted = _convert_openvino(sam.image_encoder, input_size, ov)
             try:
                 calibration, check = calibration_images()
-                quantized = _quantize_int8(sam, converted, calibration)
-                trial = core.compile_model(quantized, "CPU", _compile_config("int8"))
-                trial_encoder = OpenVINOImageEncoder(
-                    trial, input_size, FastInfo("openvino", "int8", "trial")
+                candidate = (
+                    _quantize_int8(sam, converted, calibration)
+                    if precision == "int8"
+                    else converted  # bfloat16 is a property of the compiled model
                 )
-                mask_iou, lowest = int8_mask_agreement(sam, trial_encoder, check)
-                keep = mask_iou >= INT8_MIN_MASK_IOU
+                trial = core.compile_model(candidate, "CPU", _compile_config(precision))
+                trial_encoder = OpenVINOImageEncoder(
+                    trial, input_size, FastInfo("openvino", precision, "trial")
+                )
+                mask_iou, lowest = mask_agreement(sam, trial_encoder, check)
+                keep = mask_iou >= MIN_MASK_IOU
                 verdict = {**manifest, "mask_iou_mean": mask_iou, "mask_iou_min": lowest}
-                _save_entry(entry, quantized if keep else None, ov, verdict)
+                _save_entry(entry, candidate if keep else None, ov, verdict)
                 compiled = trial if keep else None
             except Exception as exc:
                 reason = " ".join(str(exc).split())
                 why = (
                     f"NNCF is not installed ({reason}; pip install 'samkit[fast]' adds it)"
                     if isinstance(exc, ImportError)
-                    else f"int8 quantization failed ({type(exc).__name__}: {reason})"
+                    else f"the {precision} trial failed ({type(exc).__name__}: {reason})"
                 )
                 warnings.warn(
                     f"fast=True: {why}; using the float32 OpenVINO encoder instead",
                     FastBackendWarning,
                     stacklevel=4,
                 )
-                note = f"; int8 not used: {why}"
+                note = f"; {precision} not used: {why}"
         if compiled is None:
-            precision = "f32"
             if mask_iou is not None:
                 note = (
-                    f"; int8 refused: its masks matched with mean IoU {mask_iou:.4f} "
-                    f"(at least {INT8_MIN_MASK_IOU} needed)"
+                    f"; {precision} refused: its masks matched with mean IoU {mask_iou:.4f} "
+                    f"(at least {MIN_MASK_IOU} needed)"
                 )
+            precision = "f32"
     if compiled is None:
         entry, manifest = entry_for(precision)
         if _read_entry(entry, manifest) is not None:
@@ -686,7 +695,7 @@ def _openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncod
             _save_entry(entry, ov_model, ov, manifest)
         compiled = core.compile_model(ov_model, "CPU", _compile_config(precision))
     elif mask_iou is not None:
-        note = f"; int8 masks match float32 with mean IoU {mask_iou:.4f}"
+        note = f"; {precision} masks match float32 with mean IoU {mask_iou:.4f}"
     info = FastInfo(
         backend="openvino",
         precision=precision,

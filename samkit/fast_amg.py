@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.modeling.transformer import Attention as DecoderAttention
 from segment_anything.utils.amg import (
@@ -71,8 +72,11 @@ def _attend(
     qh = _heads(attn.q_proj(q), attn.num_heads)
     kh = _heads(attn.k_proj(k), attn.num_heads)
     vh = _heads(attn.v_proj(v), attn.num_heads)
-    weights = torch.softmax(qh @ kh.transpose(-2, -1) / np.sqrt(qh.shape[-1]), dim=-1)
-    out = weights @ vh
+    if qh.shape[0] != kh.shape[0]:  # fused attention wants one batch size
+        size = max(qh.shape[0], kh.shape[0])
+        qh, kh, vh = (t.expand(size, -1, -1, -1) for t in (qh, kh, vh))
+    # softmax(Q K^T / sqrt(d)) V in one fused call: no copies of the strided heads
+    out = F.scaled_dot_product_attention(qh, kh, vh)
     b, heads, n, d = out.shape
     result: torch.Tensor = attn.out_proj(out.transpose(1, 2).reshape(b, n, heads * d))
     return result
@@ -85,7 +89,8 @@ def _attend_image_to_tokens(
 
     Args:
         attn: The attention module.
-        q_shared: The image side (embedding + positions), shape ``(1, HW, C)``.
+        q_shared: The image side (embedding + positions), shape ``(1, HW, C)`` (shared by
+            all points) or ``(B, HW, C)``.
         k: Token keys (tokens + their embedding), shape ``(B, T, C)``.
         v: Token values, shape ``(B, T, C)``.
 
@@ -184,9 +189,25 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
                 first.cross_attn_image_to_token, src + pos, queries + tokens, queries
             )
         )
-        for layer in layers[1:]:
-            queries, keys = layer(queries=queries, keys=keys, query_pe=tokens, key_pe=pos)
-        attn_out = transformer.final_attn_token_to_image(q=queries + tokens, k=keys + pos, v=keys)
+        for layer in layers[1:]:  # the stock block, with one "keys + pos" and a folded W_o
+            keyed = keys + pos
+            if layer.skip_first_layer_pe:
+                queries = layer.self_attn(q=queries, k=queries, v=queries)
+            else:
+                q = queries + tokens
+                queries = queries + _attend(layer.self_attn, q, q, queries)
+            queries = layer.norm1(queries)
+            attn_out = _attend(layer.cross_attn_token_to_image, queries + tokens, keyed, keys)
+            queries = layer.norm2(queries + attn_out)
+            queries = layer.norm3(queries + layer.mlp(queries))
+            keys = layer.norm4(
+                keys
+                + _attend_image_to_tokens(
+                    layer.cross_attn_image_to_token, keyed, queries + tokens, queries
+                )
+            )
+        final = transformer.final_attn_token_to_image
+        attn_out = _attend(final, queries + tokens, keys + pos, keys)
         queries = transformer.norm_final_attn(queries + attn_out)
         iou_pred = decoder.iou_prediction_head(queries[:, 0, :])[:, 1:]
         return queries, keys, iou_pred, (c, h, w)

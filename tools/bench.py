@@ -195,7 +195,7 @@ def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
         out["box_mask_iou_min"] = min(ious)
         out["box_prompts"] = len(ious)
         info = fast.image_encoder.fast_info
-        out["fast_int8"] = float(info.precision == "int8")
+        out["fast_precision"] = float(PRECISIONS.index(info.precision))  # numbers only
         out["fast_gate_iou"] = info.mask_iou if info.mask_iou is not None else float("nan")
         print(json.dumps(out), file=sys.stderr, flush=True)  # progress
         start = time.perf_counter()
@@ -211,6 +211,10 @@ def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
     out["amg_recall_of_stock"] = _match_recall(amg_stock, amg_fast)
     out["threads"] = cpu_threads()
     return out
+
+
+#: The fast encoder's precisions, as numbered in the measurements.
+PRECISIONS = ("f32", "bf16", "int8", "f16")
 
 
 def print_fast(r: dict[str, float]) -> None:
@@ -234,13 +238,9 @@ def print_fast(r: dict[str, float]) -> None:
         f" lowest {r['box_mask_iou_min']:.4f} ({int(r['box_prompts'])} boxes) |"
     )
     gate = r["fast_gate_iou"]
-    print(
-        "| encoder precision | f32 | "
-        + ("int8" if r["fast_int8"] else "f32")
-        + " | "
-        + (f"int8 trial: mean mask IoU {gate:.4f} on held-out images" if gate == gate else "")
-        + " |"
-    )
+    precision = PRECISIONS[int(r["fast_precision"])]
+    trial = f"{precision} trial: mean mask IoU {gate:.4f}, held-out images" if gate == gate else ""
+    print(f"| encoder precision | f32 | {precision} | {trial} |")
     print(
         f"| automatic masks {side}x{side} points | {r['amg_stock_s']:.1f} s"
         f" ({int(r['amg_masks_stock'])} masks) | {r['amg_fast_s']:.1f} s"
