@@ -28,11 +28,11 @@ VARIABLES: dict[str, str] = {
     "under their own names.",
     "SAMKIT_OUTPUT_DIR": "Folder that notebooks write their files to; default "
     "`build/outputs` in a checkout, `/content/samkit_outputs` in Colab.",
-    "SAMKIT_FAST_PRECISION": "`auto` (default), `f32`, `int8` or `bf16` for `fast=True` "
-    "on a CPU. `auto` takes int8 where the CPU reports native int8 dot products (VNNI) "
-    "and the int8 encoder's masks match the plain ones (IoU at least 0.98), else f32; "
-    "`int8` tries it on any CPU; bf16 is used only where the CPU reports it natively and "
-    "a probe confirms it is faster.",
+    "SAMKIT_FAST_PRECISION": "`auto` (default), `f32`, `bf16` or `int8` for `fast=True` "
+    "on a CPU. `auto` tries bf16 where the CPU computes it natively (and a probe confirms "
+    "it is faster), else int8 where it reports native int8 dot products (VNNI), else f32; "
+    "a bf16 or int8 encoder is kept only if its masks match the plain ones (mean IoU at "
+    "least 0.98). `int8` tries it on any CPU; `bf16` only where it is native.",
     "SAMKIT_AMG_POINTS_PER_SIDE": "Grid of the automatic mask generator in "
     "`amg_settings` (points per side) for every model, instead of the model's own: a "
     "quick run on a slow CPU (the tests' photo-path run sets 4). Settings passed by name "

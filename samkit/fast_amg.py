@@ -102,13 +102,21 @@ def _attend_image_to_tokens(
     kh = _heads(attn.k_proj(k), heads)  # (B, h, T, d)
     vh = _heads(attn.v_proj(v), heads)  # (B, h, T, d)
     d = qh.shape[-1]
-    weights = torch.softmax(qh @ kh.transpose(-2, -1) / np.sqrt(d), dim=-1)  # (B, h, HW, T)
+    # The logits as (B, h, T, HW): the softmax over the few tokens then runs along the
+    # long image axis, which vectorizes (over a last axis of ~7 it is several times slower).
+    weights = torch.softmax(kh @ qh.transpose(-2, -1) / np.sqrt(d), dim=-2)
     w_out = attn.out_proj.weight  # (C, h*d)
     # V_h W_o,h for each head: (B, h, T, C)
     folded = vh @ w_out.reshape(w_out.shape[0], heads, d).permute(1, 2, 0)
-    b, _, hw, t = weights.shape
-    out = weights.permute(0, 2, 1, 3).reshape(b, hw, heads * t) @ folded.reshape(b, heads * t, -1)
-    return out + attn.out_proj.bias
+    # Each head's weights sum to 1 over the tokens, so adding bias / heads to every folded
+    # value adds the bias once to the output: no pass over the (B, HW, C) result for it.
+    folded = folded + attn.out_proj.bias / heads
+    b, _, t, hw = weights.shape
+    # (B, HW, h*T) @ (B, h*T, C); the transpose is free for the product
+    out: torch.Tensor = weights.reshape(b, heads * t, hw).transpose(1, 2) @ folded.reshape(
+        b, heads * t, -1
+    )
+    return out
 
 
 class FastMaskGenerator(SamAutomaticMaskGenerator):
