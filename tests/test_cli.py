@@ -246,7 +246,7 @@ checkpoint = weights.Checkpoint(filename, sha256, int(size))
 model.MODEL_TYPES["vit_b"] = dataclasses.replace(model.MODEL_TYPES["vit_b"], checkpoint=checkpoint)
 # Outlast the server's stall: on a loaded machine the default 10 s read timeout could end
 # the download (exit 1) before the test's Ctrl-C arrives.
-weights.fetch_checkpoint.__kwdefaults__["timeout"] = 120.0
+model.download_checkpoint.__kwdefaults__["timeout"] = 120.0
 sys.exit(main(["download", "vit_b", "--dest", dest, "--no-progress"]))
 """
 
