@@ -236,11 +236,14 @@ def test_console_script_env_runs(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ Ctrl-C, python -m, --version
 
 _CHILD = """
+import signal
 import sys
 import dataclasses
 from samkit import model, weights
 from samkit.cli import main
 
+# A child of a background job starts with SIGINT ignored; a user's Ctrl-C is not.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 filename, sha256, size, dest = sys.argv[1:]
 checkpoint = weights.Checkpoint(filename, sha256, int(size))
 model.MODEL_TYPES["vit_b"] = dataclasses.replace(model.MODEL_TYPES["vit_b"], checkpoint=checkpoint)
