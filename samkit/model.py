@@ -41,7 +41,7 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
-from samkit import env, filetypes, locations
+from samkit import env, files, locations
 from samkit.weights import DEFAULT_TIMEOUT_S, Checkpoint, fetch_checkpoint
 
 
@@ -419,7 +419,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             f"checkpoint {path} is an HTML page (an error or login page saved under a "
             f"checkpoint's name), not a checkpoint. {redownload}"
         )
-    sniffed = filetypes.sniff(head)
+    sniffed = files.sniff(head)
     if sniffed is not None and sniffed[0] != "HTML":  # HTML: _looks_like_html's, above
         kind, start = sniffed
         if kind == "gzip":
@@ -555,7 +555,7 @@ def _looks_like_html(head: bytes) -> bool:
 
     A UTF-8 byte-order mark before the page is skipped.
     """
-    return head.removeprefix(filetypes.UTF8_BOM).lstrip()[:1] == b"<"
+    return head.removeprefix(files.UTF8_BOM).lstrip()[:1] == b"<"
 
 
 def _summarise(value: object) -> str:

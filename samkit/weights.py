@@ -32,7 +32,7 @@ from typing import IO, BinaryIO
 
 from tqdm.auto import tqdm
 
-from samkit import env, filetypes
+from samkit import env, files
 from samkit.locations import weights_dir as default_weights_dir
 
 __all__ = [
@@ -492,7 +492,7 @@ def _copy(
             fh.close()
             _remove(part)
             raise DownloadError(_html_message(url, dest, "the file is text that starts with '<'"))
-        sniffed = filetypes.sniff(chunk) if first and fh.tell() == 0 else None
+        sniffed = files.sniff(chunk) if first and fh.tell() == 0 else None
         if sniffed is not None:
             fh.close()
             _remove(part)
@@ -543,7 +543,7 @@ def _looks_like_markup(head: bytes) -> bool:
     archive or a pickle, binary from the first bytes, so a binary file that happens to
     start with ``<`` is not mistaken for a page.
     """
-    text = head.removeprefix(filetypes.UTF8_BOM).lstrip()[:512]
+    text = head.removeprefix(files.UTF8_BOM).lstrip()[:512]
     return text[:1] == b"<" and not any(byte in _BINARY_BYTES for byte in text)
 
 
