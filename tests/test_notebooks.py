@@ -49,6 +49,7 @@ NOTEBOOK_NAMES = [
     "04_caja_con_el_mouse.ipynb",
     "05_puntos_cajas_y_detector.ipynb",
     "06_proba_con_tu_imagen.ipynb",
+    "08_ajusta_sam_a_tus_objetos.ipynb",
 ]
 
 #: Notebooks whose checked cells are still marked by a ``# NBVAL_CHECK_OUTPUT`` comment in
@@ -438,6 +439,11 @@ def test_reference_makes_sense() -> None:
     height, width = samkit.sample_image("coffee", model_type="shapes").image.shape[:2]
     centre = [width // 4, height // 4, 3 * width // 4, 3 * height // 4]
     assert box == f"caja xyxy: {centre}\n"
+
+    # 08: 8 generated ring scenes and the labeled image with its one mask
+    [dataset] = expected["08_ajusta_sam_a_tus_objetos.ipynb"]
+    objects = sum(len(samkit.rings.make_ring_scene(i)) for i in range(8)) + 1
+    assert dataset == f"imágenes: 9 - objetos: {objects}\n"
 
 
 # ------------------------------------------------------------------ running them
