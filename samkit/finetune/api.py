@@ -68,6 +68,12 @@ def check_out(out: object) -> Path:
     return path
 
 
+def _check_flags(**flags: object) -> None:
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be True or False, but got {flag!r}")
+
+
 def _changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return [
         f"{key}: {before.get(key)!r} then, {now.get(key)!r} now"
@@ -258,20 +264,14 @@ def finetune(
             anchor=anchor,
         )
     )
-    for name, flag in (("resume", resume), ("overwrite", overwrite), ("fast", fast)):
-        if not isinstance(flag, bool):
-            raise ValueError(f"{name} must be True or False, but got {flag!r}")
+    _check_flags(resume=resume, overwrite=overwrite, fast=fast)
     base = Path(checkpoint).expanduser() if checkpoint is not None else download_checkpoint(kind)
     sam = load_sam(kind, checkpoint=base, device=device)
     dataset = load_dataset(annotations, images)
     train_idx, val_idx = split_images(len(dataset.images), settings.val_fraction, settings.seed)
     base_sha = sha256_file(base)
-    fingerprint = {
-        **settings.fingerprint(),
-        "model_type": kind,
-        "base_sha256": base_sha,
-        "data_digest": dataset.digest,
-    }
+    fingerprint = {**settings.fingerprint(), "model_type": kind}
+    fingerprint.update(base_sha256=base_sha, data_digest=dataset.digest)
     state_path = work_dir(target) / "state.pt"
     state = _open_state(state_path, fingerprint, resume, overwrite)
     torch.manual_seed(settings.seed)
@@ -287,7 +287,33 @@ def finetune(
         [dataset.images[i].file_name for i in train_idx],
         [dataset.images[i].file_name for i in val_idx],
     )
-    record = {
+    record = _record(kind, base, base_sha, dataset, names, settings, fast, state)
+    out_path, json_path = _write_outputs(sam, state, settings, target, record)
+    return FinetuneResult(
+        checkpoint=out_path,
+        record=json_path,
+        model_type=kind,
+        history=state.history,
+        best_epoch=state.best_epoch,
+        train_images=names[0],
+        val_images=names[1],
+        embeddings_computed=cache.misses,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _record(
+    kind: str,
+    base: Path,
+    base_sha: str,
+    dataset: Dataset,
+    names: tuple[list[str], list[str]],
+    settings: Settings,
+    fast: bool,
+    state: RunState,
+) -> dict[str, Any]:
+    """The JSON record of a run: base model, data, settings, metrics, versions."""
+    return {
         "format": RECORD_FORMAT,
         "model_type": kind,
         "base_checkpoint": {"file": base.name, "sha256": base_sha},
@@ -306,15 +332,3 @@ def finetune(
         "history": state.history,
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
-    out_path, json_path = _write_outputs(sam, state, settings, target, record)
-    return FinetuneResult(
-        checkpoint=out_path,
-        record=json_path,
-        model_type=kind,
-        history=state.history,
-        best_epoch=state.best_epoch,
-        train_images=names[0],
-        val_images=names[1],
-        embeddings_computed=cache.misses,
-        seconds=time.perf_counter() - started,
-    )
