@@ -106,6 +106,20 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="prompt with boxes: COCO JSON, a folder of YOLO txt files, or samkit boxes JSON",
     )
+    segment.add_argument(
+        "--text",
+        action="append",
+        default=None,
+        metavar="PHRASE",
+        help="segment every instance of PHRASE with SAM 3 (repeat for several; one category each)",
+    )
+    segment.add_argument(
+        "--text-threshold",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="score an instance of a phrase needs (0 to 1, default 0.5)",
+    )
     segment.add_argument("--png", action="store_true", help="also write every mask as a PNG")
     segment.add_argument("--preview", action="store_true", help="also write an annotated JPEG")
     segment.add_argument(
@@ -205,6 +219,8 @@ def _segment(args: argparse.Namespace) -> int:
             ray_address=args.ray_address,
             ray_actors=args.ray_actors,
             progress=not args.no_progress,
+            text=args.text,
+            text_threshold=args.text_threshold,
             **overrides,
         )
     except SegmentUsageError as exc:

@@ -10,10 +10,15 @@ segment-anything's own builders. The ``shapes`` model is SAM's exact architectur
 (``segment_anything.modeling`` classes), scaled down so that it trains and runs on a
 laptop CPU; its checkpoint ships with samkit.
 
+SAM 2.1 (four sizes) and SAM 3 are Hugging Face transformers models, registered here
+with their Hub repository (``hub``); :mod:`samkit.hf` loads them, and gives SAM 2.1
+``SamPredictor``'s interface.
+
 Example:
     >>> from samkit.model import MODEL_TYPES, model_spec
-    >>> list(MODEL_TYPES)
-    ['vit_h', 'vit_l', 'vit_b', 'shapes']
+    >>> list(MODEL_TYPES)  # doctest: +NORMALIZE_WHITESPACE
+    ['vit_h', 'vit_l', 'vit_b', 'shapes', 'sam2.1_tiny', 'sam2.1_small', 'sam2.1_base_plus',
+     'sam2.1_large', 'sam3']
     >>> model_spec("shapes").samples
     'scenes'
 """
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from segment_anything import sam_model_registry
@@ -124,21 +129,25 @@ class ModelType:
 
     Attributes:
         name: The model type (``"vit_b"``, ...), as segment-anything names it.
-        build: Returns an untrained ``Sam`` of this architecture.
+        build: Returns an untrained model of this architecture: a ``Sam``, or for a
+            Hugging Face model type the full-size transformers model.
         checkpoint: The official checkpoint to download, or ``None`` for a bundled model.
         bundled: The checkpoint's path inside samkit's data folder, for a bundled model.
         amg_settings: ``SamAutomaticMaskGenerator`` settings that differ from
             segment-anything's defaults for this model.
         samples: ``"photos"`` when the model segments photos, ``"scenes"`` when it only
             knows the generated scenes of simple shapes (``samkit.shapes.make_scene``).
+        hub: The Hugging Face Hub repository of a transformers model type (SAM 2.1,
+            SAM 3), loaded with ``samkit.hf.load_hf``; ``None`` for segment-anything's.
     """
 
     name: str
-    build: Callable[[], Sam]
+    build: Callable[[], torch.nn.Module]
     checkpoint: Checkpoint | None = None
     bundled: tuple[str, ...] | None = None
     amg_settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     samples: Literal["photos", "scenes"] = "photos"
+    hub: str | None = None
 
 
 #: Automatic mask generator settings used for the bundled ``shapes`` model. Shapes are
@@ -163,8 +172,18 @@ def _official(name: str, filename: str, sha256: str, size: int | None) -> ModelT
     )
 
 
-#: The model types, by name: the official checkpoints (Meta's public record) and the
-#: bundled offline model.
+def _hf(name: str, repo: str) -> ModelType:
+    def build() -> torch.nn.Module:
+        from samkit.hf.configs import build_model
+
+        model: torch.nn.Module = build_model(name)
+        return model
+
+    return ModelType(name=name, build=build, hub=repo)
+
+
+#: The model types, by name: the official checkpoints (Meta's public record), the
+#: bundled offline model, and SAM 2.1 and SAM 3 from the Hugging Face Hub.
 MODEL_TYPES: dict[str, ModelType] = dict(
     {
         "vit_h": _official(
@@ -192,8 +211,31 @@ MODEL_TYPES: dict[str, ModelType] = dict(
             amg_settings=SHAPES_AMG_SETTINGS,
             samples="scenes",
         ),
+        "sam2.1_tiny": _hf("sam2.1_tiny", "facebook/sam2.1-hiera-tiny"),
+        "sam2.1_small": _hf("sam2.1_small", "facebook/sam2.1-hiera-small"),
+        "sam2.1_base_plus": _hf("sam2.1_base_plus", "facebook/sam2.1-hiera-base-plus"),
+        "sam2.1_large": _hf("sam2.1_large", "facebook/sam2.1-hiera-large"),
+        "sam3": _hf("sam3", "facebook/sam3"),
     }
 )
+
+
+def check_not_hub(spec: ModelType) -> None:
+    """Refuse a Hugging Face model type where segment-anything's ``Sam`` is needed.
+
+    Raises:
+        ValueError: If ``spec`` is SAM 2.1 or SAM 3; the message says how to load it.
+    """
+    if spec.hub is not None:
+        raise ValueError(
+            f"model type {spec.name!r} is a Hugging Face transformers model ({spec.hub}), "
+            f"not a segment-anything SAM: load it with samkit.hf.load_hf({spec.name!r})"
+            + (
+                " and samkit.hf.Sam2Predictor for SamPredictor's interface"
+                if spec.name != "sam3"
+                else ""
+            )
+        )
 
 
 def model_spec(model_type: object, name: str = "model_type") -> ModelType:
@@ -292,6 +334,7 @@ def download_checkpoint(
         'sam_shapes.pt'
     """
     spec = model_spec(model_type)
+    check_not_hub(spec)
     from_env = _checkpoint_from_env(spec.name)
     if from_env is not None:
         return from_env
@@ -347,6 +390,7 @@ def load_sam(
         False
     """
     model_type = default_model_type() if model_type is None else model_spec(model_type).name
+    check_not_hub(MODEL_TYPES[model_type])
     if not isinstance(fast, bool):
         raise ValueError(f"fast must be True or False, but got {fast!r}")
     target = _resolve_device(device)
@@ -370,7 +414,7 @@ def load_sam(
         raise ValueError(
             f"checkpoint {path} holds {holds}, but model_type {model_type!r} was requested{hint}"
         )
-    sam = MODEL_TYPES[model_type].build()
+    sam = cast(Sam, MODEL_TYPES[model_type].build())
     sam.load_state_dict(state_dict, strict=True)
     sam.to(target)
     sam.eval()
@@ -489,8 +533,8 @@ def checkpoint_model_type(state_dict: dict[str, torch.Tensor]) -> str | None:
         The matching model type, or ``None`` when none matches exactly.
     """
     shapes = _shapes_of(state_dict)
-    for name in MODEL_TYPES:
-        if _expected_shapes(name) == shapes:
+    for name, spec in MODEL_TYPES.items():
+        if spec.hub is None and _expected_shapes(name) == shapes:
             return name
     return None
 

@@ -69,6 +69,8 @@ def _fingerprint(spec: JobSpec, box_file: BoxFile | None) -> dict[str, Any]:
         "checkpoint": checkpoint,
         "mode": spec.mode,
         "amg": spec.amg if spec.mode == "amg" else None,
+        "texts": list(spec.texts) if spec.mode == "text" else None,
+        "text_threshold": spec.text_threshold if spec.mode == "text" else None,
         "boxes": (
             None
             if box_file is None
@@ -232,6 +234,8 @@ def segment_images(
     ray_address: str | None = None,
     ray_actors: int | None = None,
     progress: bool = True,
+    text: Sequence[str] | None = None,
+    text_threshold: float = 0.5,
     **amg_overrides: Any,
 ) -> SegmentSummary:
     """Segment files and folders of images into one COCO ``annotations.json``.
@@ -259,6 +263,12 @@ def segment_images(
         ray_actors: How many model actors Ray runs (default: one per GPU of the
             cluster, or one per two CPUs when it has no GPU).
         progress: Show a progress bar (images done, images/s, time left) on stderr.
+        text: Phrases to segment with SAM 3 instead (``samkit.hf.segment_text``): one
+            COCO category per phrase, every instance whose score passes
+            ``text_threshold``. The model
+            is ``"sam3"``, its weights ``SAMKIT_HF_WEIGHTS`` or ``checkpoint`` (a folder
+            saved with ``save_pretrained``).
+        text_threshold: The score (0 to 1) an instance of a phrase needs to be kept.
         **amg_overrides: Settings of ``SamAutomaticMaskGenerator`` that replace
             ``samkit.amg_settings(model_type)`` (``points_per_side=16``, ...).
 
@@ -293,9 +303,12 @@ def segment_images(
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise SegmentUsageError(f"--out must be a folder, but {out_dir} is a file")
+    texts = _check_text(text, text_threshold, model_type, boxes, amg_overrides)
     try:
-        chosen = samkit.default_model_type() if model_type is None else model_type
-        amg = samkit.amg_settings(chosen, **amg_overrides)
+        chosen = (
+            "sam3" if texts else samkit.default_model_type() if model_type is None else model_type
+        )
+        amg = {} if texts else samkit.amg_settings(chosen, **amg_overrides)
     except ValueError as error:
         raise SegmentUsageError(str(error)) from None
     if boxes is not None and amg_overrides:
@@ -303,7 +316,7 @@ def segment_images(
             f"{', '.join(sorted(amg_overrides))}: generator settings apply to automatic masks, "
             "but boxes were given to prompt with"
         )
-    if checkpoint is not None and not Path(checkpoint).is_file():
+    if checkpoint is not None and not texts and not Path(checkpoint).is_file():
         raise SegmentUsageError(f"checkpoint file not found: {checkpoint}")
     runner: Runner = run_local
     if engine == "ray":
@@ -341,10 +354,12 @@ def segment_images(
         checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()),
         device=device,
         fast=fast,
-        mode="amg" if box_file is None else "boxes",
+        mode="text" if texts else "amg" if box_file is None else "boxes",
         amg=amg,
         png=png,
         preview=preview,
+        texts=texts,
+        text_threshold=float(text_threshold),
     )
     fingerprint = _fingerprint(spec, box_file)
     out.mkdir(parents=True, exist_ok=True)
@@ -358,6 +373,8 @@ def segment_images(
         else:
             pending.append(item)
     categories = [AMG_CATEGORY] if box_file is None else box_file.categories
+    if texts:
+        categories = [{"id": i + 1, "name": phrase} for i, phrase in enumerate(texts)]
     bar = _progress_bar(len(items), summary.skipped, progress)
 
     def report(item: ImageItem, failure: Failure | None) -> None:
@@ -377,6 +394,34 @@ def segment_images(
         summary.seconds = time.perf_counter() - started
         _write_summary(out, summary)
     return summary
+
+
+def _check_text(
+    text: Sequence[str] | None,
+    threshold: object,
+    model_type: str | None,
+    boxes: object,
+    amg: dict[str, Any],
+) -> tuple[str, ...]:
+    """The phrases of ``text=`` (``()`` for none), checked against the other arguments."""
+    if text is None:
+        return ()
+    from samkit.hf.sam3 import check_phrases
+
+    try:
+        phrases = tuple(check_phrases(text))
+    except ValueError as error:
+        raise SegmentUsageError(f"--text: {error}") from None
+    if model_type not in (None, "sam3"):
+        raise SegmentUsageError(f"text prompts need model 'sam3', but got {model_type!r}")
+    if boxes is not None or amg:
+        given = "boxes" if boxes is not None else ", ".join(sorted(amg))
+        raise SegmentUsageError(f"text prompts take no {given}: give --text alone")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise SegmentUsageError(f"text_threshold must be from 0 to 1, but got {threshold!r}")
+    if not 0 <= threshold <= 1:
+        raise SegmentUsageError(f"text_threshold must be from 0 to 1, but got {threshold!r}")
+    return phrases
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

@@ -137,10 +137,13 @@ class JobSpec:
         checkpoint: A checkpoint file, or ``None`` for the default one.
         device: The device, or ``None`` for ``samkit.default_device()``.
         fast: Load the model with ``fast=True``, and segment with ``FastMaskGenerator``.
-        mode: ``"amg"`` (automatic masks) or ``"boxes"``.
+        mode: ``"amg"`` (automatic masks), ``"boxes"`` or ``"text"`` (SAM 3).
         amg: The generator's settings (for ``"amg"``).
         png: Write every mask as a PNG.
         preview: Write an annotated JPEG per image.
+        texts: The phrases to segment with SAM 3 (``"text"``): category ``i + 1`` is
+            phrase ``i``.
+        text_threshold: The score an instance of a phrase needs to be kept.
     """
 
     out_dir: str
@@ -152,6 +155,8 @@ class JobSpec:
     amg: dict[str, Any]
     png: bool
     preview: bool
+    texts: tuple[str, ...] = ()
+    text_threshold: float = 0.5
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
@@ -313,6 +318,13 @@ class ImageWorker:
         self.spec = spec
         self.out_dir = Path(spec.out_dir)
         self.store = self.out_dir / STORE_DIR / "images"
+        if spec.mode == "text":
+            from samkit.hf.load import load_hf
+
+            weights = spec.checkpoint  # a save_pretrained folder, else SAMKIT_HF_WEIGHTS
+            self.text_model = load_hf("sam3", weights=weights, device=spec.device)
+            self.generator = self.predictor = None
+            return
         sam = _load_sam(spec)
         generator: type[SamAutomaticMaskGenerator] = SamAutomaticMaskGenerator
         if spec.fast:  # the same masks, with the decoder batched and the survivors upscaled
@@ -377,6 +389,14 @@ class ImageWorker:
         """
         import samkit
 
+        if self.spec.mode == "text":
+            from samkit.hf.sam3 import segment_text
+
+            texts, threshold = list(self.spec.texts), self.spec.text_threshold
+            found = segment_text(self.text_model, image, texts, threshold=threshold)
+            found.data["category_id"] = np.asarray(found.class_id, dtype=int) + 1
+            found.data["score"] = np.asarray(found.confidence, dtype=np.float32)
+            return found
         if self.generator is not None:
             return samkit.amg_to_detections(self.generator.generate(image))
         assert self.predictor is not None  # the constructor made one of the two
@@ -481,9 +501,10 @@ def detections_to_annotations(detections: sv.Detections) -> list[dict[str, Any]]
             "category_id": int(data["category_id"][i])
             if "category_id" in data
             else AMG_CATEGORY["id"],
-            "predicted_iou": float(data["predicted_iou"][i]),
-            "stability_score": float(data["stability_score"][i]),
         }
+        for key in ("predicted_iou", "stability_score"):  # SAM's own scores (not SAM 3's)
+            if key in data:
+                annotation[key] = float(data[key][i])
         if "point_coords" in data:
             annotation["point_coords"] = np.asarray(data["point_coords"][i]).tolist()
         if "crop_box" in data:
