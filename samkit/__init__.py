@@ -16,12 +16,15 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.export``: masks to and from COCO RLE and PNG files;
 - ``samkit.images``, ``samkit.viz``, ``samkit.timing``: images, drawing, timing;
 - ``samkit.samples``, ``samkit.shapes``: the example images and the generated scenes;
-- ``samkit.evaluation``: measuring a model on held-out scenes.
+- ``samkit.evaluation``: measuring a model on held-out scenes;
+- ``samkit.hf``: SAM 2.1 (``SamPredictor``'s interface) and SAM 3 (text prompts) through
+  Hugging Face transformers.
 """
 
 from __future__ import annotations
 
 from samkit import generator as generator
+from samkit import hf as hf
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs

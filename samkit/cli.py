@@ -182,8 +182,23 @@ def _env() -> None:
     """Print the GPU report and samkit's defaults."""
     print(env.gpu_report())
     print(f"default model type: {default_model_type()} (choices: {', '.join(MODEL_TYPES)})")
+    hub = [name for name, spec in MODEL_TYPES.items() if spec.hub is not None]
+    print(
+        f"SAM 2.1 and SAM 3 ({', '.join(hub)}): transformers {_version('transformers')}, "
+        f"weights {env.hf_weights()} (samkit.hf.load_hf)"
+    )
     print(f"default device: {env.default_device()}")
     print(f"weights directory: {weights_dir()}")
+
+
+def _version(package: str) -> str:
+    """An installed package's version, or ``"not installed"``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _download(model_type: str, dest: str | None, *, progress: bool) -> None:

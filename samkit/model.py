@@ -256,8 +256,12 @@ def model_spec(model_type: object, name: str = "model_type") -> ModelType:
         'sam_vit_b_01ec64.pth'
     """
     if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
-        valid = ", ".join(repr(key) for key in MODEL_TYPES)
-        raise ValueError(f"{name} must be one of {valid}, but got {model_type!r}")
+        sam = ", ".join(repr(key) for key, spec in MODEL_TYPES.items() if spec.hub is None)
+        hub = ", ".join(repr(key) for key, spec in MODEL_TYPES.items() if spec.hub is not None)
+        raise ValueError(
+            f"{name} must be one of {sam}, but got {model_type!r} (or, through Hugging Face "
+            f"transformers, one of {hub})"
+        )
     return MODEL_TYPES[model_type]
 
 

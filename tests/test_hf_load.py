@@ -152,3 +152,30 @@ def test_load_sam_points_to_samkit_hf(model_type: str) -> None:
         samkit.load_sam(model_type)
     with pytest.raises(ValueError, match="is a Hugging Face transformers model"):
         samkit.download_checkpoint(model_type)
+
+
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        ("5.25.0", "transformers 5.25.0: alcanza para SAM 2.1 y SAM 3"),
+        (
+            "4.57.1",
+            "transformers 4.57.1 es anterior a la 5: ejecutá %pip install --upgrade "
+            '"transformers>=5"',
+        ),
+        (None, "transformers no está instalado: ejecutá %pip install --upgrade"),
+    ],
+)
+def test_transformers_status_says_when_to_upgrade(
+    monkeypatch: pytest.MonkeyPatch, installed: str | None, expected: str
+) -> None:
+    import importlib.metadata
+
+    def version(name: str) -> str:
+        assert name == "transformers"
+        if installed is None:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert load.transformers_status().startswith(expected)

@@ -131,7 +131,7 @@ def test_no_image_and_wrong_models_are_refused() -> None:
     with pytest.raises(ValueError, match="image_format must be 'RGB' or 'BGR', but got 'RGBA'"):
         predictor.set_image(IMAGE, image_format="RGBA")
     sam3 = load.load_hf("sam3", weights="small", device="cpu", keep=True)
-    with pytest.raises(ValueError, match="Sam2Predictor needs a SAM 2.1 model.*but got 'sam3'"):
+    with pytest.raises(ValueError, match=r"Sam2Predictor needs a SAM 2\.1 model.*but got 'sam3'"):
         Sam2Predictor(sam3)
     predictor.hf.release()
     sam3.release()

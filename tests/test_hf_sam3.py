@@ -79,7 +79,7 @@ def test_bad_inputs_are_refused(sam3: load.HfModel) -> None:
         segment_text(sam3, IMAGE, "gato", threshold=2)
     with pytest.raises(ValueError, match=re.escape("image must be RGB uint8 of shape (H, W, 3)")):
         segment_text(sam3, IMAGE[..., 0], "gato")
-    with pytest.raises(ValueError, match="segment_text needs SAM 3.*but got 'sam2.1_tiny'"):
+    with pytest.raises(ValueError, match=r"segment_text needs SAM 3.*but got 'sam2\.1_tiny'"):
         segment_text(
             load.load_hf("sam2.1_tiny", weights="small", device="cpu", keep=True), IMAGE, "gato"
         )

@@ -11,7 +11,7 @@ transformers itself is imported only when a model is built or loaded.
 
 from __future__ import annotations
 
-from samkit.hf.load import GatedModelError, HfModel, load_hf, release_all
+from samkit.hf.load import GatedModelError, HfModel, load_hf, release_all, transformers_status
 from samkit.hf.sam2 import Sam2Predictor, load_predictor
 from samkit.hf.sam3 import segment_text
 
@@ -23,4 +23,5 @@ __all__ = [
     "load_predictor",
     "release_all",
     "segment_text",
+    "transformers_status",
 ]

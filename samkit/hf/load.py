@@ -114,6 +114,33 @@ def release_all() -> None:
         torch.cuda.empty_cache()
 
 
+#: The oldest transformers release with ``Sam2Model`` and ``Sam3Model`` as samkit uses them.
+MIN_TRANSFORMERS = 5
+
+
+def transformers_status() -> str:
+    """Whether the installed transformers is new enough, as Spanish text to print.
+
+    Returns:
+        ``"transformers 5.25.0: alcanza para SAM 2.1 y SAM 3"``, or what to run when it
+        is missing or older than :data:`MIN_TRANSFORMERS`.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    upgrade = (
+        f'ejecutá %pip install --upgrade "transformers>={MIN_TRANSFORMERS}" en una celda '
+        "y reiniciá el entorno de ejecución"
+    )
+    try:
+        installed = version("transformers")
+    except PackageNotFoundError:
+        return f"transformers no está instalado: {upgrade}"
+    major = int(installed.split(".", 1)[0]) if installed.split(".", 1)[0].isdigit() else 0
+    if major < MIN_TRANSFORMERS:
+        return f"transformers {installed} es anterior a la {MIN_TRANSFORMERS}: {upgrade}"
+    return f"transformers {installed}: alcanza para SAM 2.1 y SAM 3"
+
+
 def choose_dtype(device: str | torch.device) -> torch.dtype:
     """The precision to run SAM 2.1 / SAM 3 in on ``device``.
 
