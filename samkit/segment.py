@@ -316,7 +316,19 @@ def segment_images(
             f"{', '.join(sorted(amg_overrides))}: generator settings apply to automatic masks, "
             "but boxes were given to prompt with"
         )
-    if checkpoint is not None and not texts and not Path(checkpoint).is_file():
+    from samkit.model import MODEL_TYPES
+
+    hub = MODEL_TYPES[chosen].hub is not None
+    if hub and not texts and (boxes is None or fast or chosen == "sam3"):
+        raise SegmentUsageError(
+            f"{chosen} (Hugging Face transformers) answers "
+            + ("--text" if chosen == "sam3" else "--boxes, without --fast")
+            + ": automatic masks and --fast need a segment-anything model (vit_h, vit_l, "
+            "vit_b, shapes)"
+        )
+    if checkpoint is not None and hub and not Path(checkpoint).is_dir():
+        raise SegmentUsageError(f"checkpoint folder (save_pretrained) not found: {checkpoint}")
+    if checkpoint is not None and not hub and not Path(checkpoint).is_file():
         raise SegmentUsageError(f"checkpoint file not found: {checkpoint}")
     runner: Runner = run_local
     if engine == "ray":

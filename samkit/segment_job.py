@@ -318,12 +318,21 @@ class ImageWorker:
         self.spec = spec
         self.out_dir = Path(spec.out_dir)
         self.store = self.out_dir / STORE_DIR / "images"
+        self.predictor: Any = None  # SamPredictor, or samkit.hf's Sam2Predictor
         if spec.mode == "text":
             from samkit.hf.load import load_hf
 
             weights = spec.checkpoint  # a save_pretrained folder, else SAMKIT_HF_WEIGHTS
             self.text_model = load_hf("sam3", weights=weights, device=spec.device)
             self.generator = self.predictor = None
+            return
+        if spec.model_type.startswith("sam2"):  # SAM 2.1 (samkit.hf): box prompts
+            from samkit.hf.sam2 import load_predictor
+
+            self.generator = None
+            self.predictor = load_predictor(
+                spec.model_type, weights=spec.checkpoint, device=spec.device
+            )
             return
         sam = _load_sam(spec)
         generator: type[SamAutomaticMaskGenerator] = SamAutomaticMaskGenerator
@@ -414,7 +423,9 @@ class ImageWorker:
         masks = np.zeros((len(xyxy), height, width), dtype=bool)
         ious = np.zeros(len(xyxy), dtype=np.float32)
         stability = np.zeros(len(xyxy), dtype=np.float32)
-        if len(xyxy):
+        if len(xyxy) and not hasattr(predictor, "predict_torch"):
+            self._predict_each(image, xyxy, masks, ious, stability)
+        elif len(xyxy):
             predictor.set_image(image)
             threshold = predictor.model.mask_threshold
             for start in range(0, len(xyxy), _BOX_BATCH):
@@ -447,6 +458,29 @@ class ImageWorker:
             confidence=ious,
             data=data,
         )
+
+    def _predict_each(
+        self,
+        image: npt.NDArray[np.uint8],
+        xyxy: npt.NDArray[np.float32],
+        masks: npt.NDArray[np.bool_],
+        ious: npt.NDArray[np.float32],
+        stability: npt.NDArray[np.float32],
+    ) -> None:
+        """SAM 2.1 (``samkit.hf.Sam2Predictor``): one box at a time, into the arrays."""
+        import torch
+        from segment_anything.utils.amg import calculate_stability_score
+
+        predictor = self.predictor
+        assert predictor is not None
+        predictor.set_image(image)
+        for index, box in enumerate(xyxy):
+            logits, iou, _ = predictor.predict(box=box, multimask_output=False, return_logits=True)
+            masks[index] = logits[0] > 0.0
+            ious[index] = iou[0]
+            score = calculate_stability_score(torch.from_numpy(logits[0]), 0.0, 1.0)
+            stability[index] = float(score)
+        predictor.reset_image()
 
     def write_preview(
         self, image: npt.NDArray[np.uint8], detections: sv.Detections, item: ImageItem

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import supervision as sv
 import torch
 import torch.nn.functional as F
 
@@ -207,3 +208,66 @@ def load_predictor(model_type: str = "sam2.1_tiny", **kwargs: Any) -> Sam2Predic
         The predictor.
     """
     return Sam2Predictor(load_hf(model_type, **kwargs))
+
+
+def generate_masks(
+    hf: HfModel,
+    image: npt.NDArray[np.uint8],
+    points_per_side: int = 32,
+    pred_iou_thresh: float = 0.88,
+    stability_score_thresh: float = 0.95,
+    points_per_batch: int = 64,
+) -> sv.Detections:
+    """Automatic masks with SAM 2.1: transformers' ``mask-generation`` pipeline.
+
+    A grid of points over the image, one mask per point, filtered by predicted IoU and
+    stability and de-duplicated (as ``SamAutomaticMaskGenerator``, without crops).
+
+    Args:
+        hf: SAM 2.1, from ``samkit.hf.load_hf("sam2.1_tiny")`` (or another size).
+        image: RGB uint8 `(H, W, 3)`.
+        points_per_side: The grid: ``points_per_side**2`` points.
+        pred_iou_thresh: Keep masks whose predicted IoU is at least this.
+        stability_score_thresh: Keep masks at least this stable.
+        points_per_batch: Points decoded at once (memory against speed).
+
+    Returns:
+        ``sv.Detections`` with ``mask`` `(N, H, W)` bool, ``xyxy`` from the masks and
+        the predicted IoU as ``confidence``, largest first (as ``sv.Detections.from_sam``).
+
+    Raises:
+        ValueError: If ``hf`` is not SAM 2.1, or the image is not RGB uint8.
+    """
+    from PIL import Image
+    from transformers import pipeline
+
+    predictor = Sam2Predictor(hf)  # checks the model
+    pixels = np.asarray(image)
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(
+            f"image must be RGB uint8 of shape (H, W, 3), but got {pixels.dtype} of shape "
+            f"{pixels.shape}"
+        )
+    hf.check()
+    generator = pipeline(
+        "mask-generation",
+        model=hf.model,
+        image_processor=hf.processor.image_processor,
+        device=predictor.device,
+    )
+    found = generator(
+        Image.fromarray(pixels),
+        points_per_batch=points_per_batch,
+        points_per_crop=points_per_side,
+        pred_iou_thresh=pred_iou_thresh,
+        stability_score_thresh=stability_score_thresh,
+    )
+    masks = np.array([np.asarray(m.cpu(), dtype=bool) for m in found["masks"]], dtype=bool)
+    masks = masks.reshape(-1, *pixels.shape[:2])
+    scores = np.asarray(found["scores"].float().cpu() if len(masks) else [], dtype=np.float32)
+    order = np.argsort(-masks.sum(axis=(1, 2)), kind="stable")
+    return sv.Detections(
+        xyxy=sv.mask_to_xyxy(masks[order]).astype(np.float32).reshape(-1, 4),
+        mask=masks[order],
+        confidence=scores[order],
+    )
