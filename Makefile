@@ -40,8 +40,8 @@ format: $(BIN)/samkit ## Reformat and auto-fix with ruff
 	$(BIN)/ruff format samkit tests tools
 	$(BIN)/ruff check --fix samkit tests tools
 
-# offline, on the CPU, with the bundled model
-PYTEST := SAMKIT_MODEL=shapes $(BIN)/pytest
+# offline, on the CPU, with the bundled model (and SAM 2.1 / SAM 3 at small random configurations)
+PYTEST := SAMKIT_MODEL=shapes SAMKIT_HF_WEIGHTS=small $(BIN)/pytest
 
 .PHONY: test
 test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, training) and the docstring examples
