@@ -25,7 +25,7 @@ from samkit import generator as generator
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.images import encode_image, load_image
 from samkit.live import LiveSegmenter
 from samkit.locations import home_dir, output_dir
