@@ -139,7 +139,7 @@ def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
 
     import samkit
     from samkit import evaluation
-    from samkit.fast import cpu_threads
+    from samkit.fast.cpu import cpu_threads
 
     torch.set_num_threads(cpu_threads())
     out: dict[str, float] = {}
