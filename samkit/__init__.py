@@ -16,7 +16,10 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.export``: masks to and from COCO RLE and PNG files;
 - ``samkit.images``, ``samkit.viz``, ``samkit.timing``: images, drawing, timing;
 - ``samkit.samples``, ``samkit.shapes``: the example images and the generated scenes;
-- ``samkit.evaluation``: measuring a model on held-out scenes.
+- ``samkit.evaluation``: measuring a model on held-out scenes;
+- ``samkit.live``: the widget that segments as you draw (``live.widget``), its prompt
+  checks (``live.prompt``), decoder runs (``live.decoder``), embedding memo
+  (``live.embedding``), overlay PNG (``live.overlay``) and Spanish words (``live.texts``).
 """
 
 from __future__ import annotations
