@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 import samkit
-from live.support import CountingPredictor
+
+from .support import CountingPredictor
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import samkit
-from live.support import CountingPredictor, iou
 from samkit.live import LiveSegmenter
 from samkit.live.decoder import Answer, ShownPrompt, choose_decoder_threads, is_prefix
+
+from .support import CountingPredictor, iou
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import samkit
-from live.support import CountingPredictor, iou
 from samkit.live import LiveSegmenter
 from samkit.live.embedding import held_embedding, image_digest, remember_embedding
+
+from .support import CountingPredictor, iou
 
 
 def test_the_embedding_is_computed_once_per_image(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from live.support import decode
 from samkit.live import display_size, mask_overlay_png
 from samkit.live.overlay import image_for_display
+
+from .support import decode
 
 
 @pytest.mark.parametrize(

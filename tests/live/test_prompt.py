@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import samkit
-from live.support import CountingPredictor
 from samkit.live import LiveSegmenter
 from samkit.live.prompt import (
     PromptError,
@@ -21,6 +20,8 @@ from samkit.live.prompt import (
     finite_number,
     preset_prompt,
 )
+
+from .support import CountingPredictor
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,10 @@ import re
 import pytest
 
 import samkit
-from live.support import CountingPredictor
 from samkit.live import DEFAULT_TEXTS, LIVE_JS, LiveSegmenter
 from samkit.live.texts import failure_line, mismatch_line, status_line, widget_texts
+
+from .support import CountingPredictor
 
 #: English words a learner must not read in the widget (the status line used to say
 #: "score 0.947 · 44 ms · mask_input").

@@ -16,8 +16,9 @@ import pytest
 import supervision as sv
 
 import samkit
-from live.support import CountingPredictor, iou, overlay_alpha, xyxy
 from samkit.live import LIVE_CSS, LIVE_JS, LiveSegmenter
+
+from .support import CountingPredictor, iou, overlay_alpha, xyxy
 
 # ------------------------------------------------------------------ the preset prompt
 
