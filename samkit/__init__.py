@@ -21,7 +21,10 @@ ever needs ``import samkit``; everything else is importable from its module:
   local or on Ray (``spec``, ``discovery``, ``store``, ``worker``, ``job``, ``ray``);
   ``samkit.boxes``: the box files it prompts with;
 - ``samkit.files``: atomic writes, sha256, what a file really is;
-- ``samkit.version``: the version (``samkit.__version__``).
+- ``samkit.version``: the version (``samkit.__version__``);
+- ``samkit.live``: the widget that segments as you draw (``live.widget``), its prompt
+  checks (``live.prompt``), decoder runs (``live.decoder``), embedding memo
+  (``live.embedding``), overlay PNG (``live.overlay``) and Spanish words (``live.texts``).
 """
 
 from __future__ import annotations
