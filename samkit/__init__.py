@@ -10,8 +10,10 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.settings``: the automatic mask generator's settings per model;
 - ``samkit.generator``: segment-anything's automatic mask generator, with crops that
   find no mask fixed;
-- ``samkit.fast``: the fast path (the image encoder on OpenVINO or CUDA autocast and
-  its cache, ``FastMaskGenerator``, the prompt decoder exported to ONNX);
+- ``samkit.fast``: the fast path: the image encoder on OpenVINO or CUDA autocast
+  (``fast.attention``, ``fast.cpu``, ``fast.cache``, ``fast.trial``, ``fast.openvino``,
+  ``fast.encoder``), ``FastMaskGenerator`` (``fast.amg``), the prompt decoder exported to
+  ONNX (``fast.onnx``);
 - ``samkit.prompts``, ``samkit.convert``: widget boxes, clicks, SAM's outputs as
   ``sv.Detections``;
 - ``samkit.masks``, ``samkit.scoring``: mask operations, and how good a mask is;
