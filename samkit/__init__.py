@@ -37,9 +37,8 @@ from samkit.scoring import mask_report
 from samkit.segment import segment_images
 from samkit.settings import amg_settings
 from samkit.timing import stopwatch
+from samkit.version import __version__ as __version__
 from samkit.viz import annotate, mask_grid, side_by_side
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FastMaskGenerator",

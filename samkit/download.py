@@ -26,6 +26,10 @@ from samkit import files
 
 __all__ = ["Checkpoint", "DownloadError", "download", "unwritable"]
 
+#: Bytes read from the connection at a time: small enough that what arrived before a
+#: stall or Ctrl-C is on disk, to resume from.
+READ_BYTES = 1 << 20
+
 
 _USER_AGENT = "samkit (+https://github.com/samkit-tutorial/samkit)"
 
@@ -198,7 +202,7 @@ def _copy(
     first = True
     while True:
         try:
-            chunk = response.read(files.CHUNK_BYTES)
+            chunk = response.read(READ_BYTES)
         except (OSError, http.client.HTTPException) as exc:
             raise DownloadError(
                 f"Download of {url} stopped early after {received:,} bytes ({exc!r}). "

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from samkit import env, files
+from samkit import checks, env, files
 from samkit.download import Checkpoint, DownloadError, download, unwritable
 from samkit.locations import weights_dir as default_weights_dir
 
@@ -111,8 +111,7 @@ def fetch_checkpoint(
     """
     if not isinstance(checkpoint, Checkpoint):
         raise ValueError(f"checkpoint must be a Checkpoint, but got {type(checkpoint).__name__}")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, but got {timeout!r}")
+    timeout = checks.positive_number(timeout, "timeout", unit="seconds")
     directory = _prepare_dir(dest_dir)
     url = checkpoint_url(checkpoint)
     dest = directory / checkpoint.filename

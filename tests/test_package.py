@@ -388,6 +388,7 @@ def test_wheel_carries_its_data_and_works_without_the_repository(tmp_path: Path)
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )
     (wheel,) = dist.glob("samkit-*.whl")
+    assert wheel.name.startswith(f"samkit-{samkit.__version__}-")  # the one version
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     for needed in (

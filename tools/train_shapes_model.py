@@ -150,11 +150,10 @@ class Recipe:
         """The architecture: ``SHAPES_CONFIG`` with the ``config`` overrides applied."""
         if not self.config:
             return SHAPES_CONFIG
-        overrides = json.loads(self.config)
-        return dataclasses.replace(
-            SHAPES_CONFIG,
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()},
-        )
+        overrides: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(self.config).items()
+        }
+        return dataclasses.replace(SHAPES_CONFIG, **overrides)
 
 
 def flush_denormal_enabled() -> bool:
