@@ -1,3 +1,5 @@
+# longer than 400 lines because the recipe, its data, its loss and the two-process loop
+# are one deterministic training run, read top to bottom.
 """Train the bundled ``shapes`` model: SAM's architecture, scaled down, on generated scenes.
 
 Deterministic: the same arguments on the same kind of machine give the same checkpoint
