@@ -21,6 +21,12 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.images``, ``samkit.viz``, ``samkit.timing``: images, drawing, timing;
 - ``samkit.samples``, ``samkit.shapes``: the example images and the generated scenes;
 - ``samkit.evaluation``: measuring a model on held-out scenes;
+- ``samkit.segment``: ``samkit segment``, many images into one COCO file, resumable,
+  local or on Ray (``spec``, ``discovery``, ``store``, ``worker``, ``job``, ``ray``);
+  ``samkit.boxes``: the box files it prompts with;
+- ``samkit.live``: the widget that segments as you draw (``live.widget``), its prompt
+  checks (``live.prompt``), decoder runs (``live.decoder``), embedding memo
+  (``live.embedding``), overlay PNG (``live.overlay``) and Spanish words (``live.texts``);
 - ``samkit.cli``: the ``samkit`` command; ``samkit.version``: the version.
 """
 
@@ -39,7 +45,7 @@ from samkit.model import default_model_type, download_checkpoint, load_sam
 from samkit.prompts import bboxes_to_xyxy, points_to_prompt, xyxy_to_bboxes
 from samkit.samples import load_boxes, sample_image
 from samkit.scoring import mask_report
-from samkit.segment import segment_images
+from samkit.segment.job import segment_images
 from samkit.settings import amg_settings
 from samkit.timing import stopwatch
 from samkit.version import __version__ as __version__

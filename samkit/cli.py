@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from samkit import env
 from samkit.locations import weights_dir
 from samkit.model import MODEL_TYPES, default_model_type, download_checkpoint
-from samkit.segment import ENGINES, SegmentUsageError, segment_images
+from samkit.segment.job import segment_images
+from samkit.segment.spec import ENGINES, SegmentUsageError
 from samkit.settings import sam_amg_defaults
 from samkit.version import __version__
 

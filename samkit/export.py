@@ -330,7 +330,3 @@ def load_mask_png(path: str | os.PathLike[str]) -> npt.NDArray[np.bool_]:
             "one, e.g. np.asarray(PIL.Image.open(path)) == label"
         )
     return gray > 127
-
-
-#: The old private name of :func:`samkit.files.atomic_write`, still read by segment_job.
-_atomic_write = files.atomic_write
