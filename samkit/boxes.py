@@ -96,25 +96,7 @@ def _coco_boxes(source: Path, content: Any) -> BoxFile:
     for key in ("images", "annotations"):
         if not isinstance(content.get(key), list):
             raise ValueError(f"{where} key {key!r} must be a list")
-    categories: dict[int, str] = {}
-    for i, category in enumerate(content.get("categories") or []):
-        if (
-            not isinstance(category, dict)
-            or not isinstance(category.get("id"), int)
-            or not isinstance(category.get("name"), str)
-        ):
-            raise ValueError(f"{where} category {i} must have an int 'id' and a str 'name'")
-        categories[category["id"]] = category["name"]
-    names: dict[int, str] = {}
-    for i, image in enumerate(content["images"]):
-        if (
-            not isinstance(image, dict)
-            or not isinstance(image.get("id"), int)
-            or not isinstance(image.get("file_name"), str)
-            or not image["file_name"]
-        ):
-            raise ValueError(f"{where} image {i} must have an int 'id' and a str 'file_name'")
-        names[image["id"]] = image["file_name"]
+    categories, names = _coco_names(content, where)
     rows: dict[int, list[Row]] = {i: [] for i in names}
     for i, annotation in enumerate(content["annotations"]):
         at = f"{where} annotation {i}"
@@ -153,6 +135,30 @@ def _coco_boxes(source: Path, content: Any) -> BoxFile:
         boxes=boxes,
         sha256=digest([source.read_bytes()]),
     )
+
+
+def _coco_names(content: dict[str, Any], where: str) -> tuple[dict[int, str], dict[int, str]]:
+    """A COCO file's category names and image file names, by id, checked."""
+    categories: dict[int, str] = {}
+    for i, category in enumerate(content.get("categories") or []):
+        if (
+            not isinstance(category, dict)
+            or not isinstance(category.get("id"), int)
+            or not isinstance(category.get("name"), str)
+        ):
+            raise ValueError(f"{where} category {i} must have an int 'id' and a str 'name'")
+        categories[category["id"]] = category["name"]
+    names: dict[int, str] = {}
+    for i, image in enumerate(content["images"]):
+        if (
+            not isinstance(image, dict)
+            or not isinstance(image.get("id"), int)
+            or not isinstance(image.get("file_name"), str)
+            or not image["file_name"]
+        ):
+            raise ValueError(f"{where} image {i} must have an int 'id' and a str 'file_name'")
+        names[image["id"]] = image["file_name"]
+    return categories, names
 
 
 def read_samkit_boxes(path: str | os.PathLike[str]) -> BoxFile:

@@ -1,3 +1,5 @@
+# longer than 400 lines because every table of `make bench` is measured side by side with
+# stock segment-anything in child processes of this one script.
 """Benchmark: samkit's bundled model and helpers against stock segment-anything.
 
 Each model runs in its own process, so peak memory is its own. The stock model is
