@@ -13,6 +13,10 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.settings``: the automatic mask generator's settings per model;
 - ``samkit.generator``: segment-anything's automatic mask generator, with crops that
   find no mask fixed;
+- ``samkit.fast``: the fast path: the image encoder on OpenVINO or CUDA autocast
+  (``fast.attention``, ``fast.cpu``, ``fast.cache``, ``fast.trial``, ``fast.openvino``,
+  ``fast.encoder``), ``FastMaskGenerator`` (``fast.amg``), the prompt decoder exported to
+  ONNX (``fast.onnx``);
 - ``samkit.prompts``, ``samkit.convert``: widget boxes, clicks, SAM's outputs as
   ``sv.Detections``;
 - ``samkit.masks``, ``samkit.scoring``: mask operations, and how good a mask is;
@@ -36,7 +40,7 @@ from samkit import generator as generator
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.images import encode_image, load_image
 from samkit.live import LiveSegmenter
 from samkit.locations import home_dir, output_dir

@@ -194,7 +194,7 @@ def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 
     import samkit
-    from samkit.fast import cpu_threads
+    from samkit.fast.cpu import cpu_threads
 
     torch.set_num_threads(cpu_threads())
     out: dict[str, float] = {}
