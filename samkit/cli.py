@@ -19,12 +19,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import samkit
 from samkit import env
 from samkit.locations import weights_dir
 from samkit.model import MODEL_TYPES, default_model_type, download_checkpoint
-from samkit.segment import ENGINES, SegmentUsageError, segment_images
+from samkit.segment.job import segment_images
+from samkit.segment.spec import ENGINES, SegmentUsageError
 from samkit.settings import sam_amg_defaults
+from samkit.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="samkit",
         description="Helpers for Meta's Segment Anything Model (SAM).",
     )
-    parser.add_argument("--version", action="version", version=f"samkit {samkit.__version__}")
+    parser.add_argument("--version", action="version", version=f"samkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "env",
@@ -255,8 +256,8 @@ def _export_onnx(
     model_type: str, out: str, checkpoint: str | None, quantize: bool, opset: int
 ) -> None:
     """Export one model's prompt decoder to ONNX and say where it went."""
+    from samkit.fast.onnx import export_decoder
     from samkit.model import load_sam
-    from samkit.onnx_export import export_decoder
 
     sam = load_sam(model_type, checkpoint=checkpoint, device="cpu")
     path = export_decoder(sam, out, quantize=quantize, opset=opset)
