@@ -3,19 +3,13 @@ the phrase as class name, and ``samkit segment --text`` into a COCO file."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import supervision as sv
-from PIL import Image
-from pycocotools.coco import COCO
 
-import samkit
-from samkit.cli import main
 from samkit.hf import load
 from samkit.hf.sam3 import check_phrases, segment_text
 
@@ -83,60 +77,3 @@ def test_bad_inputs_are_refused(sam3: load.HfModel) -> None:
         segment_text(
             load.load_hf("sam2.1_tiny", weights="small", device="cpu", keep=True), IMAGE, "gato"
         )
-
-
-def test_segment_text_writes_one_category_per_phrase(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("SAMKIT_HF_WEIGHTS", "small")
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.fromarray(IMAGE).save(photos / "a.png")
-    Image.fromarray(IMAGE[:60, :80]).save(photos / "b.jpg")
-    out = tmp_path / "out"
-    args = ["segment", str(photos), "--out", str(out), "--device", "cpu", "--no-progress"]
-    status = main([*args, "--text", "gato", "--text", "casco amarillo", "--text-threshold", "0.2"])
-    assert status == 0, capsys.readouterr().err
-    coco = COCO(str(out / "annotations.json"))
-    assert coco.dataset["categories"] == [
-        {"id": 1, "name": "gato"},
-        {"id": 2, "name": "casco amarillo"},
-    ]
-    assert sorted(i["file_name"] for i in coco.dataset["images"]) == ["a.png", "b.jpg"]
-    annotations = coco.dataset["annotations"]
-    assert {a["category_id"] for a in annotations} == {1, 2}
-    assert all(a["score"] >= 0.2 for a in annotations)
-    image = coco.dataset["images"][0]
-    first = coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))[0]
-    mask = samkit.export.rle_to_masks([first["segmentation"]])[0]  # quiets NumPy 2
-    assert mask.shape == (image["height"], image["width"])
-    settings = json.loads((out / ".samkit" / "settings.json").read_text())
-    assert settings["texts"] == ["gato", "casco amarillo"] and settings["mode"] == "text"
-    # the same command again resumes: nothing to do
-    assert (
-        main([*args, "--text", "gato", "--text", "casco amarillo", "--text-threshold", "0.2"]) == 0
-    )
-    assert "done 0, skipped 2, failed 0" in capsys.readouterr().out
-    load.release_all()
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--text", "gato", "--model", "vit_b"], "text prompts need model 'sam3', but got 'vit_b'"),
-        (["--text", "gato", "--points-per-side", "4"], "text prompts take no points_per_side"),
-        (
-            ["--text", "gato", "--text-threshold", "1.5"],
-            "text_threshold must be from 0 to 1, but got 1.5",
-        ),
-        (["--text", " "], "--text: phrase 0 must be a non-empty string, but got ' '"),
-    ],
-)
-def test_segment_text_usage_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
-) -> None:
-    Image.fromarray(IMAGE).save(tmp_path / "a.png")
-    status = main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), *extra])
-    assert status == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()

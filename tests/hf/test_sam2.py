@@ -7,19 +7,14 @@ stock ``SamPredictor`` returns for the same prompts.
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import supervision as sv
-from PIL import Image
-from pycocotools.coco import COCO
 
 import samkit
-from samkit.cli import main
 from samkit.hf import load
 from samkit.hf.configs import HF_FAMILIES
 from samkit.hf.sam2 import Sam2Predictor, load_predictor
@@ -156,9 +151,9 @@ def test_live_segmenter_answers_a_box_and_a_click(sam2: Sam2Predictor) -> None:
     expected = sam2.predict(box=BOX, multimask_output=True)
     np.testing.assert_array_equal(live.masks, expected[0])
     np.testing.assert_allclose(live.scores, expected[1])
-    assert re.fullmatch(r"score \d\.\d{3} · \d+ ms", live.status), live.status
+    assert re.fullmatch(r"puntaje \d\.\d{3} · \d+ ms", live.status), live.status
     live.set_state({"points": [[60.0, 50.0]], "labels": [0]})  # a click, as the front end sends it
-    assert live.used_mask_input and live.status.endswith("· mask_input")
+    assert live.used_mask_input and live.status.endswith(" · máscara previa")
     assert live.masks.shape == (3, 120, 160) and live.error == ""
     clicked = sam2.predict(
         point_coords=[[60, 50]],
@@ -168,56 +163,6 @@ def test_live_segmenter_answers_a_box_and_a_click(sam2: Sam2Predictor) -> None:
     )
     np.testing.assert_array_equal(live.masks, clicked[0])
     assert len(live.detections) == 1
-
-
-def test_segment_boxes_with_sam2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("SAMKIT_HF_WEIGHTS", "small")
-    Image.fromarray(IMAGE).save(tmp_path / "a.png")
-    boxes = {
-        "images": [{"id": 1, "file_name": "a.png", "width": 160, "height": 120}],
-        "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [20, 10, 90, 80]},
-            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [5, 5, 30, 30]},
-        ],
-        "categories": [{"id": 1, "name": "thing"}],
-    }
-    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
-    out = tmp_path / "out"
-    status = main(
-        [
-            "segment", str(tmp_path / "a.png"), "--out", str(out), "--model", "sam2.1_tiny",
-            "--boxes", str(tmp_path / "boxes.json"), "--device", "cpu", "--no-progress",
-        ]
-    )  # fmt: skip
-    assert status == 0, capsys.readouterr().err
-    coco = COCO(str(out / "annotations.json"))
-    annotations = coco.dataset["annotations"]
-    assert [a["prompt_box"] for a in annotations] == [[20, 10, 90, 80], [5, 5, 30, 30]]
-    assert all(0 <= a["stability_score"] <= 1 for a in annotations)
-    # the masks are those of the predictor for the same boxes
-    predictor = load_predictor("sam2.1_tiny", weights="small", device="cpu", keep=True)
-    predictor.set_image(IMAGE)
-    expected = predictor.predict(box=BOX, multimask_output=False)[0][0]
-    decoded = samkit.export.rle_to_masks([annotations[0]["segmentation"]])[0]
-    np.testing.assert_array_equal(decoded, expected)
-    load.release_all()
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--model", "sam2.1_tiny"], "sam2.1_tiny (Hugging Face transformers) answers --boxes"),
-        (["--model", "sam3"], "sam3 (Hugging Face transformers) answers --text"),
-    ],
-)
-def test_segment_automatic_masks_need_segment_anything(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
-) -> None:
-    Image.fromarray(IMAGE).save(tmp_path / "a.png")
-    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), *extra]) == 2
-    assert message in capsys.readouterr().err
 
 
 def test_automatic_masks_with_sam2(sam2: Sam2Predictor) -> None:
