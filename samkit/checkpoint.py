@@ -90,8 +90,8 @@ def checkpoint_model_type(state_dict: dict[str, torch.Tensor]) -> str | None:
         The matching model type, or ``None`` when none matches exactly.
     """
     shapes = shapes_of(state_dict)
-    for name in MODEL_TYPES:
-        if _expected_shapes(name) == shapes:
+    for name, spec in MODEL_TYPES.items():
+        if spec.hub is None and _expected_shapes(name) == shapes:
             return name
     return None
 

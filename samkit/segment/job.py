@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from samkit.boxes import BoxFile, ImageBoxes, read_box_file
-from samkit.model import default_model_type
+from samkit.model import MODEL_TYPES, default_model_type
 from samkit.segment.discovery import Found, discover, make_items
 from samkit.segment.ray import make_ray_runner
 from samkit.segment.spec import (
@@ -81,27 +81,87 @@ def check_arguments(
     return out
 
 
+def check_text(
+    text: Sequence[str] | None,
+    threshold: object,
+    model_type: str | None,
+    boxes: object,
+    amg: Mapping[str, Any],
+) -> tuple[str, ...]:
+    """The phrases of ``text=`` (``()`` for none), checked against the other arguments.
+
+    Raises:
+        SegmentUsageError: If a phrase is not valid, the model is not ``sam3``, boxes or
+            generator settings were given too, or the threshold is not from 0 to 1.
+    """
+    if text is None:
+        return ()
+    from samkit.hf.sam3 import check_phrases
+
+    try:
+        phrases = tuple(check_phrases(text))
+    except ValueError as error:
+        raise SegmentUsageError(f"--text: {error}") from None
+    if model_type not in (None, "sam3"):
+        raise SegmentUsageError(f"text prompts need model 'sam3', but got {model_type!r}")
+    if boxes is not None or amg:
+        given = "boxes" if boxes is not None else ", ".join(sorted(amg))
+        raise SegmentUsageError(f"text prompts take no {given}: give --text alone")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise SegmentUsageError(f"text_threshold must be from 0 to 1, but got {threshold!r}")
+    if not 0 <= threshold <= 1:
+        raise SegmentUsageError(f"text_threshold must be from 0 to 1, but got {threshold!r}")
+    return phrases
+
+
+def check_hub_model(
+    chosen: str, checkpoint: object, boxes: object, fast: bool, texts: tuple[str, ...]
+) -> bool:
+    """Whether ``chosen`` is a transformers model (SAM 2.1, SAM 3), checked for the job.
+
+    Raises:
+        SegmentUsageError: If it is asked for what it does not do (automatic masks,
+            ``--fast``; SAM 3 anything but text), or its checkpoint is not a folder.
+    """
+    if MODEL_TYPES[chosen].hub is None:
+        return False
+    if not texts and (boxes is None or fast or chosen == "sam3"):
+        raise SegmentUsageError(
+            f"{chosen} (Hugging Face transformers) answers "
+            + ("--text" if chosen == "sam3" else "--boxes, without --fast")
+            + ": automatic masks and --fast need a segment-anything model (vit_h, vit_l, "
+            "vit_b, shapes)"
+        )
+    if checkpoint is not None and not Path(str(checkpoint)).is_dir():
+        raise SegmentUsageError(f"checkpoint folder (save_pretrained) not found: {checkpoint}")
+    return True
+
+
 def choose_model(
     model_type: str | None,
     checkpoint: str | os.PathLike[str] | None,
     boxes: str | os.PathLike[str] | None,
     amg_overrides: Mapping[str, Any],
+    fast: bool = False,
+    texts: tuple[str, ...] = (),
 ) -> tuple[str, dict[str, Any]]:
     """The model type and the generator's settings, checked.
 
     Returns:
-        The model type (samkit's default when ``None``) and its generator settings with
-        the overrides applied.
+        The model type (samkit's default when ``None``; ``"sam3"`` for text prompts)
+        and its generator settings with the overrides applied.
 
     Raises:
         SegmentUsageError: If the model type or a setting is not valid, settings were
             given with boxes, or the checkpoint file does not exist.
     """
     try:
-        chosen = default_model_type() if model_type is None else model_type
-        amg = amg_settings(chosen, **amg_overrides)
+        chosen = "sam3" if texts else default_model_type() if model_type is None else model_type
+        amg = {} if texts else amg_settings(chosen, **amg_overrides)
     except ValueError as error:
         raise SegmentUsageError(str(error)) from None
+    if check_hub_model(chosen, checkpoint, boxes, fast, texts):
+        return chosen, amg
     if boxes is not None and amg_overrides:
         raise SegmentUsageError(
             f"{', '.join(sorted(amg_overrides))}: generator settings apply to automatic masks, "
@@ -200,6 +260,8 @@ def segment_images(
     ray_address: str | None = None,
     ray_actors: int | None = None,
     progress: bool = True,
+    text: Sequence[str] | None = None,
+    text_threshold: float = 0.5,
     **amg_overrides: Any,
 ) -> SegmentSummary:
     """Segment files and folders of images into one COCO ``annotations.json``.
@@ -227,6 +289,11 @@ def segment_images(
         ray_actors: How many model actors Ray runs (default: one per GPU of the
             cluster, or one per two CPUs when it has no GPU).
         progress: Show a progress bar (images done, images/s, time left) on stderr.
+        text: Phrases to segment with SAM 3 instead (``samkit.hf.segment_text``): one
+            COCO category per phrase, every instance whose score passes
+            ``text_threshold``. The model is ``"sam3"``, its weights
+            ``SAMKIT_HF_WEIGHTS``'s or ``checkpoint`` (a ``save_pretrained`` folder).
+        text_threshold: The score (0 to 1) an instance of a phrase needs to be kept.
         **amg_overrides: Settings of ``SamAutomaticMaskGenerator`` that replace
             ``samkit.amg_settings(model_type)`` (``points_per_side=16``, ...).
 
@@ -246,7 +313,8 @@ def segment_images(
     started = time.perf_counter()
     flags = {"fast": fast, "png": png, "preview": preview, "overwrite": overwrite}
     out = check_arguments(out_dir, engine, {**flags, "progress": progress})
-    chosen, amg = choose_model(model_type, checkpoint, boxes, amg_overrides)
+    texts = check_text(text, text_threshold, model_type, boxes, amg_overrides)
+    chosen, amg = choose_model(model_type, checkpoint, boxes, amg_overrides, fast, texts)
     runner = run_local if engine == "local" else make_ray_runner(ray_address, ray_actors)
     found, failures = discover(inputs, out)
     box_file, assigned = read_boxes(boxes, found)
@@ -257,15 +325,19 @@ def segment_images(
         checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()),
         device=device,
         fast=fast,
-        mode="amg" if box_file is None else "boxes",
+        mode="text" if texts else "amg" if box_file is None else "boxes",
         amg=amg,
         png=png,
         preview=preview,
+        texts=texts,
+        text_threshold=float(text_threshold),
     )
     settings = fingerprint(spec, box_file)
     out.mkdir(parents=True, exist_ok=True)
     open_store(out, settings, overwrite)
     categories = [AMG_CATEGORY] if box_file is None else box_file.categories
+    if texts:
+        categories = [{"id": i + 1, "name": phrase} for i, phrase in enumerate(texts)]
     summary = SegmentSummary(engine=engine, failed=failures + unboxed)
     pending = pending_items(out, items, summary)
     try:

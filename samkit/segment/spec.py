@@ -121,10 +121,13 @@ class JobSpec:
         checkpoint: A checkpoint file, or ``None`` for the default one.
         device: The device, or ``None`` for ``samkit.default_device()``.
         fast: Load the model with ``fast=True``, and segment with ``FastMaskGenerator``.
-        mode: ``"amg"`` (automatic masks) or ``"boxes"``.
+        mode: ``"amg"`` (automatic masks), ``"boxes"`` or ``"text"`` (SAM 3).
         amg: The generator's settings (for ``"amg"``).
         png: Write every mask as a PNG.
         preview: Write an annotated JPEG per image.
+        texts: The phrases to segment with SAM 3 (``"text"``): category ``i + 1`` is
+            phrase ``i``.
+        text_threshold: The score an instance of a phrase needs to be kept.
     """
 
     out_dir: str
@@ -136,6 +139,8 @@ class JobSpec:
     amg: dict[str, Any]
     png: bool
     preview: bool
+    texts: tuple[str, ...] = ()
+    text_threshold: float = 0.5
 
 
 #: Called once per image as it completes: the image, and ``None`` or its failure.

@@ -68,6 +68,8 @@ def fingerprint(spec: JobSpec, box_file: BoxFile | None) -> dict[str, Any]:
         "checkpoint": checkpoint,
         "mode": spec.mode,
         "amg": spec.amg if spec.mode == "amg" else None,
+        "texts": list(spec.texts) if spec.mode == "text" else None,
+        "text_threshold": spec.text_threshold if spec.mode == "text" else None,
         "boxes": (
             None
             if box_file is None

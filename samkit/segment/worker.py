@@ -60,6 +60,20 @@ class ImageWorker:
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.out_dir = Path(spec.out_dir)
+        self.generator: Any = None
+        self.predictor: Any = None  # SamPredictor, or samkit.hf's Sam2Predictor
+        if spec.mode == "text":  # SAM 3 (samkit.hf); a checkpoint is a save_pretrained folder
+            from samkit.hf.load import load_hf
+
+            self.text_model = load_hf("sam3", weights=spec.checkpoint, device=spec.device)
+            return
+        if spec.model_type.startswith("sam2"):  # SAM 2.1 (samkit.hf): box prompts
+            from samkit.hf.sam2 import load_predictor
+
+            self.predictor = load_predictor(
+                spec.model_type, weights=spec.checkpoint, device=spec.device
+            )
+            return
         sam = load_model(spec)
         generator: type[SamAutomaticMaskGenerator] = SamAutomaticMaskGenerator
         if spec.fast:  # the same masks, with the decoder batched and the survivors upscaled
@@ -110,6 +124,14 @@ class ImageWorker:
             ``stability_score`` (and for automatic masks ``point_coords``, ``crop_box``;
             for boxes ``category_id``, ``prompt_box`` and ``score``).
         """
+        if self.spec.mode == "text":
+            from samkit.hf.sam3 import segment_text
+
+            texts, threshold = list(self.spec.texts), self.spec.text_threshold
+            found = segment_text(self.text_model, image, texts, threshold=threshold)
+            found.data["category_id"] = np.asarray(found.class_id, dtype=int) + 1
+            found.data["score"] = np.asarray(found.confidence, dtype=np.float32)
+            return found
         if self.generator is not None:
             return amg_to_detections(self.generator.generate(image))
         boxes = ImageBoxes.from_json(item.boxes or {})
@@ -171,6 +193,18 @@ class ImageWorker:
         if not len(xyxy):
             return masks, ious, stability
         predictor.set_image(image)
+        if not hasattr(predictor, "predict_torch"):  # SAM 2.1: one box at a time
+            for index, box in enumerate(xyxy):
+                logits, iou, _ = predictor.predict(
+                    box=box, multimask_output=False, return_logits=True
+                )
+                masks[index] = logits[0] > 0.0
+                ious[index] = iou[0]
+                stability[index] = float(
+                    calculate_stability_score(torch.from_numpy(logits[0]), 0.0, 1.0)
+                )
+            predictor.reset_image()
+            return masks, ious, stability
         threshold = predictor.model.mask_threshold
         for start in range(0, len(xyxy), BOX_BATCH):
             chunk = torch.as_tensor(xyxy[start : start + BOX_BATCH], device=predictor.device)
@@ -264,9 +298,10 @@ def mask_annotation(
         "bbox": mask_bbox(mask),
         "iscrowd": 0,
         "category_id": int(data["category_id"][i]) if "category_id" in data else AMG_CATEGORY["id"],
-        "predicted_iou": float(data["predicted_iou"][i]),
-        "stability_score": float(data["stability_score"][i]),
     }
+    for key in ("predicted_iou", "stability_score"):  # SAM's own scores (not SAM 3's)
+        if key in data:
+            annotation[key] = float(data[key][i])
     if "point_coords" in data:
         annotation["point_coords"] = np.asarray(data["point_coords"][i]).tolist()
     if "crop_box" in data:
