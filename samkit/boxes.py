@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections import Counter
@@ -34,11 +33,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from samkit.files import decode_text, read_json
+
 #: The kinds of box file :func:`read_box_file` reads.
 BOX_FILE_KINDS = ("coco", "yolo", "samkit")
 
 #: The file in a YOLO folder that names the classes, one per line (line i is class i).
 YOLO_CLASSES_FILE = "classes.txt"
+
+#: The largest category id or class number read (COCO's ids are 32-bit in practice).
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -224,10 +228,8 @@ def read_box_file(path: str | os.PathLike[str]) -> BoxFile:
 
 
 def _read_json(file: Path) -> Any:
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{file} is not a JSON file: {error}") from None
+    # UTF-8, or UTF-16/32 with a byte-order mark; deep nesting refused: samkit.files
+    return read_json(file)
 
 
 def _digest(parts: Iterable[bytes]) -> str:
@@ -272,6 +274,10 @@ def _coco_boxes(source: Path, content: Any) -> BoxFile:
             or not isinstance(category.get("name"), str)
         ):
             raise ValueError(f"{where} category {i} must have an int 'id' and a str 'name'")
+        if not 0 <= category["id"] <= MAX_ID:
+            raise ValueError(
+                f"{where} category {i} 'id' must be from 0 to {MAX_ID}, but got {category['id']}"
+            )
         categories[category["id"]] = category["name"]
     names: dict[int, str] = {}
     for i, image in enumerate(content["images"]):
@@ -299,6 +305,10 @@ def _coco_boxes(source: Path, content: Any) -> BoxFile:
         category_id = annotation.get("category_id", 0)
         if not isinstance(category_id, int) or isinstance(category_id, bool):
             raise ValueError(f"{at} key 'category_id' must be an int, but got {category_id!r}")
+        if not 0 <= category_id <= MAX_ID:
+            raise ValueError(
+                f"{at} key 'category_id' must be from 0 to {MAX_ID}, but got {category_id}"
+            )
         score = annotation.get("score")
         if score is not None and not _number(score):
             raise ValueError(f"{at} key 'score' must be a number, but got {score!r}")
@@ -355,7 +365,10 @@ def read_yolo_folder(path: str | os.PathLike[str]) -> BoxFile:
         raise FileNotFoundError(f"YOLO folder not found: {folder}")
     class_file = folder / YOLO_CLASSES_FILE
     class_names = (
-        [line.strip() for line in class_file.read_text(encoding="utf-8").splitlines()]
+        [
+            line.strip()
+            for line in decode_text(class_file.read_bytes(), str(class_file)).splitlines()
+        ]
         if class_file.is_file()
         else []
     )
@@ -367,10 +380,7 @@ def read_yolo_folder(path: str | os.PathLike[str]) -> BoxFile:
         data = file.read_bytes()
         contents += [str(file.relative_to(folder)).encode(), data]
         rows: list[tuple[list[float], int, float | None]] = []
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"{file} is not a text file") from None
+        text = decode_text(data, str(file))  # UTF-8, or UTF-16/32 with a byte-order mark
         for number, line in enumerate(text.splitlines(), start=1):
             fields = line.split()
             if not fields:
@@ -382,10 +392,14 @@ def read_yolo_folder(path: str | os.PathLike[str]) -> BoxFile:
                 raise ValueError(
                     f"{at} must be 'class cx cy w h [confidence]' (numbers), but got {line!r}"
                 ) from None
-            if len(values) not in (5, 6) or values[0] < 0 or not values[0].is_integer():
+            if (
+                len(values) not in (5, 6)
+                or not values[0].is_integer()
+                or not 0 <= values[0] <= MAX_ID
+            ):
                 raise ValueError(
-                    f"{at} must be 'class cx cy w h [confidence]' with a class number >= 0, "
-                    f"but got {line!r}"
+                    f"{at} must be 'class cx cy w h [confidence]' with a class number from 0 "
+                    f"to {MAX_ID}, but got {line!r}"
                 )
             cx, cy, w, h = values[1:5]
             if not all(0 <= v <= 1 for v in (cx, cy, w, h)):

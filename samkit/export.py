@@ -34,6 +34,7 @@ import supervision as sv
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from samkit import files
 from samkit.masks import stack_masks
 
 #: The value of ``"format"`` in the JSON files :func:`save_coco_rle` writes.
@@ -200,6 +201,11 @@ def _check_rle(rle: Any, where: str) -> tuple[int, int]:
     return height, width
 
 
+#: The most pixels :func:`rle_to_masks` and :func:`load_coco_rle` decode in one call,
+#: all masks together (a few kilobytes of RLE can declare many large masks).
+MAX_TOTAL_PIXELS = 1 << 30
+
+
 def _decode_rles(rles: list[Any], names: list[str]) -> npt.NDArray[np.bool_]:
     """Check every RLE (named in messages by ``names``), then decode them all."""
     if not rles:
@@ -207,6 +213,13 @@ def _decode_rles(rles: list[Any], names: list[str]) -> npt.NDArray[np.bool_]:
     sizes = [_check_rle(rle, name) for rle, name in zip(rles, names, strict=True)]
     if len(set(sizes)) != 1:
         raise ValueError(f"all RLEs must have the same size, but got {sorted(set(sizes))}")
+    total = len(rles) * sizes[0][0] * sizes[0][1]
+    if total > MAX_TOTAL_PIXELS:
+        raise ValueError(
+            f"{len(rles)} masks of {sizes[0][0]}x{sizes[0][1]} are {total:,} pixels in all, "
+            f"more than the {MAX_TOTAL_PIXELS:,} samkit decodes at once (each is checked "
+            "alone too): decode them in smaller groups"
+        )
     coded = [{"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")} for rle in rles]
     try:
         with warnings.catch_warnings():
@@ -376,10 +389,7 @@ def load_coco_rle(path: str | os.PathLike[str]) -> sv.Detections:
     target = _check_path(path, ".json")
     if not target.is_file():
         raise FileNotFoundError(f"COCO RLE file not found: {target}")
-    try:
-        content = json.loads(target.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{target} is not a JSON file: {error}") from None
+    content = files.read_json(target)  # UTF-8 or UTF-16/32 with a mark; no deep nesting
     if not isinstance(content, dict) or content.get("format") != COCO_RLE_FORMAT:
         found = content.get("format") if isinstance(content, dict) else type(content).__name__
         raise ValueError(

@@ -444,8 +444,12 @@ class LiveSegmenter(anywidget.AnyWidget):
         self._last: dict[str, Any] | None = None
         self.used_mask_input = False
         points_list = check_points(points, width, height)
-        if labels is None:
-            labels = [1] * len(points_list)
+        labels = check_labels([1] * len(points_list) if labels is None else labels)
+        if len(labels) != len(points_list):
+            raise PromptError(
+                f"labels must give one label (1 include, 0 exclude) per point, but got "
+                f"{len(labels)} labels for {len(points_list)} points"
+            )
         super().__init__(
             width=width,
             height=height,
@@ -671,11 +675,18 @@ class LiveSegmenter(anywidget.AnyWidget):
                 f"value must be a dict with keys 'box', 'points', 'labels', but got {value!r}"
             )
         points = check_points(value.get("points"), self.width, self.height)
-        labels = value.get("labels")
+        given = value.get("labels")
+        labels = check_labels([1] * len(points) if given is None else given)
+        if len(labels) != len(points):  # refused whole: the prompt and its masks stay as they are
+            raise PromptError(
+                f"labels must give one label (1 include, 0 exclude) per point, but got "
+                f"{len(labels)} labels for {len(points)} points"
+            )
+        box = check_box(value.get("box"), self.width, self.height)
         with self.hold_trait_notifications():
-            self.box = check_box(value.get("box"), self.width, self.height)
+            self.box = box
             self.points = points
-            self.labels = check_labels([1] * len(points) if labels is None else labels)
+            self.labels = labels
 
     def clear(self) -> None:
         """Remove the box and every point (the mask goes with them)."""

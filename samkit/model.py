@@ -247,11 +247,17 @@ def _checkpoint_from_env(model_type: str) -> Path | None:
     if chosen is None or model_type != default_model_type():
         return None
     path = Path(chosen).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"SAMKIT_CHECKPOINT names a file that does not exist: {path}. Point it at a "
-            "checkpoint file, or unset it to download the official checkpoint."
+    fix = "Point it at a checkpoint file, or unset it to download the official checkpoint."
+    if path.is_dir():
+        raise ValueError(
+            f"SAMKIT_CHECKPOINT names a directory, not a checkpoint file: {path}. {fix}"
         )
+    if not path.exists():
+        raise FileNotFoundError(
+            f"SAMKIT_CHECKPOINT names a file that does not exist: {path}. {fix}"
+        )
+    if path.stat().st_size == 0:
+        raise ValueError(f"SAMKIT_CHECKPOINT names an empty file (0 bytes): {path}. {fix}")
     return path
 
 
@@ -413,7 +419,17 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     with path.open("rb") as fh:
         head = fh.read(512)
     if not head:
-        raise ValueError(f"checkpoint {path} is empty: the download failed. {redownload}")
+        raise ValueError(
+            f"checkpoint {path} is an empty file (0 bytes), not a checkpoint: if it was "
+            f"downloaded, the download failed. {redownload}"
+        )
+    if head.startswith(b"\x08") and b"\x12" in head[1:4] and b"\x3a" in head:
+        # protobuf: field 1 (ir_version), field 2 (producer_name), ... field 7 (graph)
+        raise ValueError(
+            f"checkpoint {path} is an ONNX model, not a PyTorch checkpoint: load_sam reads "
+            "the .pth state dict (an ONNX file is what `samkit export-onnx` writes, for "
+            "onnxruntime)"
+        )
     if _looks_like_html(head):
         raise ValueError(
             f"checkpoint {path} is an HTML page (an error or login page saved under a "

@@ -52,6 +52,14 @@ DEFAULT_WEIGHTS_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 DEFAULT_TIMEOUT_S = 10.0
 
 _CHUNK_BYTES = 1 << 20
+
+#: The overall deadline of a download: this many seconds, plus the expected bytes at
+#: :data:`DOWNLOAD_MIN_BYTES_PER_S` (a server that trickles a byte every few seconds
+#: never trips the per-read timeout, so the whole download has a deadline too).
+DOWNLOAD_GRACE_S = 120.0
+
+#: The slowest average rate a download may have (64 KiB/s: vit_h within 11 hours).
+DOWNLOAD_MIN_BYTES_PER_S = 64 * 1024
 _USER_AGENT = "samkit (+https://github.com/samkit-tutorial/samkit)"
 
 
@@ -444,7 +452,11 @@ def _download(
                 disable=not progress,
             ) as bar,
         ):
-            received = _copy(response, fh, digest, bar, url=url, part=part, dest=dest)
+            expected = (total if total is not None else checkpoint.size or 0) - offset
+            deadline_s = DOWNLOAD_GRACE_S + max(expected, 0) / DOWNLOAD_MIN_BYTES_PER_S
+            received = _copy(
+                response, fh, digest, bar, url=url, part=part, dest=dest, deadline_s=deadline_s
+            )
             fh.flush()
             os.fsync(fh.fileno())
     if total is not None and offset + received < total:
@@ -474,13 +486,22 @@ def _copy(
     url: str,
     part: Path,
     dest: Path,
+    deadline_s: float = float("inf"),
 ) -> int:
-    """Stream the response body into ``fh``; return the number of bytes received."""
+    """Stream the response body into ``fh``; return the number of bytes received.
+
+    Gives up (keeping ``part`` to resume from) when the whole body takes longer than
+    ``deadline_s`` seconds: each read returns what has arrived (``read1``), so even a
+    server that sends a byte every few seconds is stopped on time.
+    """
     received = 0
     first = True
+    deadline = time.monotonic() + deadline_s
     while True:
+        if time.monotonic() > deadline:
+            raise _too_slow(url, part, received, deadline_s)
         try:
-            chunk = response.read(_CHUNK_BYTES)
+            chunk = _read_some(response, deadline, at_least=512 if first else 1)
         except (OSError, http.client.HTTPException) as exc:
             raise DownloadError(
                 f"Download of {url} stopped early after {received:,} bytes ({exc!r}). "
@@ -519,6 +540,28 @@ def _copy(
         digest.update(chunk)
         bar.update(len(chunk))
         received += len(chunk)
+
+
+def _read_some(response: BinaryIO, deadline: float, at_least: int) -> bytes:
+    """What has arrived (``read1``), read on until ``at_least`` bytes, the end or ``deadline``."""
+    read = getattr(response, "read1", response.read)
+    chunk: bytes = read(_CHUNK_BYTES)
+    while chunk and len(chunk) < at_least and time.monotonic() < deadline:
+        more = read(_CHUNK_BYTES)
+        if not more:
+            break
+        chunk += more
+    return chunk
+
+
+def _too_slow(url: str, part: Path, received: int, deadline_s: float) -> DownloadError:
+    """The error of a download past its overall deadline (the partial file is kept)."""
+    return DownloadError(
+        f"Download of {url} is too slow: {received:,} bytes in {deadline_s:.0f} s, its "
+        f"deadline for this file (at least {DOWNLOAD_MIN_BYTES_PER_S:,} bytes/s on average "
+        f"after {DOWNLOAD_GRACE_S:.0f} s). Run the download again to resume it from {part}, "
+        "or try another network or mirror (SAMKIT_WEIGHTS_URL)."
+    )
 
 
 def _check_free_space(part: Path, needed: int) -> None:

@@ -135,7 +135,7 @@ def test_yolo_folder(tmp_path: Path) -> None:
     [
         ("0 0.5 0.5 0.2", "must be 'class cx cy w h"),  # four numbers
         ("x 0.5 0.5 0.2 0.2", r"\(numbers\)"),  # not numbers
-        ("-1 0.5 0.5 0.2 0.2", "class number >= 0"),
+        ("-1 0.5 0.5 0.2 0.2", "class number from 0 to 2147483647"),
         ("0 50 60 20 20", r"relative to the image, in \[0, 1\]"),  # pixels, not relative
     ],
 )

@@ -309,7 +309,7 @@ def test_malicious_zip_checkpoint_is_refused(tmp_path: Path) -> None:
         # the same with leading whitespace
         (b"\n  <html></html>", "is an HTML page (an error or login page saved"),
         # a zero-byte file
-        (b"", "is empty: the download failed."),
+        (b"", "is an empty file (0 bytes), not a checkpoint: if it was downloaded, the download failed."),
         # a legacy (non-zip) file cut off early: EOFError
         (40, "is incomplete or corrupted (the download was probably cut off)."),
         # a legacy file cut off half way: "unexpected EOF, expected N more bytes"

@@ -1,37 +1,67 @@
 """The job behind ``samkit segment``: many images into one COCO file, resumable.
 
 :func:`segment_images` checks its arguments, finds the images (:mod:`.discovery`),
-opens the store of the output folder (:mod:`.store`), runs the images not done yet on
-an engine (:func:`run_local` here, or Ray: :mod:`.ray`) with a progress bar, and at the
-end, even when interrupted, assembles ``annotations.json`` from every stored result.
+checks the output folder without writing to it (only samkit's own files in it, and
+results of the same settings: :mod:`.owned`, :mod:`.store`), starts an engine (the
+local one here, which loads the model, or Ray, which joins the cluster: :mod:`.ray`),
+and only then opens the store and runs the images not done yet, with a progress bar.
+At the end, even when interrupted, it assembles ``annotations.json`` from every stored
+result. So a run that cannot start writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from samkit.boxes import BoxFile, ImageBoxes, read_box_file
 from samkit.model import default_model_type
 from samkit.segment.discovery import Found, discover, make_items
-from samkit.segment.ray import make_ray_runner
+from samkit.segment.owned import check_folder
+from samkit.segment.ray import make_ray_engine
+from samkit.segment.source import checkpoint_sha256, write_checkpoint_cache
 from samkit.segment.spec import (
     AMG_CATEGORY,
     ENGINES,
+    Engine,
     Failure,
     ImageItem,
     JobSpec,
     Report,
-    Runner,
+    Run,
     SegmentSummary,
     SegmentUsageError,
 )
-from samkit.segment.store import assemble, fingerprint, is_done, open_store, write_summary
+from samkit.segment.store import (
+    assemble,
+    check_store,
+    fingerprint,
+    is_done,
+    open_store,
+    write_summary,
+)
 from samkit.segment.worker import ImageWorker
 from samkit.settings import amg_settings
+
+
+@contextlib.contextmanager
+def local_engine(spec: JobSpec) -> Iterator[Run]:
+    """The local engine: loads one model in this process (before anything is written).
+
+    Yields:
+        A function that segments the items one after another, reporting each.
+    """
+    worker = ImageWorker(spec)
+
+    def run(items: list[ImageItem], report: Report) -> None:
+        for item in items:
+            report(item, worker.process(item))
+
+    yield run
 
 
 def run_local(spec: JobSpec, items: list[ImageItem], report: Report) -> None:
@@ -44,9 +74,18 @@ def run_local(spec: JobSpec, items: list[ImageItem], report: Report) -> None:
     """
     if not items:
         return
-    worker = ImageWorker(spec)
-    for item in items:
-        report(item, worker.process(item))
+    with local_engine(spec) as run:
+        run(items, report)
+
+
+@contextlib.contextmanager
+def started(engine: Engine, spec: JobSpec, needed: bool) -> Iterator[Run]:
+    """The engine started when there are images to do; a run of nothing otherwise."""
+    if not needed:
+        yield lambda items, report: None
+        return
+    with engine(spec) as run:
+        yield run
 
 
 def check_flag(name: str, value: object) -> bool:
@@ -78,7 +117,29 @@ def check_arguments(
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise SegmentUsageError(f"--out must be a folder, but {out_dir} is a file")
+    check_writable(out, out_dir)
     return out
+
+
+def check_writable(out: Path, out_dir: str | os.PathLike[str]) -> None:
+    """Check, writing nothing, that ``out`` exists as a writable folder or can be made.
+
+    Raises:
+        SegmentUsageError: If ``out`` (or the folder it would be made in) is not a
+            writable folder.
+    """
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SegmentUsageError(
+            f"--out {out_dir} cannot be created: {existing} is a file, not a folder"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == out else f"cannot be created in {existing}"
+        raise SegmentUsageError(
+            f"--out {out_dir} {what} (permission denied): choose a folder you can write to"
+        )
 
 
 def choose_model(
@@ -161,8 +222,7 @@ def progress_bar(total: int, initial: int, enabled: bool) -> Any:
 
 
 def run_with_progress(
-    runner: Runner,
-    spec: JobSpec,
+    run: Run,
     pending: list[ImageItem],
     summary: SegmentSummary,
     total: int,
@@ -179,7 +239,7 @@ def run_with_progress(
         bar.update(1)
 
     try:
-        runner(spec, pending, report)
+        run(pending, report)
     finally:
         bar.close()
 
@@ -243,11 +303,11 @@ def segment_images(
         summary = samkit.segment_images(["photos/"], "out/", points_per_side=16)
         ```
     """
-    started = time.perf_counter()
+    started_at = time.perf_counter()
     flags = {"fast": fast, "png": png, "preview": preview, "overwrite": overwrite}
     out = check_arguments(out_dir, engine, {**flags, "progress": progress})
     chosen, amg = choose_model(model_type, checkpoint, boxes, amg_overrides)
-    runner = run_local if engine == "local" else make_ray_runner(ray_address, ray_actors)
+    engine_start = local_engine if engine == "local" else make_ray_engine(ray_address, ray_actors)
     found, failures = discover(inputs, out)
     box_file, assigned = read_boxes(boxes, found)
     items, unboxed = make_items(found, assigned)
@@ -262,17 +322,37 @@ def segment_images(
         png=png,
         preview=preview,
     )
-    settings = fingerprint(spec, box_file)
-    out.mkdir(parents=True, exist_ok=True)
-    open_store(out, settings, overwrite)
-    categories = [AMG_CATEGORY] if box_file is None else box_file.categories
+    sha256, cache = checkpoint_identity(spec, out)
+    settings = fingerprint(spec, box_file, sha256)
+    check_folder(out, out_dir)
+    check_store(out, settings, overwrite)
     summary = SegmentSummary(engine=engine, failed=failures + unboxed)
-    pending = pending_items(out, items, summary)
-    try:
-        run_with_progress(runner, spec, pending, summary, len(items), progress)
-    finally:
-        target, summary.images, summary.annotations = assemble(out, items, categories, settings)
-        summary.annotations_file = target
-        summary.seconds = time.perf_counter() - started
-        write_summary(out, summary)
+    pending = list(items) if overwrite else pending_items(out, items, summary)
+    with started(engine_start, spec, bool(pending)) as run:
+        try:
+            open_store(out, settings, overwrite)  # the first write to out
+            write_checkpoint_cache(out, cache)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise SegmentUsageError(f"cannot write to --out {out_dir}: {reason}") from None
+        categories = [AMG_CATEGORY] if box_file is None else box_file.categories
+        try:
+            run_with_progress(run, pending, summary, len(items), progress)
+        finally:
+            target, summary.images, summary.annotations = assemble(out, items, categories, settings)
+            summary.annotations_file = target
+            summary.seconds = time.perf_counter() - started_at
+            write_summary(out, summary)
     return summary
+
+
+def checkpoint_identity(spec: JobSpec, out: Path) -> tuple[str, dict[str, Any] | None]:
+    """The sha256 of the job's checkpoint, and the cache entry to keep (see ``source``).
+
+    Raises:
+        SegmentUsageError: If the checkpoint (given, or ``SAMKIT_CHECKPOINT``) cannot be read.
+    """
+    try:
+        return checkpoint_sha256(spec.model_type, spec.checkpoint, out)
+    except (OSError, ValueError) as error:
+        raise SegmentUsageError(str(error)) from None
