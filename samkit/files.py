@@ -238,13 +238,18 @@ def decode_text(data: bytes, where: str) -> str:
         ```
     """
     encoding = next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)), "utf-8")
+    expected = f"{where} must be UTF-8 text (or UTF-16/UTF-32 with a byte-order mark), but"
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as error:
         raise ValueError(
-            f"{where} must be UTF-8 text (or UTF-16/UTF-32 with a byte-order mark), but "
-            f"byte {data[error.start]:#04x} at position {error.start} is not {encoding}"
+            f"{expected} byte {data[error.start]:#04x} at position {error.start} is not {encoding}"
         ) from None
+    if "\x00" in text:
+        raise ValueError(
+            f"{expected} it holds NUL bytes (UTF-16 without a byte-order mark, or not text)"
+        )
+    return text
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

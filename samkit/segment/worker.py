@@ -121,6 +121,7 @@ class ImageWorker:
             annotations = detections_to_annotations(detections)
         except Exception as error:  # one image's failure never stops a run
             return Failure(item.path, failure_reason(error))
+        files = self.files_of(item, len(annotations))
         record = {
             "format": STORE_FORMAT,
             "file_name": item.file_name,
@@ -128,9 +129,9 @@ class ImageWorker:
             "width": int(width),
             "source": stamp,
             "annotations": annotations,
-            "files": self.files_of(item, len(annotations)),
+            "files": files,
         }
-        begin_files(self.out_dir, item.key, record["files"])
+        begin_files(self.out_dir, item.key, files)
         if self.spec.png:
             self.write_pngs(detections, item)
         if self.spec.preview:
