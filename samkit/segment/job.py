@@ -277,9 +277,9 @@ def segment_images(
             of YOLO txt files, or samkit boxes JSON (see :mod:`samkit.boxes`).
         png: Also write every mask as a PNG under ``out_dir/masks/<image path>/``.
         preview: Also write an annotated JPEG per image under ``out_dir/previews/``.
-        overwrite: Delete the results of an earlier run in ``out_dir`` and start afresh
-            (by default a run with the same settings resumes, and one with other
-            settings is refused).
+        overwrite: Delete samkit's own files of an earlier run in ``out_dir`` (only
+            those: see :mod:`samkit.segment.owned`) and start afresh (by default a run
+            with the same settings resumes, and one with other settings is refused).
         engine: ``"local"`` (this process) or ``"ray"`` (Ray Data, see
             :mod:`samkit.segment.ray`).
         ray_address: The Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``);
@@ -294,9 +294,11 @@ def segment_images(
         The :class:`SegmentSummary`: done, skipped, failed (with reasons), and the file.
 
     Raises:
-        SegmentUsageError: If an argument is not valid, an input does not exist, the
-            output folder is inside an input, the box file cannot be read, or
-            ``out_dir`` holds results of other settings.
+        SegmentUsageError: If an argument or generator setting is not valid, an input
+            does not exist, the output folder is inside an input, cannot be written or
+            holds files samkit did not write, the box file or checkpoint cannot be read,
+            ``out_dir`` holds results of other settings, or the Ray cluster at
+            ``ray_address`` cannot be reached or joined. Nothing is written then.
 
     Example:
         ```python
