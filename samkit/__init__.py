@@ -3,25 +3,35 @@
 What the notebooks and a user call is re-exported here (``__all__``), so a notebook only
 ever needs ``import samkit``; everything else is importable from its module:
 
-- ``samkit.model``: the registry of model types, building and loading SAM;
-- ``samkit.weights``: verified checkpoint downloads;
+- ``samkit.model``: loading SAM; ``samkit.registry``: the model types;
+  ``samkit.checkpoint``: reading a checkpoint file safely;
+- ``samkit.weights``, ``samkit.download``: verified, resumable checkpoint downloads;
+- ``samkit.files``: atomic writes, sha256, what a file really is;
+- ``samkit.checks``: the checks of user input (numbers, ranges, images, paths);
 - ``samkit.env``: Colab, the device, the environment variables;
 - ``samkit.locations``: where the bundled data, weights and outputs are;
 - ``samkit.settings``: the automatic mask generator's settings per model;
 - ``samkit.generator``: segment-anything's automatic mask generator, with crops that
   find no mask fixed;
+- ``samkit.fast``: the fast path: the image encoder on OpenVINO or CUDA autocast
+  (``fast.attention``, ``fast.cpu``, ``fast.cache``, ``fast.trial``, ``fast.openvino``,
+  ``fast.encoder``), ``FastMaskGenerator`` (``fast.amg``), the prompt decoder exported to
+  ONNX (``fast.onnx``);
 - ``samkit.prompts``, ``samkit.convert``: widget boxes, clicks, SAM's outputs as
   ``sv.Detections``;
 - ``samkit.masks``, ``samkit.scoring``: mask operations, and how good a mask is;
-- ``samkit.export``: masks to and from COCO RLE and PNG files;
+- ``samkit.export``, ``samkit.rle``: masks to and from COCO RLE and PNG files;
+- ``samkit.boxes``, ``samkit.box_records``, ``samkit.yolo``: detectors' box files;
 - ``samkit.images``, ``samkit.viz``, ``samkit.timing``: images, drawing, timing;
 - ``samkit.samples``, ``samkit.shapes``: the example images and the generated scenes;
 - ``samkit.evaluation``: measuring a model on held-out scenes;
 - ``samkit.segment``: ``samkit segment``, many images into one COCO file, resumable,
   local or on Ray (``spec``, ``discovery``, ``store``, ``worker``, ``job``, ``ray``);
   ``samkit.boxes``: the box files it prompts with;
-- ``samkit.files``: atomic writes, sha256, what a file really is;
-- ``samkit.version``: the version (``samkit.__version__``).
+- ``samkit.live``: the widget that segments as you draw (``live.widget``), its prompt
+  checks (``live.prompt``), decoder runs (``live.decoder``), embedding memo
+  (``live.embedding``), overlay PNG (``live.overlay``) and Spanish words (``live.texts``);
+- ``samkit.cli``: the ``samkit`` command; ``samkit.version``: the version.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from samkit import generator as generator
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.images import encode_image, load_image
 from samkit.live import LiveSegmenter
 from samkit.locations import home_dir, output_dir

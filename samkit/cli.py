@@ -225,8 +225,8 @@ def _export_onnx(
     model_type: str, out: str, checkpoint: str | None, quantize: bool, opset: int
 ) -> None:
     """Export one model's prompt decoder to ONNX and say where it went."""
+    from samkit.fast.onnx import export_decoder
     from samkit.model import load_sam
-    from samkit.onnx_export import export_decoder
 
     sam = load_sam(model_type, checkpoint=checkpoint, device="cpu")
     path = export_decoder(sam, out, quantize=quantize, opset=opset)

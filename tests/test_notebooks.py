@@ -512,7 +512,7 @@ PHOTO_ENV: dict[str, str] = {
     "SAMKIT_DEVICE": "cpu",
     "SAMKIT_AMG_POINTS_PER_SIDE": "4",
     # notebook 2's fast=True: float32, so that vit_b is converted once in a test run
-    # (the checkpoint and its cache are shared with tests/test_fast.py); the int8 trial
+    # (the checkpoint and its cache are shared with tests/fast/test_encoder.py); the int8 trial
     # on vit_b is measured by make bench
     "SAMKIT_FAST_PRECISION": "f32",
     "MPLBACKEND": "Agg",

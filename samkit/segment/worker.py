@@ -23,7 +23,7 @@ from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from samkit.boxes import ImageBoxes
 from samkit.convert import amg_to_detections
 from samkit.export import masks_to_rle, save_mask_pngs
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.files import atomic_write
 from samkit.images import load_image
 from samkit.model import load_sam

@@ -15,7 +15,7 @@ from segment_anything import SamAutomaticMaskGenerator
 
 from samkit.boxes import ImageBoxes
 from samkit.export import load_mask_png
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.images import load_image
 from samkit.model import load_sam
 from samkit.segment import worker as worker_module

@@ -12,7 +12,7 @@ from segment_anything.modeling import Sam
 
 import samkit
 from samkit.cli import main
-from samkit.onnx_export import export_decoder
+from samkit.fast.onnx import export_decoder
 
 
 @pytest.fixture(scope="module")
