@@ -66,11 +66,17 @@ def _checkpoint_from_env(model_type: str) -> Path | None:
     if chosen is None or model_type != default_model_type():
         return None
     path = Path(chosen).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"SAMKIT_CHECKPOINT names a file that does not exist: {path}. Point it at a "
-            "checkpoint file, or unset it to download the official checkpoint."
+    fix = "Point it at a checkpoint file, or unset it to download the official checkpoint."
+    if path.is_dir():
+        raise ValueError(
+            f"SAMKIT_CHECKPOINT names a directory, not a checkpoint file: {path}. {fix}"
         )
+    if not path.exists():
+        raise FileNotFoundError(
+            f"SAMKIT_CHECKPOINT names a file that does not exist: {path}. {fix}"
+        )
+    if path.stat().st_size == 0:
+        raise ValueError(f"SAMKIT_CHECKPOINT names an empty file (0 bytes): {path}. {fix}")
     return path
 
 

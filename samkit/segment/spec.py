@@ -9,12 +9,13 @@ and the :class:`SegmentSummary` of a run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 #: The value of ``"format"`` in the files under ``OUT/.samkit/``.
-STORE_FORMAT = "samkit-segment-1"
+STORE_FORMAT = "samkit-segment-2"
 
 #: The folder under ``--out`` that holds the per-image results and the settings.
 STORE_DIR = ".samkit"
@@ -148,3 +149,10 @@ Report = Callable[[ImageItem, Failure | None], None]
 
 #: A function that runs the pending images and reports each result as it completes.
 Runner = Callable[[JobSpec, list[ImageItem], Report], None]
+
+#: Runs the pending images on a started engine (its model loaded, its cluster joined).
+Run = Callable[[list[ImageItem], Report], None]
+
+#: Starts an engine for a job (loading the model, joining the cluster) before anything is
+#: written to the output folder, and stops it on leaving: ``with start(spec) as run:``.
+Engine = Callable[[JobSpec], AbstractContextManager[Run]]
