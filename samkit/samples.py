@@ -17,8 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import supervision as sv
 
-from samkit import locations
+from samkit import files, locations
+from samkit.checks import is_finite_number
 from samkit.images import load_image
 from samkit.masks import deepest_point
 from samkit.model import default_model_type, model_spec
@@ -317,8 +316,7 @@ def _box_entry(entry: object, where: str) -> tuple[list[float], str, float]:
     if (
         not isinstance(xyxy, list)
         or len(xyxy) != 4
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in xyxy)
-        or not all(math.isfinite(v) for v in xyxy)
+        or not all(isinstance(v, int | float) and is_finite_number(v) for v in xyxy)
     ):
         raise ValueError(f"{where} key 'xyxy' must be 4 numbers [x0, y0, x1, y1], but got {xyxy!r}")
     if xyxy[2] < xyxy[0] or xyxy[3] < xyxy[1]:
@@ -364,10 +362,7 @@ def load_boxes(path: str | os.PathLike[str]) -> sv.Detections:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"annotation file not found: {file}")
-    try:
-        content = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{file} is not a JSON file: {error}") from None
+    content = files.read_json(file)  # UTF-8 or UTF-16/32 with a mark; no deep nesting
     if not isinstance(content, dict) or not isinstance(content.get("detections"), list):
         raise ValueError(f"{file} must hold an object with a 'detections' list")
     entries = [

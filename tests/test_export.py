@@ -17,7 +17,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 import samkit
-from samkit import export
+from samkit import export, files
 from samkit.export import COCO_RLE_FORMAT
 
 
@@ -271,6 +271,47 @@ def test_load_coco_rle_rejects(tmp_path: Path, content: str, message: str) -> No
         samkit.load_coco_rle(path)
 
 
+def test_load_coco_rle_bounds_the_total_it_decodes(tmp_path: Path) -> None:
+    # one 13000x13000 mask is allowed alone, 8 of them (1.35e9 pixels) are not: a few
+    # hundred bytes that would need gigabytes
+    small = samkit.export.masks_to_rle(np.zeros((1, 4, 5), dtype=bool))[0]
+    assert small["counts"] == _empty_counts(20)  # the encoding is pycocotools'
+    big = {"size": [13000, 13000], "counts": _empty_counts(13000 * 13000)}
+    content = {
+        "format": COCO_RLE_FORMAT,
+        "image": {"height": 13000, "width": 13000},
+        "annotations": [{"segmentation": big} for _ in range(8)],
+    }
+    path = tmp_path / "masks.json"
+    path.write_text(json.dumps(content))
+    assert path.stat().st_size < 2000
+    message = re.escape(
+        "8 masks of 13000x13000 are 1,352,000,000 pixels in all, more than the "
+        "1,073,741,824 samkit decodes at once (each is checked alone too): decode them in "
+        "smaller groups"
+    )
+    with pytest.raises(ValueError, match=message):
+        samkit.load_coco_rle(path)
+
+
+def test_load_coco_rle_refuses_deep_nesting(tmp_path: Path) -> None:
+    path = tmp_path / "masks.json"
+    path.write_text('{"annotations": ' + "[" * 100_000)
+    with pytest.raises(ValueError, match=r"masks.json is nested too deeply to be read"):
+        samkit.load_coco_rle(path)
+
+
+def _empty_counts(pixels: int) -> str:
+    """The compressed COCO counts of one run of ``pixels`` zeros (as pycocotools writes)."""
+    out, value = [], pixels
+    while True:
+        group, value = value & 0x1F, value >> 5
+        more = not (value == 0 and not group & 0x10)
+        out.append(chr(48 + (group | (0x20 if more else 0))))
+        if not more:
+            return "".join(out)
+
+
 def test_load_coco_rle_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="COCO RLE file not found"):
         samkit.load_coco_rle(tmp_path / "nothing.json")
@@ -396,7 +437,7 @@ def test_rle_with_huge_declared_size_is_refused(
     def never(*args: object) -> None:
         raise AssertionError("pycocotools was asked to decode (and allocate) it")
 
-    monkeypatch.setattr(export.coco_mask, "decode", never)
+    monkeypatch.setattr(samkit.rle.coco_mask, "decode", never)
     tracemalloc.start()
     try:
         with pytest.raises(ValueError, match=exactly(message)):
@@ -469,7 +510,7 @@ def test_rle_counts_decode_as_pycocotools_does(seed: int) -> None:
     masks[0] = False  # an empty mask
     masks[1, : height // 2] = True  # long runs
     for rle in samkit.export.masks_to_rle(masks):
-        runs = export._rle_runs(rle["counts"])
+        runs = samkit.rle.rle_runs(rle["counts"])
         assert int(runs.sum()) == height * width
         assert coco_mask.area({"size": rle["size"], "counts": rle["counts"].encode()}) == sum(
             runs[1::2]
@@ -562,7 +603,7 @@ def _disk_fills_after(monkeypatch: pytest.MonkeyPatch, writes: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         file.write(data)
 
-    monkeypatch.setattr(export, "_write_file", writer)
+    monkeypatch.setattr(files, "write_bytes", writer)
 
 
 def test_full_disk_midway_leaves_no_partial_set(

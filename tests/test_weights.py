@@ -19,7 +19,7 @@ import pooch
 import pytest
 from http_server import LocalServer, dead_url, payload
 
-from samkit import env, locations, weights
+from samkit import download, env, files, locations, weights
 from samkit.model import MODEL_TYPES, download_checkpoint
 from samkit.weights import (
     DEFAULT_WEIGHTS_URL,
@@ -108,13 +108,13 @@ def make_mirror(
 def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Record every file that ``weights`` hashes from disk."""
     hashed: list[Path] = []
-    original = weights._sha256_file
+    original = files.sha256_file
 
     def counting(path: Path, digest: object = None) -> str:
         hashed.append(path)
         return original(path, digest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(weights, "_sha256_file", counting)
+    monkeypatch.setattr(files, "sha256_file", counting)
     return hashed
 
 
@@ -312,6 +312,33 @@ def test_slow_server_times_out_with_resume_advice(make_mirror: Callable[..., Mir
     assert time.monotonic() - start < 2.5
 
 
+def test_a_trickling_server_is_stopped_by_the_overall_deadline(
+    make_mirror: Callable[..., Mirror], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a byte every 0.2 s: each read gets something, so only an overall deadline stops it
+    mirror = make_mirror(mode="trickle", delay_s=0.2)
+    monkeypatch.setattr(download, "DOWNLOAD_GRACE_S", 1.0)
+    monkeypatch.setattr(download, "DOWNLOAD_MIN_BYTES_PER_S", PAYLOAD_BYTES)  # deadline 2 s
+    message = (
+        re.escape(f"Download of {mirror.url} is too slow: ")
+        + r"\d+ bytes in 2 s, its deadline for this file \(at least "
+        + re.escape(f"{PAYLOAD_BYTES:,} bytes/s on average after 1 s). ")
+        + re.escape(f"Run the download again to resume it from {mirror.part}")
+    )
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=message):
+        download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False, timeout=5.0)
+    assert time.monotonic() - start < 5.0
+    assert mirror.part.is_file()  # kept, to resume from
+
+
+def test_the_deadline_is_scaled_to_the_expected_size() -> None:
+    # two minutes, plus the file at 64 KiB/s: vit_h (2.56 GB) may take 11 hours, no more
+    assert download.download_deadline(0) == 120.0
+    assert download.download_deadline(2_564_550_879) == pytest.approx(120 + 39131.9, abs=0.1)
+    assert download.download_deadline(-5) == 120.0  # a resumed file larger than expected
+
+
 def test_verified_file_is_neither_downloaded_nor_hashed_again(
     make_mirror: Callable[..., Mirror], count_hashing: list[Path]
 ) -> None:
@@ -372,7 +399,7 @@ def test_full_disk_while_writing_removes_the_part(
     def disk_full(fh: object, chunk: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(weights, "_write_chunk", disk_full)
+    monkeypatch.setattr(files, "write_bytes", disk_full)
     message = re.escape(
         f"The disk is full: no space left to write {mirror.part}. The partial file was "
         "removed. Free some space, or download to another directory with dest_dir=... "
@@ -393,7 +420,7 @@ def test_other_write_error_removes_the_part(
     def io_error(fh: object, chunk: bytes) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(weights, "_write_chunk", io_error)
+    monkeypatch.setattr(files, "write_bytes", io_error)
     message = re.escape(f"Could not write {mirror.part}: Input/output error.")
     with pytest.raises(DownloadError, match=message):
         download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
@@ -405,7 +432,7 @@ def test_too_little_free_space_fails_before_downloading(
 ) -> None:
     mirror = make_mirror()
     full = SimpleNamespace(total=100, used=90, free=10)
-    monkeypatch.setattr(weights.shutil, "disk_usage", lambda path: full)
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: full)
     message = re.escape(
         f"The disk is full: {mirror.dest_dir} has 10 bytes free, but the download needs "
         f"{PAYLOAD_BYTES:,}."
@@ -571,7 +598,7 @@ def test_missing_shapes_checkpoint_names_the_file(
 _CHILD = """
 import sys, time
 from pathlib import Path
-from samkit import weights
+from samkit import files, weights
 
 filename, sha256, size, dest, ready, go = sys.argv[1:]
 checkpoint = weights.Checkpoint(filename, sha256, int(size))
@@ -579,7 +606,7 @@ Path(ready).touch()
 while not Path(go).exists():
     time.sleep(0.01)
 path = weights.fetch_checkpoint(checkpoint, dest_dir=dest, progress=True)
-print(weights._sha256_file(path))
+print(files.sha256_file(path))
 """
 
 
@@ -647,7 +674,7 @@ def test_a_file_changed_on_disk_is_never_reported_as_verified(
         with open(fh.name, "r+b") as other:  # a second writer, at the start of the file
             other.write(b"\0" * 16)
 
-    monkeypatch.setattr(weights, "_write_chunk", write_and_clobber)
+    monkeypatch.setattr(files, "write_bytes", write_and_clobber)
     corrupted = b"\0" * 16 + mirror.data[16:]
     message = re.escape(
         f"Download of {mirror.url}: the file on disk is not what was received (sha256 "
@@ -744,7 +771,7 @@ def test_read_only_file_system_is_not_called_a_full_disk(
 
     monkeypatch.setattr(weights.os, "open", refuse_writes)
     # A read-only mount reports no free space: that must not be called a full disk.
-    monkeypatch.setattr(weights.shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
     message = (
         f"Cannot write the checkpoint into {mirror.dest_dir}: {why}. Choose a writable "
         "directory with dest_dir=... (or the SAMKIT_HOME environment variable)."

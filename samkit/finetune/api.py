@@ -40,7 +40,8 @@ from samkit.finetune.train import (
     trainable,
 )
 from samkit.images import load_image
-from samkit.model import default_model_type, download_checkpoint, load_sam, model_spec
+from samkit.model import download_checkpoint, load_sam
+from samkit.registry import default_model_type, model_spec
 
 #: The value of ``"format"`` in the JSON record beside a fine-tuned checkpoint.
 RECORD_FORMAT = "samkit-finetune-1"

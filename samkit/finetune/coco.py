@@ -28,11 +28,11 @@ import numpy.typing as npt
 import supervision as sv
 from PIL import Image
 
-from samkit.export import masks_to_rle
+from samkit.checks import rgb_image as check_rgb_image
 from samkit.files import atomic_write
-from samkit.images import check_rgb_image
 from samkit.masks import stack_masks
 from samkit.rings import make_ring_scene
+from samkit.rle import masks_to_rle
 from samkit.shapes import make_scene
 
 #: The one category of a data set written here.

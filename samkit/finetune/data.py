@@ -29,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as coco_mask
 
-from samkit.export import rle_to_masks
 from samkit.files import sha256_file
 from samkit.images import load_image
+from samkit.rle import rle_to_masks
 
 #: The fewest images with masks that a training and a validation split can be made of.
 MIN_IMAGES = 2
