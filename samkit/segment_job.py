@@ -308,13 +308,15 @@ class ImageWorker:
     """
 
     def __init__(self, spec: JobSpec) -> None:
-        from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+        from segment_anything import SamPredictor
+
+        from samkit.generator import MaskGenerator
 
         self.spec = spec
         self.out_dir = Path(spec.out_dir)
         self.store = self.out_dir / STORE_DIR / "images"
         sam = _load_sam(spec)
-        generator: type[SamAutomaticMaskGenerator] = SamAutomaticMaskGenerator
+        generator: type[MaskGenerator] = MaskGenerator
         if spec.fast:  # the same masks, with the decoder batched and the survivors upscaled
             from samkit.fast_amg import FastMaskGenerator
 
