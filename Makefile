@@ -86,3 +86,4 @@ strip: $(BIN)/samkit ## Strip outputs and Colab metadata from the notebooks; ins
 bench: $(BIN)/samkit ## Speed, memory and fidelity against stock segment-anything (vit_b, shapes), the live widget, the fast path, samkit segment's engines
 	$(BIN)/python -m tools.bench
 	$(BIN)/python -m tools.bench_segment
+	$(BIN)/python -m tools.bench_memory

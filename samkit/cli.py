@@ -168,7 +168,7 @@ def _env() -> None:
     """Print the GPU report and samkit's defaults."""
     print(env.gpu_report())
     print(f"default model type: {default_model_type()} (choices: {', '.join(MODEL_TYPES)})")
-    print(f"default device: {env.default_device()}")
+    print(f"default device: {env.default_device()} (change it with {env.DEVICE_ENV}=cpu)")
     print(f"weights directory: {weights_dir()}")
 
 

@@ -255,6 +255,41 @@ def gpu_report() -> str:
     return "\n".join(lines)
 
 
+def device_report() -> str:
+    """Which device samkit chose and how to change it, as Spanish text to print.
+
+    For notebook 1 and ``samkit env``: the device :func:`default_device` gives, why
+    (``SAMKIT_DEVICE``, a CUDA GPU, Apple's GPU, or none), and the line that changes
+    it (``%env SAMKIT_DEVICE=cpu`` in a cell before the model is loaded, or
+    ``SAMKIT_DEVICE=cpu`` in a terminal).
+
+    Returns:
+        Two lines of Spanish text.
+
+    Raises:
+        ValueError: If ``SAMKIT_DEVICE`` names an unknown device or one this machine lacks.
+
+    Example:
+        ```python
+        print(samkit.env.device_report())
+        ```
+    """
+    device = default_device()
+    if variable(DEVICE_ENV):
+        why = f"lo pediste con {DEVICE_ENV}"
+    elif device == "cuda":
+        why = "hay una GPU con CUDA"
+    elif device == "mps":
+        why = "hay una GPU de Apple (MPS)"
+    else:
+        why = "no hay GPU: SAM corre en la CPU, más lento pero con los mismos resultados"
+    return (
+        f"dispositivo elegido: {device} ({why})\n"
+        f"Para cambiarlo: %env {DEVICE_ENV}=cpu en una celda antes de cargar el modelo "
+        f"(en una terminal: {DEVICE_ENV}=cpu); los valores son cpu, cuda, cuda:N y mps."
+    )
+
+
 def fast_precision() -> str:
     """The precision asked of the fast CPU encoder: ``SAMKIT_FAST_PRECISION``.
 

@@ -23,8 +23,6 @@ records' scores are the stock ones to float precision. Use it on a
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F

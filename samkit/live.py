@@ -36,7 +36,7 @@ from PIL import Image
 from samkit import locations
 from samkit.convert import prediction_to_detections
 from samkit.images import check_rgb_image, encode_image, load_image
-from samkit.prompts import bboxes_to_xyxy
+from samkit.prompts import bboxes_to_xyxy, clip_box
 
 #: The front end, an ES module read from the package once (no build step, no CDN).
 LIVE_JS = locations.package_file("live.js").read_text(encoding="utf-8")
@@ -88,10 +88,12 @@ def check_box(box: Any, width: int, height: int) -> list[float]:
         height: The image's height in pixels.
 
     Returns:
-        ``[]`` or four floats with ``0 <= x0 < x1 <= width`` and ``0 <= y0 < y1 <= height``.
+        ``[]`` or four floats with ``0 <= x0 < x1 <= width`` and ``0 <= y0 < y1 <= height``
+            (a box past the edge is clipped to the image: ``samkit.prompts.clip_box``).
 
     Raises:
-        PromptError: (a ``ValueError``) If it is none of those, or lies outside the image.
+        PromptError: (a ``ValueError``) If it is none of those, or lies wholly outside
+            the image.
     """
     if box is None:
         return []
@@ -111,12 +113,10 @@ def check_box(box: Any, width: int, height: int) -> list[float]:
     x0, y0, x1, y1 = (_finite(v, f"box[{i}]") for i, v in enumerate(values))
     if not (x1 > x0 and y1 > y0):
         raise PromptError(f"box must have x1 > x0 and y1 > y0 (xyxy), but got {[x0, y0, x1, y1]}")
-    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-        raise PromptError(
-            f"box must lie inside the {width}x{height} image (0 <= x <= {width}, "
-            f"0 <= y <= {height}), but got {[x0, y0, x1, y1]}"
-        )
-    return [round(v, 1) for v in (x0, y0, x1, y1)]
+    try:  # the rule of samkit.prompts: clipped, refused only when wholly outside
+        return [round(v, 1) for v in clip_box([x0, y0, x1, y1], (height, width))]
+    except ValueError as error:
+        raise PromptError(str(error)) from None
 
 
 def check_points(points: Any, width: int, height: int) -> list[list[float]]:

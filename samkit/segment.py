@@ -54,6 +54,7 @@ from samkit.segment_job import (
     _output_stems,
     _stamp,
     discover,
+    images_without_masks,
 )
 
 
@@ -373,6 +374,7 @@ def segment_images(
         bar.close()
         summary.failed = failures
         target, summary.images, summary.annotations = assemble(out, items, categories, fingerprint)
+        summary.no_masks = images_without_masks(store, items)
         summary.annotations_file = target
         summary.seconds = time.perf_counter() - started
         _write_summary(out, summary)
@@ -401,5 +403,6 @@ def _write_summary(out: Path, summary: SegmentSummary) -> None:
         "annotations": summary.annotations,
         "seconds": summary.seconds,
         "engine": summary.engine,
+        "no_masks": summary.no_masks,
     }
     _atomic_write(out / STORE_DIR / "summary.json", json.dumps(content, indent=1).encode("utf-8"))

@@ -75,6 +75,7 @@ class SegmentSummary:
         annotations: Masks in ``annotations_file``.
         seconds: Wall-clock time of the run.
         engine: ``"local"`` or ``"ray"``.
+        no_masks: Images done (or skipped) with no mask: nothing passed the filters.
     """
 
     done: int = 0
@@ -85,6 +86,7 @@ class SegmentSummary:
     annotations: int = 0
     seconds: float = 0.0
     engine: str = "local"
+    no_masks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -94,6 +96,10 @@ class SegmentSummary:
     def __str__(self) -> str:
         lines = [f"done {self.done}, skipped {self.skipped}, failed {len(self.failed)}"]
         lines += [f"  failed: {failure.path}: {failure.reason}" for failure in self.failed]
+        lines += [
+            f"  no masks: {name} (nothing passed the filters; a blank image gives none)"
+            for name in self.no_masks
+        ]
         if self.annotations_file is not None:
             lines.append(
                 f"{self.images} images, {self.annotations} masks -> {self.annotations_file}"
@@ -340,7 +346,10 @@ class ImageWorker:
             image = samkit.load_image(item.path)
         except (OSError, ValueError) as error:
             return Failure(item.path, _reason(error))
-        detections = self.segment(image, item)
+        try:  # a hard image is reported, and the run goes on with the others
+            detections = self.segment(image, item)
+        except Exception as error:  # any failure of one image is that image's
+            return Failure(item.path, f"segmentation failed: {type(error).__name__}: {error}")
         height, width = image.shape[:2]
         record = {
             "format": STORE_FORMAT,
@@ -442,6 +451,28 @@ class ImageWorker:
         buffer = io.BytesIO()
         Image.fromarray(drawn).save(buffer, format="JPEG", quality=90)
         _atomic_write(target, buffer.getvalue())
+
+
+def images_without_masks(store: Path, items: Sequence[ImageItem]) -> list[str]:
+    """The ``file_name`` of every image whose stored result holds no mask.
+
+    Args:
+        store: The folder of per-image results (``OUT/.samkit/images``).
+        items: The images of the run; those without a stored result are left out.
+
+    Returns:
+        Their names, sorted.
+    """
+    names = []
+    for item in items:
+        try:
+            record = json.loads((store / f"{item.key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("file_name") == item.file_name:
+            if not record.get("annotations"):
+                names.append(item.file_name)
+    return sorted(names)
 
 
 def _reason(error: BaseException) -> str:

@@ -162,7 +162,7 @@ def test_env_prints_report_and_defaults(
     assert capsys.readouterr() == (
         f"{env.gpu_report()}\n"
         "default model type: shapes (choices: vit_h, vit_l, vit_b, shapes)\n"
-        "default device: cpu\n"
+        "default device: cpu (change it with SAMKIT_DEVICE=cpu)\n"
         f"weights directory: {tmp_path}\n",
         "",
     )
@@ -228,7 +228,7 @@ def test_console_script_env_runs(tmp_path: Path) -> None:
     assert result.stdout.startswith(env.gpu_report().splitlines()[0] + "\n")
     assert result.stdout.endswith(
         "default model type: shapes (choices: vit_h, vit_l, vit_b, shapes)\n"
-        "default device: cpu\n"
+        "default device: cpu (change it with SAMKIT_DEVICE=cpu)\n"
         f"weights directory: {tmp_path}\n"
     )
 

@@ -398,10 +398,12 @@ def test_summary_text() -> None:
         images=4,
         annotations=9,
         seconds=1.5,
+        no_masks=["gray.png"],
     )
     assert str(summary).splitlines() == [
         "done 3, skipped 1, failed 1",
         "  failed: a.txt: cannot read",
+        "  no masks: gray.png (nothing passed the filters; a blank image gives none)",
         "4 images, 9 masks -> o/annotations.json",
         "2.00 images/s (1.5 s, local engine)",
     ]
@@ -412,8 +414,7 @@ def test_summary_text() -> None:
 def test_fast_segments_with_the_fast_mask_generator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
 ) -> None:
-    from segment_anything import SamAutomaticMaskGenerator
-
+    from samkit.generator import MaskGenerator
     from samkit.segment_job import ImageWorker, JobSpec
 
     asked: list[dict[str, Any]] = []
@@ -426,6 +427,6 @@ def test_fast_segments_with_the_fast_mask_generator(
     monkeypatch.setattr(samkit, "load_sam", load_sam)
     spec = JobSpec(str(tmp_path), "shapes", None, "cpu", fast, "amg", {}, False, False)
     worker = ImageWorker(spec)
-    expected = samkit.FastMaskGenerator if fast else SamAutomaticMaskGenerator
+    expected = samkit.FastMaskGenerator if fast else MaskGenerator
     assert type(worker.generator) is expected
     assert [kwargs.get("fast", False) for kwargs in asked] == [fast]

@@ -40,7 +40,7 @@ from segment_anything.utils.amg import (
     uncrop_boxes_xyxy,
     uncrop_points,
 )
-from torchvision.ops.boxes import box_area  # type: ignore[import-untyped]
+from torchvision.ops.boxes import box_area
 
 from samkit.amg.steps import (
     OUTPUT_MODES,
@@ -154,7 +154,9 @@ class MaskGenerator(SamAutomaticMaskGenerator):
             "output_mode": output_mode,
         }
         check_settings(points_per_side, point_grids, **settings)
-        super().__init__(model, points_per_side=points_per_side, point_grids=point_grids, **settings)
+        super().__init__(
+            model, points_per_side=points_per_side, point_grids=point_grids, **settings
+        )
 
     @torch.inference_mode()
     def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
@@ -181,7 +183,9 @@ class MaskGenerator(SamAutomaticMaskGenerator):
         return mask_records(data, self.output_mode)
 
     @staticmethod
-    def postprocess_small_regions(mask_data: MaskData, min_area: int, nms_thresh: float) -> MaskData:
+    def postprocess_small_regions(
+        mask_data: MaskData, min_area: int, nms_thresh: float
+    ) -> MaskData:
         """The stock step, one mask in memory at a time (``remove_small_regions_one_by_one``)."""
         return remove_small_regions_one_by_one(mask_data, min_area, nms_thresh)
 

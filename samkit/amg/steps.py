@@ -25,7 +25,7 @@ from segment_anything.utils.amg import (
     rle_to_mask,
     uncrop_masks,
 )
-from torchvision.ops.boxes import batched_nms  # type: ignore[import-untyped]
+from torchvision.ops.boxes import batched_nms
 
 #: The values of ``output_mode`` (as segment-anything's generator).
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
@@ -75,7 +75,9 @@ def chunk_length(crop_size: tuple[int, int], image_size: tuple[int, int]) -> int
     return max(1, CHUNK_BYTES // per_mask)
 
 
-def valid_low_res(low_res: torch.Tensor, input_size: tuple[int, int], img_size: int) -> torch.Tensor:
+def valid_low_res(
+    low_res: torch.Tensor, input_size: tuple[int, int], img_size: int
+) -> torch.Tensor:
     """The part of low-resolution logits that covers the image, not the padding.
 
     Args:
@@ -151,9 +153,7 @@ def nms_keep(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) ->
     return keep
 
 
-def remove_small_regions_one_by_one(
-    data: MaskData, min_area: int, nms_thresh: float
-) -> MaskData:
+def remove_small_regions_one_by_one(data: MaskData, min_area: int, nms_thresh: float) -> MaskData:
     """segment-anything's ``postprocess_small_regions``, one mask in memory at a time.
 
     Removes holes and islands under ``min_area`` pixels from every mask, then drops the
