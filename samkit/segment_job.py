@@ -388,8 +388,9 @@ class ImageWorker:
         """
         import samkit
 
-        if self.generator is not None:
-            return samkit.amg_to_detections(self.generator.generate(image))
+        if self.generator is not None:  # a mask of no pixel (no threshold set) is no mask
+            records = [r for r in self.generator.generate(image) if r["area"] > 0]
+            return samkit.amg_to_detections(records)
         assert self.predictor is not None  # the constructor made one of the two
         boxes = ImageBoxes.from_json(item.boxes or {})
         return self._segment_boxes(image, boxes)

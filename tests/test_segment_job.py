@@ -27,8 +27,6 @@ HARD_SETTINGS = [
     ["--crop-n-layers", "2", "--stability-score-thresh", "0.9999"],
     # small-region cleaning with crops
     ["--crop-n-layers", "1", "--min-mask-region-area", "100"],
-    # small-region cleaning with no threshold at all: every candidate reaches it
-    ["--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--min-mask-region-area", "50"],
 ]
 
 
@@ -78,6 +76,20 @@ def test_a_blank_image_gets_no_mask_and_a_line(
     assert masks["scene.png"] == _masks_by_file(tmp_path / "alone")["scene.png"]
     summary = json.loads((tmp_path / "both" / ".samkit" / "summary.json").read_text())
     assert "gray.png" in summary["no_masks"]
+
+
+def test_no_threshold_at_all_keeps_no_empty_mask(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # every candidate passes: on the gray image those are masks of no pixel, whose
+    # stability is 0/0 (NaN); they are left out, and the run goes through
+    no_threshold = ["--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
+    settings = [*no_threshold, "--min-mask-region-area", "50"]
+    status, printed, errors = _run(folders[0], tmp_path / "out", settings)
+    assert (status, errors) == (0, "")
+    coco = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert coco["annotations"], "the scene has masks"
+    assert all(annotation["area"] > 0 for annotation in coco["annotations"])
 
 
 def test_a_failing_image_is_reported_and_the_others_are_done(
