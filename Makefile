@@ -49,7 +49,7 @@ test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, t
 	$(PYTEST) --doctest-modules samkit
 
 .PHONY: test-fast
-test-fast: $(BIN)/samkit ## The unit tests and docstring examples, without the slow ones (notebooks, browser, training): about a minute
+test-fast: $(BIN)/samkit ## The unit tests and docstring examples, without the slow ones (notebooks, browser, training, Ray, OpenVINO conversions)
 	$(PYTEST) -m "not slow"
 	$(PYTEST) --doctest-modules samkit
 

@@ -3,8 +3,11 @@
 What the notebooks and a user call is re-exported here (``__all__``), so a notebook only
 ever needs ``import samkit``; everything else is importable from its module:
 
-- ``samkit.model``: the registry of model types, building and loading SAM;
-- ``samkit.weights``: verified checkpoint downloads;
+- ``samkit.model``: loading SAM; ``samkit.registry``: the model types;
+  ``samkit.checkpoint``: reading a checkpoint file safely;
+- ``samkit.weights``, ``samkit.download``: verified, resumable checkpoint downloads;
+- ``samkit.files``: atomic writes, sha256, what a file really is;
+- ``samkit.checks``: the checks of user input (numbers, ranges, images, paths);
 - ``samkit.env``: Colab, the device, the environment variables;
 - ``samkit.locations``: where the bundled data, weights and outputs are;
 - ``samkit.settings``: the automatic mask generator's settings per model;
@@ -13,10 +16,18 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.prompts``, ``samkit.convert``: widget boxes, clicks, SAM's outputs as
   ``sv.Detections``;
 - ``samkit.masks``, ``samkit.scoring``: mask operations, and how good a mask is;
-- ``samkit.export``: masks to and from COCO RLE and PNG files;
+- ``samkit.export``, ``samkit.rle``: masks to and from COCO RLE and PNG files;
+- ``samkit.boxes``, ``samkit.box_records``, ``samkit.yolo``: detectors' box files;
 - ``samkit.images``, ``samkit.viz``, ``samkit.timing``: images, drawing, timing;
 - ``samkit.samples``, ``samkit.shapes``: the example images and the generated scenes;
-- ``samkit.evaluation``: measuring a model on held-out scenes.
+- ``samkit.evaluation``: measuring a model on held-out scenes;
+- ``samkit.segment``: ``samkit segment``, many images into one COCO file, resumable,
+  local or on Ray (``spec``, ``discovery``, ``store``, ``worker``, ``job``, ``ray``);
+  ``samkit.boxes``: the box files it prompts with;
+- ``samkit.live``: the widget that segments as you draw (``live.widget``), its prompt
+  checks (``live.prompt``), decoder runs (``live.decoder``), embedding memo
+  (``live.embedding``), overlay PNG (``live.overlay``) and Spanish words (``live.texts``);
+- ``samkit.cli``: the ``samkit`` command; ``samkit.version``: the version.
 """
 
 from __future__ import annotations
@@ -34,12 +45,11 @@ from samkit.model import default_model_type, download_checkpoint, load_sam
 from samkit.prompts import bboxes_to_xyxy, points_to_prompt, xyxy_to_bboxes
 from samkit.samples import load_boxes, sample_image
 from samkit.scoring import mask_report
-from samkit.segment import segment_images
+from samkit.segment.job import segment_images
 from samkit.settings import amg_settings
 from samkit.timing import stopwatch
+from samkit.version import __version__ as __version__
 from samkit.viz import annotate, mask_grid, side_by_side
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FastMaskGenerator",

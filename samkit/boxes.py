@@ -21,164 +21,23 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+from samkit.box_records import BoxFile, ImageBoxes, Row, digest, image_boxes
+from samkit.checks import is_finite_number
+from samkit.yolo import YOLO_CLASSES_FILE, read_yolo_folder
 
-#: The kinds of box file :func:`read_box_file` reads.
-BOX_FILE_KINDS = ("coco", "yolo", "samkit")
-
-#: The file in a YOLO folder that names the classes, one per line (line i is class i).
-YOLO_CLASSES_FILE = "classes.txt"
-
-
-@dataclass(frozen=True)
-class ImageBoxes:
-    """The boxes a box file gives for one image.
-
-    Attributes:
-        xyxy: Boxes as a float32 array of shape `(N, 4)`, ``[x0, y0, x1, y1]``; in pixels,
-            or relative to the image's width and height (in `[0, 1]`) when ``relative``.
-        category_id: The category of each box, an int64 array of shape `(N,)`.
-        score: The detector's confidence of each box, float32 `(N,)`, or ``None`` when the
-            file gives none.
-        relative: Whether ``xyxy`` is relative to the image's size (YOLO) or in pixels.
-    """
-
-    xyxy: npt.NDArray[np.float32]
-    category_id: npt.NDArray[np.int64]
-    score: npt.NDArray[np.float32] | None = None
-    relative: bool = False
-
-    def __len__(self) -> int:
-        return len(self.xyxy)
-
-    def to_pixels(self, height: int, width: int) -> npt.NDArray[np.float32]:
-        """The boxes in pixels of an image of this size, clipped to the image.
-
-        Args:
-            height: The image's height in pixels.
-            width: The image's width in pixels.
-
-        Returns:
-            A float32 array of shape `(N, 4)`, ``[x0, y0, x1, y1]`` in pixels.
-        """
-        boxes = self.xyxy.astype(np.float32).copy()
-        if self.relative:
-            boxes *= np.array([width, height, width, height], dtype=np.float32)
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-        return boxes
-
-    def to_json(self) -> dict[str, Any]:
-        """The boxes as JSON-ready lists (the inverse of :meth:`from_json`)."""
-        return {
-            "xyxy": self.xyxy.tolist(),
-            "category_id": self.category_id.tolist(),
-            "score": None if self.score is None else self.score.tolist(),
-            "relative": self.relative,
-        }
-
-    @classmethod
-    def from_json(cls, content: Mapping[str, Any]) -> ImageBoxes:
-        """Boxes from the dict :meth:`to_json` gives."""
-        score = content.get("score")
-        return cls(
-            xyxy=np.array(content["xyxy"], dtype=np.float32).reshape(-1, 4),
-            category_id=np.array(content["category_id"], dtype=np.int64).reshape(-1),
-            score=None if score is None else np.array(score, dtype=np.float32).reshape(-1),
-            relative=bool(content["relative"]),
-        )
-
-
-@dataclass(frozen=True)
-class BoxFile:
-    """A box file read whole: the boxes of every image it names, and the categories.
-
-    Attributes:
-        source: The file or folder that was read.
-        kind: ``"coco"``, ``"yolo"`` or ``"samkit"``.
-        categories: COCO categories, ``[{"id": int, "name": str}]``, sorted by id.
-        boxes: Boxes per image, keyed by the image's name as the file gives it (a COCO
-            ``file_name``, a YOLO txt path without its suffix, a samkit ``image``).
-        sha256: A digest of the content read, so a changed box file can be noticed.
-    """
-
-    source: Path
-    kind: str
-    categories: list[dict[str, Any]]
-    boxes: dict[str, ImageBoxes]
-    sha256: str
-
-    def assign(self, file_names: Sequence[str]) -> dict[str, ImageBoxes | str]:
-        """Find the boxes of each image, without guessing.
-
-        An image matches a name of the file by its whole relative path (``cam1/0001.jpg``),
-        or that path without its suffix, or else by its base name (``0001.jpg``, or
-        ``0001``) when only one image of ``file_names`` and only one name of the box file
-        have that base name.
-
-        Args:
-            file_names: The images' relative paths, with ``/`` between folders.
-
-        Returns:
-            For every file name, its :class:`ImageBoxes`, or a string saying why none were
-            found (the reason is meant for the user).
-        """
-        exact: dict[str, str] = {}
-        base: dict[str, list[str]] = {}
-        for name in self.boxes:
-            for form in _forms(name, whole=True):
-                exact.setdefault(form, name)
-            for form in _forms(name, whole=False):
-                base.setdefault(form, []).append(name)
-        image_bases = Counter(form for f in file_names for form in set(_forms(f, whole=False)))
-        found: dict[str, ImageBoxes | str] = {}
-        for file_name in file_names:
-            match = next((exact[f] for f in _forms(file_name, whole=True) if f in exact), None)
-            if match is None:
-                for form in _forms(file_name, whole=False):
-                    names = sorted(set(base.get(form, [])))
-                    if len(names) == 1 and image_bases[form] == 1:
-                        match = names[0]
-                        break
-                    if names:
-                        found[file_name] = (
-                            f"no boxes: {self.source} has no entry for {file_name!r}, and its "
-                            f"base name {form!r} is not unique ({', '.join(names[:3])}"
-                            f"{', ...' if len(names) > 3 else ''} in the box file, "
-                            f"{image_bases[form]} image(s) in the inputs)"
-                        )
-                        break
-            if match is not None:
-                found[file_name] = self.boxes[match]
-            elif file_name not in found:
-                found[file_name] = f"no boxes: {self.source} has no entry for {file_name!r}"
-        return found
-
-
-def _forms(name: str, *, whole: bool) -> list[str]:
-    """The forms a name is matched by: the whole path (or base name), then without suffix."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if not whole:
-        path = PurePosixPath(path.name)
-    forms = [str(path)]
-    if path.suffix:
-        forms.append(str(path.with_suffix("")))
-    return forms
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+__all__ = [
+    "YOLO_CLASSES_FILE",
+    "BoxFile",
+    "ImageBoxes",
+    "read_box_file",
+    "read_samkit_boxes",
+    "read_yolo_folder",
+]
 
 
 def read_box_file(path: str | os.PathLike[str]) -> BoxFile:
@@ -230,33 +89,6 @@ def _read_json(file: Path) -> Any:
         raise ValueError(f"{file} is not a JSON file: {error}") from None
 
 
-def _digest(parts: Iterable[bytes]) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(hashlib.sha256(part).digest())
-    return digest.hexdigest()
-
-
-def read_coco_boxes(path: str | os.PathLike[str]) -> BoxFile:
-    """Read the boxes of a COCO JSON file (``bbox`` in pixels, ``[x, y, w, h]``).
-
-    Args:
-        path: The JSON file.
-
-    Returns:
-        The :class:`BoxFile`; every image of ``images`` has an entry (an image without
-        annotations has no boxes), keyed by its ``file_name``.
-
-    Raises:
-        FileNotFoundError: If there is no file at ``path``.
-        ValueError: If the file is not COCO JSON with boxes.
-    """
-    source = Path(path)
-    if not source.is_file():
-        raise FileNotFoundError(f"box file not found: {source}")
-    return _coco_boxes(source, _read_json(source))
-
-
 def _coco_boxes(source: Path, content: Any) -> BoxFile:
     where = source.name
     if not isinstance(content, dict):
@@ -264,6 +96,49 @@ def _coco_boxes(source: Path, content: Any) -> BoxFile:
     for key in ("images", "annotations"):
         if not isinstance(content.get(key), list):
             raise ValueError(f"{where} key {key!r} must be a list")
+    categories, names = _coco_names(content, where)
+    rows: dict[int, list[Row]] = {i: [] for i in names}
+    for i, annotation in enumerate(content["annotations"]):
+        at = f"{where} annotation {i}"
+        if not isinstance(annotation, dict):
+            raise ValueError(f"{at} must be an object, but got {type(annotation).__name__}")
+        image_id = annotation.get("image_id")
+        if image_id not in names:
+            raise ValueError(f"{at} has image_id {image_id!r}, which no image of {where} has")
+        bbox = annotation.get("bbox")
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or not all(is_finite_number(v) for v in bbox)
+        ):
+            raise ValueError(f"{at} key 'bbox' must be 4 numbers [x, y, w, h], but got {bbox!r}")
+        if bbox[2] < 0 or bbox[3] < 0:
+            raise ValueError(f"{at} key 'bbox' must have w, h >= 0, but got {bbox!r}")
+        category_id = annotation.get("category_id", 0)
+        if not isinstance(category_id, int) or isinstance(category_id, bool):
+            raise ValueError(f"{at} key 'category_id' must be an int, but got {category_id!r}")
+        score = annotation.get("score")
+        if score is not None and not is_finite_number(score):
+            raise ValueError(f"{at} key 'score' must be a number, but got {score!r}")
+        x, y, w, h = (float(v) for v in bbox)
+        rows[image_id].append(([x, y, x + w, y + h], category_id, score))
+        categories.setdefault(category_id, str(category_id))
+    boxes: dict[str, ImageBoxes] = {}
+    for image_id, file_name in names.items():
+        if file_name in boxes:
+            raise ValueError(f"{where} names the image {file_name!r} twice")
+        boxes[file_name] = image_boxes(rows[image_id], relative=False)
+    return BoxFile(
+        source=source,
+        kind="coco",
+        categories=[{"id": i, "name": categories[i]} for i in sorted(categories)],
+        boxes=boxes,
+        sha256=digest([source.read_bytes()]),
+    )
+
+
+def _coco_names(content: dict[str, Any], where: str) -> tuple[dict[int, str], dict[int, str]]:
+    """A COCO file's category names and image file names, by id, checked."""
     categories: dict[int, str] = {}
     for i, category in enumerate(content.get("categories") or []):
         if (
@@ -283,134 +158,7 @@ def _coco_boxes(source: Path, content: Any) -> BoxFile:
         ):
             raise ValueError(f"{where} image {i} must have an int 'id' and a str 'file_name'")
         names[image["id"]] = image["file_name"]
-    rows: dict[int, list[tuple[list[float], int, float | None]]] = {i: [] for i in names}
-    for i, annotation in enumerate(content["annotations"]):
-        at = f"{where} annotation {i}"
-        if not isinstance(annotation, dict):
-            raise ValueError(f"{at} must be an object, but got {type(annotation).__name__}")
-        image_id = annotation.get("image_id")
-        if image_id not in names:
-            raise ValueError(f"{at} has image_id {image_id!r}, which no image of {where} has")
-        bbox = annotation.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_number(v) for v in bbox):
-            raise ValueError(f"{at} key 'bbox' must be 4 numbers [x, y, w, h], but got {bbox!r}")
-        if bbox[2] < 0 or bbox[3] < 0:
-            raise ValueError(f"{at} key 'bbox' must have w, h >= 0, but got {bbox!r}")
-        category_id = annotation.get("category_id", 0)
-        if not isinstance(category_id, int) or isinstance(category_id, bool):
-            raise ValueError(f"{at} key 'category_id' must be an int, but got {category_id!r}")
-        score = annotation.get("score")
-        if score is not None and not _number(score):
-            raise ValueError(f"{at} key 'score' must be a number, but got {score!r}")
-        x, y, w, h = (float(v) for v in bbox)
-        rows[image_id].append(([x, y, x + w, y + h], category_id, score))
-        categories.setdefault(category_id, str(category_id))
-    boxes: dict[str, ImageBoxes] = {}
-    for image_id, file_name in names.items():
-        if file_name in boxes:
-            raise ValueError(f"{where} names the image {file_name!r} twice")
-        boxes[file_name] = _image_boxes(rows[image_id], relative=False)
-    return BoxFile(
-        source=source,
-        kind="coco",
-        categories=[{"id": i, "name": categories[i]} for i in sorted(categories)],
-        boxes=boxes,
-        sha256=_digest([source.read_bytes()]),
-    )
-
-
-def _image_boxes(rows: list[tuple[list[float], int, float | None]], relative: bool) -> ImageBoxes:
-    scores = [s for _, _, s in rows]
-    return ImageBoxes(
-        xyxy=np.array([r[0] for r in rows], dtype=np.float32).reshape(-1, 4),
-        category_id=np.array([r[1] for r in rows], dtype=np.int64),
-        score=(
-            np.array(scores, dtype=np.float32)
-            if rows and all(s is not None for s in scores)
-            else None
-        ),
-        relative=relative,
-    )
-
-
-def read_yolo_folder(path: str | os.PathLike[str]) -> BoxFile:
-    """Read a folder of YOLO txt files: ``class cx cy w h [confidence]`` per line.
-
-    Args:
-        path: The folder; txt files are found in it and its subfolders, and each is keyed
-            by its path relative to the folder, without ``.txt``. ``classes.txt`` (when
-            present) names the classes, one per line.
-
-    Returns:
-        The :class:`BoxFile`, with boxes relative to the image's size; category ids are
-        the class numbers, named by ``classes.txt`` or by the number itself.
-
-    Raises:
-        FileNotFoundError: If ``path`` is not a folder.
-        ValueError: If a line is not 5 or 6 numbers with a class number >= 0 and
-            coordinates in `[0, 1]`.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"YOLO folder not found: {folder}")
-    class_file = folder / YOLO_CLASSES_FILE
-    class_names = (
-        [line.strip() for line in class_file.read_text(encoding="utf-8").splitlines()]
-        if class_file.is_file()
-        else []
-    )
-    files = sorted(p for p in folder.rglob("*.txt") if p != class_file)
-    boxes: dict[str, ImageBoxes] = {}
-    used: set[int] = set()
-    contents: list[bytes] = [class_file.read_bytes()] if class_file.is_file() else []
-    for file in files:
-        data = file.read_bytes()
-        contents += [str(file.relative_to(folder)).encode(), data]
-        rows: list[tuple[list[float], int, float | None]] = []
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"{file} is not a text file") from None
-        for number, line in enumerate(text.splitlines(), start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            at = f"{file} line {number}"
-            try:
-                values = [float(v) for v in fields]
-            except ValueError:
-                raise ValueError(
-                    f"{at} must be 'class cx cy w h [confidence]' (numbers), but got {line!r}"
-                ) from None
-            if len(values) not in (5, 6) or values[0] < 0 or not values[0].is_integer():
-                raise ValueError(
-                    f"{at} must be 'class cx cy w h [confidence]' with a class number >= 0, "
-                    f"but got {line!r}"
-                )
-            cx, cy, w, h = values[1:5]
-            if not all(0 <= v <= 1 for v in (cx, cy, w, h)):
-                raise ValueError(
-                    f"{at} must give cx cy w h relative to the image, in [0, 1], but got {line!r}"
-                )
-            class_id = int(values[0])
-            used.add(class_id)
-            score = values[5] if len(values) == 6 else None
-            rows.append(([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], class_id, score))
-        key = str(PurePosixPath(*file.relative_to(folder).with_suffix("").parts))
-        boxes[key] = _image_boxes(rows, relative=True)
-    if not files:
-        raise ValueError(f"{folder} holds no YOLO .txt files")
-    known = set(range(len(class_names))) | used
-    return BoxFile(
-        source=folder,
-        kind="yolo",
-        categories=[
-            {"id": i, "name": class_names[i] if i < len(class_names) else str(i)}
-            for i in sorted(known)
-        ],
-        boxes=boxes,
-        sha256=_digest(contents),
-    )
+    return categories, names
 
 
 def read_samkit_boxes(path: str | os.PathLike[str]) -> BoxFile:
@@ -458,7 +206,7 @@ def read_samkit_boxes(path: str | os.PathLike[str]) -> BoxFile:
     labels = sorted({label for _, names, _ in read.values() for label in names})
     ids = {label: i for i, label in enumerate(labels, start=1)}
     boxes = {
-        image: _image_boxes(
+        image: image_boxes(
             [(box, ids[n], s) for box, n, s in zip(xyxy, names, scores, strict=True)],
             relative=False,
         )
@@ -469,5 +217,5 @@ def read_samkit_boxes(path: str | os.PathLike[str]) -> BoxFile:
         kind="samkit",
         categories=[{"id": ids[label], "name": label} for label in labels],
         boxes=boxes,
-        sha256=_digest(f.read_bytes() for f in files),
+        sha256=digest(f.read_bytes() for f in files),
     )

@@ -19,12 +19,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import samkit
 from samkit import env
 from samkit.locations import weights_dir
 from samkit.model import MODEL_TYPES, default_model_type, download_checkpoint
-from samkit.segment import ENGINES, SegmentUsageError, segment_images
+from samkit.segment.job import segment_images
+from samkit.segment.spec import ENGINES, SegmentUsageError
 from samkit.settings import sam_amg_defaults
+from samkit.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="samkit",
         description="Helpers for Meta's Segment Anything Model (SAM).",
     )
-    parser.add_argument("--version", action="version", version=f"samkit {samkit.__version__}")
+    parser.add_argument("--version", action="version", version=f"samkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "env",

@@ -7,8 +7,6 @@ rest of the tutorial (sorting, de-duplicating, drawing) works on one type.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import supervision as sv
 import torch
+
+from samkit.checks import is_finite_number, short
 
 #: The keys of every dict that ``SamAutomaticMaskGenerator.generate`` returns.
 AMG_KEYS: tuple[str, ...] = (
@@ -51,19 +51,19 @@ def _check_amg_results(results: Any) -> list[dict[str, Any]]:
                 f"but got {result['point_coords']!r}"
             )
         for key in ("area", "predicted_iou", "stability_score"):
-            if not _is_number(result[key]):
+            if not is_finite_number(result[key]):
                 raise ValueError(
-                    f"result {i} key '{key}' must be a finite number, but got {_short(result[key])}"
+                    f"result {i} key '{key}' must be a finite number, but got {short(result[key])}"
                 )
         for key, layout in (("bbox", "[x, y, w, h]"), ("crop_box", "[x, y, w, h]")):
             value = result[key]
             if not (
                 isinstance(value, (list, tuple, np.ndarray))
                 and np.shape(value) == (4,)
-                and all(_is_number(v) for v in value)
+                and all(is_finite_number(v) for v in value)
             ):
                 raise ValueError(
-                    f"result {i} key '{key}' must be 4 numbers {layout}, but got {_short(value)}"
+                    f"result {i} key '{key}' must be 4 numbers {layout}, but got {short(value)}"
                 )
     checked = [dict(result) for result in results]
     shape: tuple[int, ...] | None = None
@@ -76,19 +76,6 @@ def _check_amg_results(results: Any) -> list[dict[str, Any]]:
             )
         shape = result["segmentation"].shape
     return checked
-
-
-def _is_number(value: Any) -> bool:
-    """Whether ``value`` is a finite real number (``bool`` is not)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return False
-    return math.isfinite(float(value))
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, cut to 60 characters (a mask's repr is long)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _segmentation(value: Any, where: str) -> npt.NDArray[np.bool_]:

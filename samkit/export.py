@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import math
@@ -23,268 +22,32 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import supervision as sv
 from PIL import Image
-from pycocotools import mask as coco_mask
 
-from samkit.masks import stack_masks
+from samkit import checks, files
+from samkit.images import open_image
+from samkit.rle import decode_rles, masks_of, masks_to_rle, rle_to_masks
+
+__all__ = [
+    "COCO_RLE_FORMAT",
+    "load_coco_rle",
+    "load_mask_png",
+    "masks_to_rle",
+    "rle_to_masks",
+    "save_coco_rle",
+    "save_mask_pngs",
+]
 
 #: The value of ``"format"`` in the JSON files :func:`save_coco_rle` writes.
 COCO_RLE_FORMAT = "samkit-coco-rle-1"
 
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def _masks_of(detections_or_masks: Any) -> npt.NDArray[np.bool_]:
-    """Masks `(N, H, W)` of detections or of an array, validated."""
-    if isinstance(detections_or_masks, sv.Detections | np.ndarray):
-        masks = stack_masks(detections_or_masks)
-    else:
-        raise ValueError(
-            "expected sv.Detections with masks or a bool array of shape (N, H, W), "
-            f"but got {type(detections_or_masks).__name__}"
-        )
-    if masks.ndim != 3 or (len(masks) and 0 in masks.shape[1:]):
-        raise ValueError(f"masks must have shape (N, H, W) with H, W > 0, but got {masks.shape}")
-    return masks
-
-
-def masks_to_rle(masks: npt.NDArray[Any]) -> list[dict[str, Any]]:
-    """Encode masks as COCO RLE with ``pycocotools.mask.encode``.
-
-    Args:
-        masks: A bool (or 0/1 integer) array of shape `(N, H, W)`.
-
-    Returns:
-        N dicts ``{"size": [H, W], "counts": "<compressed RLE string>"}``, JSON-ready.
-
-    Raises:
-        ValueError: If ``masks`` is not an `(N, H, W)` array of masks.
-
-    Example:
-        ```pycon
-        >>> import numpy as np, samkit
-        >>> samkit.export.masks_to_rle(np.ones((1, 2, 3), bool))
-        [{'size': [2, 3], 'counts': '06'}]
-
-        ```
-    """
-    checked = _masks_of(masks)
-    if len(checked) == 0:
-        return []
-    fortran = np.asfortranarray(checked.transpose(1, 2, 0).astype(np.uint8))
-    encoded = coco_mask.encode(fortran)
-    return [
-        {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-        for rle in encoded
-    ]
-
-
-def rle_to_masks(rles: Sequence[dict[str, Any]]) -> npt.NDArray[np.bool_]:
-    """Decode COCO RLE dicts (as :func:`masks_to_rle` gives) with ``pycocotools``.
-
-    Every entry is checked before anything is allocated: its ``counts`` must decode to
-    run lengths that add up to exactly ``H * W`` pixels (a file that declares a size its
-    counts do not describe is refused, whatever size it declares), and one mask may not
-    be larger than Pillow's decompression-bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``).
-
-    Args:
-        rles: Dicts with ``size`` ``[H, W]`` and ``counts`` (a compressed RLE string).
-            All must have the same size.
-
-    Returns:
-        A bool array of shape `(N, H, W)`; `(0, 0, 0)` for an empty list.
-
-    Raises:
-        ValueError: If an entry is not an RLE dict, its counts are corrupt, cut off or
-            describe another number of pixels than its size, the sizes differ, or a
-            mask is too large. The message names the entry (``RLE i``).
-    """
-    if not isinstance(rles, list | tuple):
-        raise ValueError(f"rles must be a list of RLE dicts, but got {type(rles).__name__}")
-    return _decode_rles(list(rles), [f"RLE {i}" for i in range(len(rles))])
-
-
-def _max_mask_pixels() -> int:
-    """The largest mask :func:`rle_to_masks` decodes, in pixels: Pillow's image limit."""
-    limit = Image.MAX_IMAGE_PIXELS
-    return 2 * int(limit) if limit else 2**62
-
-
-def _rle_runs(counts: str) -> npt.NDArray[np.int64]:
-    """Decode a compressed COCO RLE string into its run lengths, without pycocotools.
-
-    pycocotools writes each run as a little-endian sequence of 5-bit groups, one
-    character each (``chr(48 + group)``, bit 0x20 set on every character but a run's
-    last, bit 0x10 of the last the sign), and from the third run on as the difference to
-    the run two places before. Its decoder trusts the string; this one checks it.
-
-    Raises:
-        ValueError: If a character is outside the code, the string ends inside a run,
-            a run is too long to be a pixel count, or a run is negative.
-    """
-    if not counts:
-        return np.zeros(0, dtype=np.int64)
-    try:
-        raw = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
-    except UnicodeEncodeError:
-        raise ValueError("it holds characters that are not ASCII") from None
-    bad = np.flatnonzero((raw < 0) | (raw > 63))
-    if bad.size:
-        raise ValueError(
-            f"character {counts[bad[0]]!r} at position {int(bad[0])} is not part of the code"
-        )
-    last = (raw & 0x20) == 0
-    if not last[-1]:
-        raise ValueError("it ends in the middle of a run (the string is cut off)")
-    ends = np.flatnonzero(last)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    lengths = ends - starts + 1
-    if lengths.max() > 12:
-        raise ValueError("a run is too long to be a pixel count")
-    group = np.repeat(np.arange(len(ends)), lengths)
-    position = np.arange(len(raw)) - np.repeat(starts, lengths)
-    values = np.zeros(len(ends), dtype=np.int64)
-    np.add.at(values, group, (raw & 0x1F) << (5 * position))
-    negative = (raw[ends] & 0x10) != 0
-    values[negative] -= np.int64(1) << (5 * lengths[negative])
-    runs = values.copy()
-    # From the third run on, each is stored as the difference to the run two before.
-    for parity in (1, 2):
-        runs[parity::2] = np.cumsum(values[parity::2])
-    if (runs < 0).any():
-        raise ValueError(f"run {int(np.flatnonzero(runs < 0)[0])} is negative")
-    return runs
-
-
-def _check_rle(rle: Any, where: str) -> tuple[int, int]:
-    """Check one RLE dict completely (size, counts, their agreement); return its size."""
-    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-        raise ValueError(f"{where} must be a dict with keys 'size' and 'counts', got {rle!r}")
-    size = rle["size"]
-    if (
-        not isinstance(size, list | tuple)
-        or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-    ):
-        raise ValueError(f"{where} key 'size' must be [H, W] with H, W > 0, but got {size!r}")
-    counts = rle["counts"]
-    if not isinstance(counts, str):
-        raise ValueError(
-            f"{where} key 'counts' must be a compressed RLE string, but got {type(counts).__name__}"
-        )
-    height, width = size
-    pixels = height * width
-    try:
-        runs = _rle_runs(counts)
-    except ValueError as error:
-        raise ValueError(f"{where}: cannot decode RLE counts: {error}") from None
-    described = int(runs.sum())
-    if described != pixels:
-        raise ValueError(
-            f"{where}: cannot decode RLE counts: they describe {described:,} pixels, but "
-            f"its size {list(size)} has {pixels:,} (the file is corrupt or cut off)"
-        )
-    if pixels > _max_mask_pixels():
-        raise ValueError(
-            f"{where} declares a {height}x{width} mask ({pixels:,} pixels), more than the "
-            f"{_max_mask_pixels():,} pixels samkit decodes (the limit Pillow sets for images)"
-        )
-    return height, width
-
-
-def _decode_rles(rles: list[Any], names: list[str]) -> npt.NDArray[np.bool_]:
-    """Check every RLE (named in messages by ``names``), then decode them all."""
-    if not rles:
-        return np.zeros((0, 0, 0), dtype=bool)
-    sizes = [_check_rle(rle, name) for rle, name in zip(rles, names, strict=True)]
-    if len(set(sizes)) != 1:
-        raise ValueError(f"all RLEs must have the same size, but got {sorted(set(sizes))}")
-    coded = [{"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")} for rle in rles]
-    try:
-        with warnings.catch_warnings():
-            # pycocotools' compiled decoder predates NumPy 2's ``copy`` keyword; NumPy
-            # copies instead and says so. The result is the same.
-            warnings.filterwarnings(
-                "ignore", message=".*__array__ implementation doesn't accept a copy keyword"
-            )
-            decoded = coco_mask.decode(coded)
-    except Exception as error:  # pycocotools raises bare Exceptions on corrupt counts
-        raise ValueError(f"cannot decode RLE counts: {error}") from None
-    return np.ascontiguousarray(decoded.transpose(2, 0, 1).astype(bool))
-
-
-def _umask_mode() -> int:
-    """The mode a new file gets here: ``0o666`` less the process's umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _write_file(file: IO[bytes], data: bytes) -> None:
-    """Write one file's bytes (a separate function so tests can fill the disk)."""
-    file.write(data)
-
-
-def _write_error(error: OSError, path: Path) -> OSError:
-    """Say what stopped a write, in words that point the right way; nothing was changed."""
-    if error.errno == errno.ENOSPC:
-        what = "the disk is full"
-    elif error.errno == errno.EROFS:
-        what = "the file system is read-only"
-    elif error.errno in (errno.EACCES, errno.EPERM):
-        what = "permission denied"
-    else:
-        what = error.strerror or str(error)
-    named = type(error)(f"cannot write {path}: {what}; nothing was changed there")
-    named.errno = error.errno
-    return named
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` into a temporary file beside ``path``, then rename it to ``path``.
-
-    The file gets the permissions the umask gives a new file (``mkstemp``'s own are
-    ``0600``), and its bytes reach the disk (``fsync``) before the rename.
-    """
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"folder not found: {path.parent}")
-    try:
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-    except OSError as error:
-        raise _write_error(error, path) from error
-    try:
-        with os.fdopen(handle, "wb") as file:
-            _write_file(file, data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, _umask_mode())
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise _write_error(error, path) from error
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _check_path(path: object, suffix: str, name: str = "path") -> Path:
-    if not isinstance(path, str | os.PathLike) or not str(path).strip():
-        raise ValueError(f"{name} must be a file path, but got {path!r}")
-    target = Path(path)
-    if target.suffix.lower() != suffix:
-        raise ValueError(f"{name} must end in {suffix}, but got {target.name!r}")
-    return target
 
 
 def save_coco_rle(
@@ -318,8 +81,8 @@ def save_coco_rle(
         samkit.save_coco_rle(detections, "masks.json", image_name="coffee.png")
         ```
     """
-    masks = _masks_of(detections)
-    target = _check_path(path, ".json")
+    masks = masks_of(detections)
+    target = checks.file_path(path, suffix=".json")
     if image_name is not None and not isinstance(image_name, str):
         raise ValueError(f"image_name must be a string or None, but got {image_name!r}")
     confidence = detections.confidence if isinstance(detections, sv.Detections) else None
@@ -347,7 +110,7 @@ def save_coco_rle(
         "annotations": annotations,
     }
     data = json.dumps(content, indent=1, allow_nan=False).encode("utf-8")
-    return _atomic_write(target, data)
+    return files.atomic_write(target, data)
 
 
 def _json_number(value: Any) -> float | None:
@@ -373,7 +136,7 @@ def load_coco_rle(path: str | os.PathLike[str]) -> sv.Detections:
         FileNotFoundError: If there is no file at ``path``.
         ValueError: If the file is not JSON written by :func:`save_coco_rle`.
     """
-    target = _check_path(path, ".json")
+    target = checks.file_path(path, suffix=".json")
     if not target.is_file():
         raise FileNotFoundError(f"COCO RLE file not found: {target}")
     try:
@@ -398,7 +161,7 @@ def load_coco_rle(path: str | os.PathLike[str]) -> sv.Detections:
         names_of.append(
             f"{target.name} annotation {i}" + (f" (id {known!r})" if known is not None else "")
         )
-    masks = _decode_rles([a["segmentation"] for a in annotations], names_of)
+    masks = decode_rles([a["segmentation"] for a in annotations], names_of)
     if not annotations:
         height, width = (
             value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
@@ -457,7 +220,7 @@ def save_mask_pngs(
         paths = samkit.save_mask_pngs(detections, "build/masks", prefix="coffee")
         ```
     """
-    masks = _masks_of(detections)
+    masks = masks_of(detections)
     if not isinstance(prefix, str) or not _PREFIX.match(prefix):
         raise ValueError(
             "prefix must start with a letter or digit and hold only letters, digits, "
@@ -482,8 +245,8 @@ def save_mask_pngs(
             buffer = io.BytesIO()
             Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
             names.append(f"{prefix}_{i:03d}.png")
-            with open(staging / names[-1], "wb") as file:
-                _write_file(file, buffer.getvalue())
+            with open(staging / names[-1], "wb") as file:  # the hidden folder is the temporary
+                files.write_bytes(file, buffer.getvalue())
                 file.flush()
                 os.fsync(file.fileno())
         backup = Path(tempfile.mkdtemp(dir=target, prefix=f".{prefix}.old-"))
@@ -496,7 +259,7 @@ def save_mask_pngs(
     except BaseException as error:
         _undo_swap(target, staging, backup, moved_old, moved_new)
         if isinstance(error, OSError):
-            raise _write_error(error, target) from error
+            raise files.write_error(error, target) from error
         raise
     for folder_left in (staging, backup):
         shutil.rmtree(folder_left, ignore_errors=True)
@@ -547,13 +310,11 @@ def load_mask_png(path: str | os.PathLike[str]) -> npt.NDArray[np.bool_]:
             decompression-bomb limit, or holds dark values other than 0 and 1 only (a
             label image with several labels, which no threshold turns into one mask).
     """
-    target = _check_path(path, ".png")
+    target = checks.file_path(path, suffix=".png")
     if not target.is_file():
         raise FileNotFoundError(f"PNG mask not found: {target}")
-    from samkit.images import _open_image
-
     try:
-        with _open_image(target, str(target)) as picture:
+        with open_image(target, str(target)) as picture:
             if picture.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
                 values = np.asarray(picture)
                 if values.size and values.max() == 1 and values.min() >= 0:

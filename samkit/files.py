@@ -63,14 +63,14 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     text = head.removeprefix(UTF8_BOM).lstrip()[:512]
     if not text or any(byte in _BINARY_BYTES for byte in text):
         return None
+    if text.startswith(b"<"):  # a page in any 8-bit encoding: checkpoints never start so
+        return ("HTML", " ".join(text.decode("utf-8", "replace").split())[:60])
     try:
         # Incremental, so that a character cut at the end of ``head`` is no error.
         decoded = codecs.getincrementaldecoder("utf-8")().decode(text, final=False)
     except UnicodeDecodeError:
         return None
     start = " ".join(decoded.split())[:60]
-    if decoded.startswith("<"):
-        return ("HTML", start)
     if decoded.startswith(("{", "[")):
         return ("JSON", start)
     return ("text", start)

@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from samkit.checks import rgb_image as check_rgb_image
+
 #: Pillow modes that hold one 16-bit (or wider integer) channel, scaled down to 8 bits.
 _WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
@@ -25,7 +27,7 @@ _MIME = {"png": "image/png", "jpeg": "image/jpeg"}
 _JPEG_MAX_SIDE = 65500
 
 
-def _open_image(file: str | os.PathLike[str] | io.BytesIO, what: str) -> Image.Image:
+def open_image(file: str | os.PathLike[str] | io.BytesIO, what: str) -> Image.Image:
     """``PIL.Image.open``, with Pillow's decompression-bomb refusal as a ``ValueError``.
 
     Raises:
@@ -43,40 +45,6 @@ def _open_image(file: str | os.PathLike[str] | io.BytesIO, what: str) -> Image.I
             "it may be a decompression bomb (a small file that expands to gigabytes of "
             "memory). If you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS first."
         ) from None
-
-
-def check_rgb_image(image: Any, name: str = "image") -> npt.NDArray[np.uint8]:
-    """Return ``image`` unchanged if it is an RGB uint8 array, else raise.
-
-    Args:
-        image: The array to check.
-        name: How the message names it.
-
-    Returns:
-        The same array, of shape `(H, W, 3)` and dtype uint8, with H and W above 0.
-
-    Raises:
-        ValueError: If it is not a numpy array of that shape and dtype.
-
-    Example:
-        ```pycon
-        >>> import numpy as np, samkit
-        >>> samkit.images.check_rgb_image(np.zeros((2, 3, 3), np.uint8)).shape
-        (2, 3, 3)
-
-        ```
-    """
-    if not isinstance(image, np.ndarray):
-        raise ValueError(
-            f"{name} must be an RGB uint8 np.ndarray of shape (H, W, 3), "
-            f"but got {type(image).__name__}"
-        )
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise ValueError(
-            f"{name} must be an RGB uint8 np.ndarray of shape (H, W, 3), "
-            f"but got dtype {image.dtype} and shape {image.shape}"
-        )
-    return image
 
 
 def _to_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
@@ -101,7 +69,7 @@ def _to_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
 def _decode(stream: str | os.PathLike[str] | io.BytesIO, what: str) -> npt.NDArray[np.uint8]:
     """Decode an image file (a path or its bytes) into RGB uint8, upright."""
     try:
-        with _open_image(stream, what) as opened:
+        with open_image(stream, what) as opened:
             upright = ImageOps.exif_transpose(opened)
             upright.load()
             return _to_rgb(upright)

@@ -38,11 +38,12 @@ def repo_root() -> Path | None:
     return None
 
 
-def package_file(name: str) -> Path:
-    """A file that ships inside the package folder itself (e.g. the widget's ``live.js``).
+def package_file(*parts: str) -> Path:
+    """A file that ships inside the package folder itself (e.g. the widget's front end).
 
     Args:
-        name: The file's name in ``samkit/``.
+        *parts: The path inside ``samkit/``, one component per argument, e.g.
+            ``package_file("live", "live.js")``.
 
     Returns:
         Its path.
@@ -50,7 +51,7 @@ def package_file(name: str) -> Path:
     Raises:
         FileNotFoundError: If it is missing (a broken install).
     """
-    path = _PACKAGE_DIR / name
+    path = _PACKAGE_DIR.joinpath(*parts)
     if not path.is_file():
         raise FileNotFoundError(f"samkit's file is missing: {path}; reinstall samkit")
     return path

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from samkit import checks
+
 #: The keys every widget box must carry (``label`` is optional and ignored here).
 BBOX_KEYS: tuple[str, ...] = ("x", "y", "width", "height")
 
@@ -22,12 +24,6 @@ _KEYS_TEXT = ", ".join(BBOX_KEYS)
 
 #: The largest magnitude a coordinate may have: SAM works in float32.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, cut to 40 characters (``10**400`` has 401 digits)."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _number(value: Any, what: str) -> float:
@@ -41,7 +37,8 @@ def _number(value: Any, what: str) -> float:
         raise ValueError(f"{what} must be a finite number, but got {value!r}")
     if not abs(number) <= _FLOAT32_MAX:
         raise ValueError(
-            f"{what} must be a number within float32 range (about ±3.4e38), but got {_short(value)}"
+            f"{what} must be a number within float32 range (about ±3.4e38), "
+            f"but got {checks.short(value, 40)}"
         )
     return number
 
@@ -216,6 +213,31 @@ def _plain_number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
+def _label_list(labels: Any, count: int) -> list[str]:
+    """``labels`` of :func:`xyxy_to_bboxes` as one string per box, checked."""
+    if labels is None or isinstance(labels, str):
+        label_list = [labels or ""] * count
+    elif isinstance(labels, (list, tuple, np.ndarray)):
+        label_list = list(labels)
+        for i, label in enumerate(label_list):
+            if not isinstance(label, str):
+                raise ValueError(
+                    f"label {i} must be a string, but got {checks.short(label, 40)} "
+                    f"({type(label).__name__})"
+                )
+        if len(label_list) != count:
+            raise ValueError(
+                f"labels must have one entry per box: {count} boxes, "
+                f"but got {len(label_list)} labels"
+            )
+    else:
+        raise ValueError(
+            "labels must be None, a string, or a list of one string per box, "
+            f"but got {checks.short(labels, 40)} ({type(labels).__name__})"
+        )
+    return label_list
+
+
 def xyxy_to_bboxes(
     xyxy: npt.ArrayLike,
     labels: str | Sequence[str] | None = None,
@@ -261,25 +283,7 @@ def xyxy_to_bboxes(
         boxes = boxes.reshape(1, 4)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"xyxy must have shape (N, 4), but got shape {boxes.shape}")
-    if labels is None or isinstance(labels, str):
-        label_list = [labels or ""] * len(boxes)
-    elif isinstance(labels, (list, tuple, np.ndarray)):
-        label_list = list(labels)
-        for i, label in enumerate(label_list):
-            if not isinstance(label, str):
-                raise ValueError(
-                    f"label {i} must be a string, but got {_short(label)} ({type(label).__name__})"
-                )
-        if len(label_list) != len(boxes):
-            raise ValueError(
-                f"labels must have one entry per box: {len(boxes)} boxes, "
-                f"but got {len(label_list)} labels"
-            )
-    else:
-        raise ValueError(
-            "labels must be None, a string, or a list of one string per box, "
-            f"but got {_short(labels)} ({type(labels).__name__})"
-        )
+    label_list = _label_list(labels, len(boxes))
     result: list[dict[str, int | float | str]] = []
     for i, ((x_min, y_min, x_max, y_max), label) in enumerate(zip(boxes, label_list, strict=True)):
         if not np.isfinite([x_min, y_min, x_max, y_max]).all():

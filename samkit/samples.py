@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy.typing as npt
 import supervision as sv
 
 from samkit import locations
+from samkit.checks import is_finite_number
 from samkit.images import load_image
 from samkit.masks import deepest_point
 from samkit.model import default_model_type, model_spec
@@ -317,8 +317,7 @@ def _box_entry(entry: object, where: str) -> tuple[list[float], str, float]:
     if (
         not isinstance(xyxy, list)
         or len(xyxy) != 4
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in xyxy)
-        or not all(math.isfinite(v) for v in xyxy)
+        or not all(isinstance(v, int | float) and is_finite_number(v) for v in xyxy)
     ):
         raise ValueError(f"{where} key 'xyxy' must be 4 numbers [x0, y0, x1, y1], but got {xyxy!r}")
     if xyxy[2] < xyxy[0] or xyxy[3] < xyxy[1]:

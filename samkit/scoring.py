@@ -17,8 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import supervision as sv
 
+from samkit.checks import is_finite_number
 from samkit.masks import mask_iou, stack_masks
 from samkit.samples import Sample
 
@@ -77,8 +76,7 @@ def _best_match(mask: npt.NDArray[np.bool_], sample: Sample) -> tuple[float, int
 def _check_score(score: object) -> float | None:
     if score is None:
         return None
-    is_number = isinstance(score, numbers.Real | np.floating) and not isinstance(score, bool)
-    if not is_number or not math.isfinite(float(score)):  # type: ignore[arg-type]
+    if not is_finite_number(score):
         raise ValueError(f"score must be a finite number or None, but got {score!r}")
     return float(score)  # type: ignore[arg-type]
 

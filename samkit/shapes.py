@@ -197,32 +197,10 @@ def make_scene(
 
     kinds = [SHAPE_KINDS[int(rng.integers(0, len(SHAPE_KINDS)))] for _ in range(count)]
     full = [_shape_mask(rng, kind, height, width, float(min_size)) for kind in kinds]
-    colors: list[npt.NDArray[np.float32]] = []
-    for _ in range(count):
-        color = _random_color(rng)
-        for _attempt in range(20):
-            if _color_distance(color, background_mean) >= 90 and all(
-                _color_distance(color, other) >= 70 for other in colors
-            ):
-                break
-            color = _random_color(rng)
-        colors.append(color)
+    colors = _pick_colors(rng, count, background_mean)
     textured = [bool(rng.random() < 0.35) for _ in range(count)]
 
-    keep = [bool(m.sum() >= min_pixels) for m in full]
-    while True:
-        visible = _visible_masks(full, keep)
-        bad = [
-            i
-            for i in range(count)
-            if keep[i] and (visible[i].sum() < max(min_pixels, 0.5 * full[i].sum()))
-        ]
-        if not bad:
-            break
-        keep[bad[0]] = False
-    if not any(keep):  # a scene always holds at least one shape
-        keep[int(np.argmax([m.sum() for m in full]))] = True
-        visible = _visible_masks(full, keep)
+    keep, visible = _keep_visible(full, min_pixels)
 
     for i in range(count):
         if not keep[i]:
@@ -246,6 +224,44 @@ def make_scene(
         kinds=tuple(kinds[i] for i in kept),
         seed=seed,
     )
+
+
+def _pick_colors(
+    rng: np.random.Generator, count: int, background_mean: npt.NDArray[np.float32]
+) -> list[npt.NDArray[np.float32]]:
+    """One colour per shape, apart from the background and from each other when it can."""
+    colors: list[npt.NDArray[np.float32]] = []
+    for _ in range(count):
+        color = _random_color(rng)
+        for _attempt in range(20):
+            if _color_distance(color, background_mean) >= 90 and all(
+                _color_distance(color, other) >= 70 for other in colors
+            ):
+                break
+            color = _random_color(rng)
+        colors.append(color)
+    return colors
+
+
+def _keep_visible(
+    full: list[npt.NDArray[np.bool_]], min_pixels: float
+) -> tuple[list[bool], list[npt.NDArray[np.bool_]]]:
+    """Which shapes stay (large enough, at least half visible), and their visible masks."""
+    keep = [bool(m.sum() >= min_pixels) for m in full]
+    while True:
+        visible = _visible_masks(full, keep)
+        bad = [
+            i
+            for i in range(len(full))
+            if keep[i] and (visible[i].sum() < max(min_pixels, 0.5 * full[i].sum()))
+        ]
+        if not bad:
+            break
+        keep[bad[0]] = False
+    if not any(keep):  # a scene always holds at least one shape
+        keep[int(np.argmax([m.sum() for m in full]))] = True
+        visible = _visible_masks(full, keep)
+    return keep, visible
 
 
 def _visible_masks(

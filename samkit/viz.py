@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import numbers
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ import numpy.typing as npt
 import supervision as sv
 from matplotlib.figure import Figure
 
-from samkit.images import check_rgb_image
+from samkit import files
+from samkit.checks import rgb_image as check_rgb_image
 from samkit.masks import grid_shape, mask_iou, stack_masks
 
 #: What an empty grid or heatmap says (the figures are shown in the Spanish notebooks).
@@ -70,16 +70,8 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = 100) ->
             f"cannot save a figure as {target.name!r}: the suffix must be one of "
             + ", ".join(f".{ext}" for ext in sorted(supported))
         )
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"folder not found: {target.parent}")
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            figure.savefig(file, format=file_format, dpi=dpi, bbox_inches="tight")
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with files.atomic_writer(target) as file:
+        figure.savefig(file, format=file_format, dpi=dpi, bbox_inches="tight")
     return target
 
 

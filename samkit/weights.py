@@ -16,23 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import http.client
 import json
 import os
-import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
 
-from tqdm.auto import tqdm
-
-from samkit import env, files
+from samkit import checks, env, files
+from samkit.download import Checkpoint, DownloadError, download, unwritable
 from samkit.locations import weights_dir as default_weights_dir
 
 __all__ = [
@@ -50,28 +42,6 @@ DEFAULT_WEIGHTS_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 
 #: Seconds to wait for a connection, and for each block of data, before giving up.
 DEFAULT_TIMEOUT_S = 10.0
-
-_CHUNK_BYTES = 1 << 20
-_USER_AGENT = "samkit (+https://github.com/samkit-tutorial/samkit)"
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """One downloadable SAM checkpoint (the model registry says which type it holds).
-
-    Attributes:
-        filename: The file name, the same on Meta's server, on a mirror and on disk.
-        sha256: The lowercase hex sha256 of the file.
-        size: The file size in bytes, or ``None`` where it is not on record.
-    """
-
-    filename: str
-    sha256: str
-    size: int | None
-
-
-class DownloadError(OSError):
-    """A checkpoint could not be downloaded; the message says what to do about it."""
 
 
 class ChecksumError(DownloadError):
@@ -141,8 +111,7 @@ def fetch_checkpoint(
     """
     if not isinstance(checkpoint, Checkpoint):
         raise ValueError(f"checkpoint must be a Checkpoint, but got {type(checkpoint).__name__}")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, but got {timeout!r}")
+    timeout = checks.positive_number(timeout, "timeout", unit="seconds")
     directory = _prepare_dir(dest_dir)
     url = checkpoint_url(checkpoint)
     dest = directory / checkpoint.filename
@@ -159,7 +128,7 @@ def fetch_checkpoint(
             _remove(_stamp_path(dest))
             dest.unlink()
         part = dest.with_name(dest.name + ".part")
-        actual = _download(url, part, checkpoint, dest, timeout=float(timeout), progress=progress)
+        actual = download(url, part, checkpoint, dest, timeout=float(timeout), progress=progress)
         if actual != checkpoint.sha256:
             _remove(part)
             raise ChecksumError(
@@ -219,7 +188,7 @@ def _is_verified(dest: Path, checkpoint: Checkpoint) -> bool:
     stat = dest.stat()
     if checkpoint.size is not None and stat.st_size != checkpoint.size:
         return False
-    if _sha256_file(dest) != checkpoint.sha256:
+    if files.sha256_file(dest) != checkpoint.sha256:
         return False
     _write_stamp(dest, checkpoint.sha256)
     return True
@@ -229,22 +198,8 @@ def _write_stamp(dest: Path, sha256: str) -> None:
     """Record that ``dest`` was verified (best effort: a read-only directory is fine)."""
     stat = dest.stat()
     stamp = {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    path = _stamp_path(dest)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(stamp), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        _remove(tmp)
-
-
-def _sha256_file(path: Path, digest: hashlib._Hash | None = None) -> str:
-    """Hash a file in chunks (into ``digest`` when given) and return the hex sha256."""
-    digest = digest if digest is not None else hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with contextlib.suppress(OSError):
+        files.atomic_write(_stamp_path(dest), json.dumps(stamp))
 
 
 def _remove(path: Path) -> None:
@@ -308,7 +263,7 @@ def _locked(dest: Path, *, progress: bool) -> Iterator[None]:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise _unwritable(dest.parent, exc) from exc
+            raise unwritable(dest.parent, exc) from exc
         try:
             if not _lock_fd(fd, blocking=False):
                 if progress and not waited:
@@ -331,235 +286,3 @@ def _locked(dest: Path, *, progress: bool) -> Iterator[None]:
         if sys.platform != "win32":
             _remove(lock_path)
         os.close(fd)
-
-
-def _unwritable(directory: Path, exc: OSError) -> DownloadError:
-    """Say that ``directory`` cannot be written, and why (never "the disk is full")."""
-    if exc.errno == errno.EROFS:
-        why = "it is on a read-only file system"
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        why = "permission denied"
-    elif exc.errno == errno.ENOSPC:
-        why = "the disk is full"
-    else:
-        why = exc.strerror or str(exc)
-    return DownloadError(
-        f"Cannot write the checkpoint into {directory}: {why}. Choose a writable "
-        "directory with dest_dir=... (or the SAMKIT_HOME environment variable)."
-    )
-
-
-def _write_chunk(fh: IO[bytes], chunk: bytes) -> None:
-    """Write one block of the download (a separate function so tests can fill the disk)."""
-    fh.write(chunk)
-
-
-def _manual_hint(url: str, dest: Path) -> str:
-    """Tell the user how to place the checkpoint by hand."""
-    return (
-        f"To place the file by hand, download {url} on a machine that can reach it and "
-        f"copy it to {dest} (samkit verifies its sha256 on first use). A mirror also "
-        "works: set SAMKIT_WEIGHTS_URL to the directory URL that holds the file."
-    )
-
-
-def _open(url: str, offset: int, dest: Path, timeout: float) -> http.client.HTTPResponse:
-    """Send the request (with a Range header when resuming) and return the response."""
-    headers = {"User-Agent": _USER_AGENT}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code == 416 and offset:
-            raise
-        raise DownloadError(
-            f"Download of {url} failed: the server answered HTTP {exc.code} {exc.reason}. "
-            + _manual_hint(url, dest)
-        ) from exc
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        raise DownloadError(
-            f"Could not connect to {url} ({reason}). Check your internet connection. "
-            + _manual_hint(url, dest)
-        ) from exc
-    return response
-
-
-def _download(
-    url: str, part: Path, checkpoint: Checkpoint, dest: Path, *, timeout: float, progress: bool
-) -> str:
-    """Download ``url`` into ``part`` (resuming it when possible); return its sha256.
-
-    The hash returned is that of the bytes on disk, read back after they were synced,
-    so a file that another writer or a failing disk changed is never taken as verified.
-    """
-    offset = part.stat().st_size if part.is_file() else 0
-    if checkpoint.size is not None and offset >= checkpoint.size:
-        if offset == checkpoint.size and _sha256_file(part) == checkpoint.sha256:
-            return checkpoint.sha256
-        _remove(part)
-        offset = 0
-    try:
-        response = _open(url, offset, dest, timeout)
-    except urllib.error.HTTPError:
-        # 416 Range Not Satisfiable: the partial file is of no use; start again.
-        _remove(part)
-        offset = 0
-        response = _open(url, offset, dest, timeout)
-    with response:
-        content_range = response.headers.get("Content-Range", "")
-        if not (offset and response.status == 206 and content_range.startswith(f"bytes {offset}-")):
-            offset = 0  # The server sent the whole file.
-        if response.headers.get_content_type() == "text/html":
-            raise DownloadError(_html_message(url, dest, "its Content-Type is text/html"))
-        if response.headers.get_content_type() == "application/json":
-            raise DownloadError(
-                _not_checkpoint_message(
-                    url, dest, "a JSON file", "its Content-Type is application/json"
-                )
-            )
-        length_header = response.headers.get("Content-Length")
-        length = int(length_header) if length_header and length_header.isdigit() else None
-        total = offset + length if length is not None else checkpoint.size
-        _check_free_space(part, (total or 0) - offset)
-        digest = hashlib.sha256()
-        if offset:
-            _sha256_file(part, digest)
-        try:
-            fh = part.open("ab" if offset else "wb")
-        except OSError as exc:
-            raise _unwritable(part.parent, exc) from exc
-        with (
-            fh,
-            tqdm(
-                total=total,
-                initial=offset,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=checkpoint.filename,
-                disable=not progress,
-            ) as bar,
-        ):
-            received = _copy(response, fh, digest, bar, url=url, part=part, dest=dest)
-            fh.flush()
-            os.fsync(fh.fileno())
-    if total is not None and offset + received < total:
-        raise DownloadError(
-            f"Download of {url} stopped early: the connection closed after "
-            f"{offset + received:,} of {total:,} bytes. Run the download again to resume "
-            f"it from {part}."
-        )
-    on_disk = _sha256_file(part)
-    if on_disk != digest.hexdigest():
-        _remove(part)
-        raise DownloadError(
-            f"Download of {url}: the file on disk is not what was received (sha256 "
-            f"{on_disk} on disk, {digest.hexdigest()} received): another program wrote to "
-            f"{part} at the same time, or the disk is failing. The file was removed; run "
-            "the download again."
-        )
-    return on_disk
-
-
-def _copy(
-    response: BinaryIO,
-    fh: IO[bytes],
-    digest: hashlib._Hash,
-    bar: tqdm,
-    *,
-    url: str,
-    part: Path,
-    dest: Path,
-) -> int:
-    """Stream the response body into ``fh``; return the number of bytes received."""
-    received = 0
-    first = True
-    while True:
-        try:
-            chunk = response.read(_CHUNK_BYTES)
-        except (OSError, http.client.HTTPException) as exc:
-            raise DownloadError(
-                f"Download of {url} stopped early after {received:,} bytes ({exc!r}). "
-                f"Run the download again to resume it from {part}."
-            ) from exc
-        if not chunk:
-            return received
-        if first and fh.tell() == 0 and _looks_like_markup(chunk):
-            fh.close()
-            _remove(part)
-            raise DownloadError(_html_message(url, dest, "the file is text that starts with '<'"))
-        sniffed = files.sniff(chunk) if first and fh.tell() == 0 else None
-        if sniffed is not None:
-            fh.close()
-            _remove(part)
-            kind, start = sniffed
-            if kind == "gzip":
-                what, evidence = "a gzip file", "it starts with gzip's magic bytes 1f 8b"
-            else:
-                what = "a JSON file" if kind == "JSON" else "a text file"
-                evidence = f"it starts with {start!r}"
-            raise DownloadError(_not_checkpoint_message(url, dest, what, evidence))
-        first = False
-        try:
-            _write_chunk(fh, chunk)
-        except OSError as exc:
-            fh.close()
-            _remove(part)
-            if exc.errno == errno.ENOSPC:
-                raise DownloadError(
-                    f"The disk is full: no space left to write {part}. The partial file was "
-                    "removed. Free some space, or download to another directory with "
-                    "dest_dir=... (or the SAMKIT_HOME environment variable)."
-                ) from exc
-            raise DownloadError(f"Could not write {part}: {exc.strerror or exc}.") from exc
-        digest.update(chunk)
-        bar.update(len(chunk))
-        received += len(chunk)
-
-
-def _check_free_space(part: Path, needed: int) -> None:
-    """Fail before downloading when the disk cannot hold ``needed`` more bytes."""
-    free = shutil.disk_usage(part.parent).free
-    if needed > free:
-        raise DownloadError(
-            f"The disk is full: {part.parent} has {free:,} bytes free, but the download "
-            f"needs {needed:,}. Free some space, or download to another directory with "
-            "dest_dir=... (or the SAMKIT_HOME environment variable)."
-        )
-
-
-#: Bytes that never occur in HTML or XML text: C0 controls other than tab, LF, FF and CR.
-_BINARY_BYTES = bytes(set(range(32)) - {9, 10, 12, 13})
-
-
-def _looks_like_markup(head: bytes) -> bool:
-    """Whether the first bytes of a download are an HTML/XML page rather than a checkpoint.
-
-    A page starts with ``<`` (after blank space) and is text. A checkpoint is a zip
-    archive or a pickle, binary from the first bytes, so a binary file that happens to
-    start with ``<`` is not mistaken for a page.
-    """
-    text = head.removeprefix(files.UTF8_BOM).lstrip()[:512]
-    return text[:1] == b"<" and not any(byte in _BINARY_BYTES for byte in text)
-
-
-def _not_checkpoint_message(url: str, dest: Path, what: str, evidence: str) -> str:
-    """Explain that a JSON, gzip or text file arrived where a checkpoint was expected."""
-    return (
-        f"{url} returned {what}, not a checkpoint ({evidence}): the link is wrong, or the "
-        "server sent an error message instead of the file. Nothing was kept. "
-        + _manual_hint(url, dest)
-    )
-
-
-def _html_message(url: str, dest: Path, evidence: str) -> str:
-    """Explain that a web page arrived where a checkpoint was expected."""
-    return (
-        f"{url} returned an HTML page, not a checkpoint ({evidence}): the link is wrong, "
-        "or the server sent an error or login page instead of the file. Nothing was kept. "
-        + _manual_hint(url, dest)
-    )

@@ -202,16 +202,17 @@ def test_live_segmenter_and_segment_boxes_prompt_with_float32(
     tmp_path: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from samkit.segment_job import ImageItem, ImageWorker, JobSpec
+    from samkit.segment import worker as worker_module
+    from samkit.segment.spec import ImageItem, JobSpec
 
     sample = samkit.sample_image("coffee", model_type="shapes")
     live = samkit.LiveSegmenter(SamPredictor(sam), sample.image, box=sample.default_box)
     live.points, live.labels = [[50.5, 60.25]], [1]  # points added: the logits go back in
     assert live.used_mask_input
-    monkeypatch.setattr(samkit, "load_sam", lambda *args, **kwargs: sam)
+    monkeypatch.setattr(worker_module, "load_sam", lambda *args, **kwargs: sam)
     spec = JobSpec(str(tmp_path), "shapes", None, "cpu", False, "boxes", {}, False, False)
     boxes = {"xyxy": [[0.1, 0.1, 0.6, 0.7]], "category_id": [1], "relative": True}
     item = ImageItem("coffee.png", "coffee.png", "key", "coffee", boxes=boxes)
-    assert len(ImageWorker(spec).segment(sample.image, item)) == 1
+    assert len(worker_module.ImageWorker(spec).segment(sample.image, item)) == 1
     assert {"PromptEncoder masks", "PromptEncoder boxes"} <= {where for where, _ in model_inputs}
     _no_float64(model_inputs)

@@ -348,8 +348,17 @@ def test_python_dash_m_samkit_works_like_the_command(tmp_path: Path) -> None:
 
 
 def test_version_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
-    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
-    found = re.search(r'^version = "([^"]+)"$', pyproject, flags=re.MULTILINE)
+    # One source: pyproject.toml takes the version from samkit/version.py.
+    root = Path(__file__).parent.parent
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^dynamic = \["version"\]$', pyproject, flags=re.MULTILINE)
+    assert re.search(r'^path = "samkit/version.py"$', pyproject, flags=re.MULTILINE)
+    assert not re.search(r"^version = ", pyproject, flags=re.MULTILINE)
+    found = re.search(
+        r'^__version__ = "([^"]+)"$',
+        (root / "samkit" / "version.py").read_text(encoding="utf-8"),
+        flags=re.MULTILINE,
+    )
     assert found is not None
     version = found.group(1)
     assert samkit.__version__ == version

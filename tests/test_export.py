@@ -17,7 +17,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 import samkit
-from samkit import export
+from samkit import export, files
 from samkit.export import COCO_RLE_FORMAT
 
 
@@ -396,7 +396,7 @@ def test_rle_with_huge_declared_size_is_refused(
     def never(*args: object) -> None:
         raise AssertionError("pycocotools was asked to decode (and allocate) it")
 
-    monkeypatch.setattr(export.coco_mask, "decode", never)
+    monkeypatch.setattr(samkit.rle.coco_mask, "decode", never)
     tracemalloc.start()
     try:
         with pytest.raises(ValueError, match=exactly(message)):
@@ -469,7 +469,7 @@ def test_rle_counts_decode_as_pycocotools_does(seed: int) -> None:
     masks[0] = False  # an empty mask
     masks[1, : height // 2] = True  # long runs
     for rle in samkit.export.masks_to_rle(masks):
-        runs = export._rle_runs(rle["counts"])
+        runs = samkit.rle.rle_runs(rle["counts"])
         assert int(runs.sum()) == height * width
         assert coco_mask.area({"size": rle["size"], "counts": rle["counts"].encode()}) == sum(
             runs[1::2]
@@ -562,7 +562,7 @@ def _disk_fills_after(monkeypatch: pytest.MonkeyPatch, writes: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         file.write(data)
 
-    monkeypatch.setattr(export, "_write_file", writer)
+    monkeypatch.setattr(files, "write_bytes", writer)
 
 
 def test_full_disk_midway_leaves_no_partial_set(

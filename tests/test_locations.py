@@ -66,3 +66,33 @@ def test_output_dir_rejects(name: Any, monkeypatch: pytest.MonkeyPatch, tmp_path
     ):
         samkit.output_dir(name)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ package_file
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("live", "live.js"),  # the live widget's front end, in its subpackage
+        ("live", "live.css"),  # and its style sheet
+        ("py.typed",),  # a file at the package's top
+    ],
+)
+def test_package_file_finds_files_in_subpackages(parts: tuple[str, ...]) -> None:
+    path = locations.package_file(*parts)
+    assert path.is_file()
+    assert path.parts[-len(parts) :] == parts
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("live.js",),  # the front end is no longer at the package's top
+        ("live", "missing.js"),  # no such file
+        ("live",),  # a folder, not a file
+    ],
+)
+def test_package_file_refuses_what_is_not_there(parts: tuple[str, ...]) -> None:
+    with pytest.raises(FileNotFoundError, match=r"samkit's file is missing: .*; reinstall samkit"):
+        locations.package_file(*parts)

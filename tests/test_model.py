@@ -14,7 +14,7 @@ from segment_anything.modeling import (
     Sam,
 )
 
-from samkit import locations, model
+from samkit import files, locations, model
 from samkit.model import (
     MODEL_TYPES,
     build_shapes_sam,
@@ -351,7 +351,7 @@ def test_html_that_passes_the_sniffing_still_reads_as_html(
     # torch itself says "Unsupported operand 60" ('<') for an HTML page.
     path = tmp_path / "page.pth"
     path.write_bytes(b"<html></html>")
-    monkeypatch.setattr(model, "_looks_like_html", lambda head: False)
+    monkeypatch.setattr(files, "sniff", lambda head: None)
     message = re.escape(f"checkpoint {path} is an HTML page, not a checkpoint. {REDOWNLOAD}")
     with pytest.raises(ValueError, match=message):
         read_state_dict(path)

@@ -210,6 +210,7 @@ def test_scene_specs_are_fixed_by_seed_and_step() -> None:
         assert 0.55 * max(height, width) - 1 <= min(height, width)
 
 
+@pytest.mark.slow  # a training step: the encoder and three decoder rounds
 @pytest.mark.parametrize(("box_fix", "calls"), [(True, 4), (False, 3)])
 def test_box_fix_round_is_optional(monkeypatch, box_fix: bool, calls: int) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)

@@ -19,7 +19,7 @@ import pooch
 import pytest
 from http_server import LocalServer, dead_url, payload
 
-from samkit import env, locations, weights
+from samkit import download, env, files, locations, weights
 from samkit.model import MODEL_TYPES, download_checkpoint
 from samkit.weights import (
     DEFAULT_WEIGHTS_URL,
@@ -108,13 +108,13 @@ def make_mirror(
 def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Record every file that ``weights`` hashes from disk."""
     hashed: list[Path] = []
-    original = weights._sha256_file
+    original = files.sha256_file
 
     def counting(path: Path, digest: object = None) -> str:
         hashed.append(path)
         return original(path, digest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(weights, "_sha256_file", counting)
+    monkeypatch.setattr(files, "sha256_file", counting)
     return hashed
 
 
@@ -372,7 +372,7 @@ def test_full_disk_while_writing_removes_the_part(
     def disk_full(fh: object, chunk: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(weights, "_write_chunk", disk_full)
+    monkeypatch.setattr(files, "write_bytes", disk_full)
     message = re.escape(
         f"The disk is full: no space left to write {mirror.part}. The partial file was "
         "removed. Free some space, or download to another directory with dest_dir=... "
@@ -393,7 +393,7 @@ def test_other_write_error_removes_the_part(
     def io_error(fh: object, chunk: bytes) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(weights, "_write_chunk", io_error)
+    monkeypatch.setattr(files, "write_bytes", io_error)
     message = re.escape(f"Could not write {mirror.part}: Input/output error.")
     with pytest.raises(DownloadError, match=message):
         download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False)
@@ -405,7 +405,7 @@ def test_too_little_free_space_fails_before_downloading(
 ) -> None:
     mirror = make_mirror()
     full = SimpleNamespace(total=100, used=90, free=10)
-    monkeypatch.setattr(weights.shutil, "disk_usage", lambda path: full)
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: full)
     message = re.escape(
         f"The disk is full: {mirror.dest_dir} has 10 bytes free, but the download needs "
         f"{PAYLOAD_BYTES:,}."
@@ -571,7 +571,7 @@ def test_missing_shapes_checkpoint_names_the_file(
 _CHILD = """
 import sys, time
 from pathlib import Path
-from samkit import weights
+from samkit import files, weights
 
 filename, sha256, size, dest, ready, go = sys.argv[1:]
 checkpoint = weights.Checkpoint(filename, sha256, int(size))
@@ -579,7 +579,7 @@ Path(ready).touch()
 while not Path(go).exists():
     time.sleep(0.01)
 path = weights.fetch_checkpoint(checkpoint, dest_dir=dest, progress=True)
-print(weights._sha256_file(path))
+print(files.sha256_file(path))
 """
 
 
@@ -647,7 +647,7 @@ def test_a_file_changed_on_disk_is_never_reported_as_verified(
         with open(fh.name, "r+b") as other:  # a second writer, at the start of the file
             other.write(b"\0" * 16)
 
-    monkeypatch.setattr(weights, "_write_chunk", write_and_clobber)
+    monkeypatch.setattr(files, "write_bytes", write_and_clobber)
     corrupted = b"\0" * 16 + mirror.data[16:]
     message = re.escape(
         f"Download of {mirror.url}: the file on disk is not what was received (sha256 "
@@ -744,7 +744,7 @@ def test_read_only_file_system_is_not_called_a_full_disk(
 
     monkeypatch.setattr(weights.os, "open", refuse_writes)
     # A read-only mount reports no free space: that must not be called a full disk.
-    monkeypatch.setattr(weights.shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
     message = (
         f"Cannot write the checkpoint into {mirror.dest_dir}: {why}. Choose a writable "
         "directory with dest_dir=... (or the SAMKIT_HOME environment variable)."

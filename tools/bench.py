@@ -1,3 +1,5 @@
+# longer than 400 lines because every table of `make bench` is measured side by side with
+# stock segment-anything in child processes of this one script.
 """Benchmark: samkit's bundled model and helpers against stock segment-anything.
 
 Each model runs in its own process, so peak memory is its own. The stock model is
@@ -129,19 +131,16 @@ def _match_recall(stock: list[dict[str, Any]], ours: list[dict[str, Any]]) -> fl
     return matched / len(stock)
 
 
-def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
-    """Stock against the fast path, side by side in this one process."""
+def _measure_fidelity(scenes: int) -> dict[str, float]:
+    """Box mIoU and automatic-mask recall on the bundled model: stock, then fast."""
     import tempfile
     from unittest import mock
 
     import torch
-    from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 
     import samkit
     from samkit import evaluation
-    from samkit.fast import cpu_threads
 
-    torch.set_num_threads(cpu_threads())
     out: dict[str, float] = {}
     # Fidelity on the bundled model: the stock path, then the fast one.
     with tempfile.TemporaryDirectory() as home, mock.patch.dict("os.environ", SAMKIT_HOME=home):
@@ -159,7 +158,18 @@ def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
     out["shapes_amg_recall_fast"] = fast_report.amg_recall
     print(json.dumps(out), file=sys.stderr, flush=True)  # progress
 
-    scene = samkit.shapes.make_scene(0, 480, 640)
+    return out
+
+
+def _load_vit_b_pair(out: dict[str, float]) -> tuple[Any, Any]:
+    """A random vit_b loaded stock and fast (timed into ``out``, first and second load)."""
+    import tempfile
+
+    import torch
+    from segment_anything import sam_model_registry
+
+    import samkit
+
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         checkpoint = Path(tmp) / "vit_b_random.pt"
@@ -174,6 +184,23 @@ def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
         fast = samkit.load_sam("vit_b", checkpoint=checkpoint, device="cpu", fast=True)
         out["load_fast_second_s"] = time.perf_counter() - start
         print(json.dumps(out), file=sys.stderr, flush=True)  # progress
+    return stock, fast
+
+
+def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, float]:
+    """Stock against the fast path, side by side in this one process."""
+
+    import torch
+    from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+
+    import samkit
+    from samkit.fast import cpu_threads
+
+    torch.set_num_threads(cpu_threads())
+    out: dict[str, float] = {}
+    out.update(_measure_fidelity(scenes))
+    scene = samkit.shapes.make_scene(0, 480, 640)
+    stock, fast = _load_vit_b_pair(out)
     ps, pf = SamPredictor(stock), SamPredictor(fast)
     box = scene.xyxy[0]
     with torch.inference_mode():
@@ -303,6 +330,58 @@ def _child(kind: str, repeat: int, extra: tuple[str, ...] = ()) -> dict[str, flo
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def print_models(repeat: int) -> None:
+    """Print the model, converter and live tables, each measured in a child process."""
+    stock = _child("vit_b", repeat)
+    ours = _child("shapes", repeat)
+    print("Model (480x640 image, CPU, 2 threads)   stock vit_b   samkit shapes   ratio")
+    for key, label in [
+        ("parameters_m", "parameters (M)"),
+        ("load_ms", "build/load (ms)"),
+        ("set_image_ms", "set_image: embedding (ms)"),
+        ("predict_box_ms", "predict, box (ms)"),
+        ("predict_point_ms", "predict, point (ms)"),
+        ("amg_16x16_ms", "automatic masks, 16x16 (ms)"),
+        ("peak_rss_mb", "peak memory RSS (MB)"),
+    ]:
+        ratio = ours[key] / stock[key] if stock[key] else float("nan")
+        print(f"{label:<38} {stock[key]:>11.1f}   {ours[key]:>13.1f}   {ratio:>5.3f}")
+    print_converters(_child("converters", repeat))
+    print_live(_child("live", repeat))
+
+
+def print_converters(conv: dict[str, float]) -> None:
+    """Print the converters against supervision's own."""
+    print()
+    print(f"Converters (on {int(conv['amg_masks'])} AMG masks / 3 predicted masks)   ms")
+    print(f"  sv.Detections.from_sam                {conv['sv_from_sam_ms']:8.3f}")
+    ratio = conv["amg_to_detections_ms"] / conv["sv_from_sam_ms"]
+    print(
+        f"  samkit.amg_to_detections              {conv['amg_to_detections_ms']:8.3f}"
+        f"   ratio {ratio:.2f}"
+    )
+    print(f"  sv.Detections by hand (predict)       {conv['sv_manual_predict_ms']:8.3f}")
+    ratio = conv["prediction_to_detections_ms"] / conv["sv_manual_predict_ms"]
+    print(
+        f"  samkit.prediction_to_detections       {conv['prediction_to_detections_ms']:8.3f}"
+        f"   ratio {ratio:.2f}"
+    )
+    print(f"  samkit.bboxes_to_xyxy (us)            {conv['bboxes_to_xyxy_us']:8.1f}")
+
+
+def print_live(live: dict[str, float]) -> None:
+    """Print a prompt in the live widget against a bare predictor call."""
+    print()
+    print("LiveSegmenter, one prompt in the kernel (shapes, box, 3 masks)   ms   ratio")
+    print(f"  bare SamPredictor.predict (2 threads)    {live['predict_box_ms']:8.1f}")
+    for key, label in [
+        ("live_prompt_2_threads_ms", "prompt + overlays, decoder on 2 threads"),
+        ("live_prompt_ms", "prompt + overlays, decoder on 1 thread "),
+    ]:
+        ratio = live[key] / live["predict_box_ms"]
+        print(f"  {label}  {live[key]:8.1f}   {ratio:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -331,46 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    stock = _child("vit_b", repeat)
-    ours = _child("shapes", repeat)
-    print("Model (480x640 image, CPU, 2 threads)   stock vit_b   samkit shapes   ratio")
-    for key, label in [
-        ("parameters_m", "parameters (M)"),
-        ("load_ms", "build/load (ms)"),
-        ("set_image_ms", "set_image: embedding (ms)"),
-        ("predict_box_ms", "predict, box (ms)"),
-        ("predict_point_ms", "predict, point (ms)"),
-        ("amg_16x16_ms", "automatic masks, 16x16 (ms)"),
-        ("peak_rss_mb", "peak memory RSS (MB)"),
-    ]:
-        ratio = ours[key] / stock[key] if stock[key] else float("nan")
-        print(f"{label:<38} {stock[key]:>11.1f}   {ours[key]:>13.1f}   {ratio:>5.3f}")
-    conv = _child("converters", repeat)
-    print()
-    print(f"Converters (on {int(conv['amg_masks'])} AMG masks / 3 predicted masks)   ms")
-    print(f"  sv.Detections.from_sam                {conv['sv_from_sam_ms']:8.3f}")
-    ratio = conv["amg_to_detections_ms"] / conv["sv_from_sam_ms"]
-    print(
-        f"  samkit.amg_to_detections              {conv['amg_to_detections_ms']:8.3f}"
-        f"   ratio {ratio:.2f}"
-    )
-    print(f"  sv.Detections by hand (predict)       {conv['sv_manual_predict_ms']:8.3f}")
-    ratio = conv["prediction_to_detections_ms"] / conv["sv_manual_predict_ms"]
-    print(
-        f"  samkit.prediction_to_detections       {conv['prediction_to_detections_ms']:8.3f}"
-        f"   ratio {ratio:.2f}"
-    )
-    print(f"  samkit.bboxes_to_xyxy (us)            {conv['bboxes_to_xyxy_us']:8.1f}")
-    live = _child("live", repeat)
-    print()
-    print("LiveSegmenter, one prompt in the kernel (shapes, box, 3 masks)   ms   ratio")
-    print(f"  bare SamPredictor.predict (2 threads)    {live['predict_box_ms']:8.1f}")
-    for key, label in [
-        ("live_prompt_2_threads_ms", "prompt + overlays, decoder on 2 threads"),
-        ("live_prompt_ms", "prompt + overlays, decoder on 1 thread "),
-    ]:
-        ratio = live[key] / live["predict_box_ms"]
-        print(f"  {label}  {live[key]:8.1f}   {ratio:.2f}")
+    print_models(repeat)
     if args.only != "models":
         print()
         extra = ("--amg-side", str(args.amg_side), "--scenes", str(args.scenes))

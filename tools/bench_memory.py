@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['peak_bytes'] / gib:.2f} GiB | stock not run (over 12 GB) | "
             f"{row['seconds']:.1f} |"
         )
-    fraction, n_stock, n_ours = _fidelity(*args.small, seed=3)
+    fraction, n_stock, n_ours = _fidelity(args.small[0], args.small[1], 3)
     print(
         f"\nsame masks as stock on {args.small[1]}x{args.small[0]}: {fraction:.1%} of "
         f"stock's {n_stock} masks matched at IoU >= 0.9 (samkit: {n_ours} masks)"

@@ -25,6 +25,53 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: The runs compared, each with the engine settings it passes to ``segment_images``.
+RUNS: dict[str, dict[str, Any]] = {
+    "local": {"engine": "local"},
+    "ray, 1 actor": {"engine": "ray", "ray_actors": 1},
+    "ray, 2 actors": {"engine": "ray", "ray_actors": 2},
+}
+
+
+def write_scenes(folder: Path, count: int, height: int, width: int) -> None:
+    """Write ``count`` generated scenes as ``NNNN.png`` into a new ``folder``."""
+    from PIL import Image
+
+    from samkit.shapes import make_scene
+
+    folder.mkdir()
+    for seed in range(count):
+        scene = make_scene(seed, height=height, width=width)
+        Image.fromarray(scene.image).save(folder / f"{seed:04d}.png")
+
+
+def run_rounds(folder: Path, work: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Run every engine once per round, interleaved; the best images/s of each."""
+    from samkit.segment.job import segment_images
+
+    best: dict[str, float] = {}
+    for round_ in range(args.rounds):
+        for name, engine in RUNS.items():
+            out = work / f"out-{round_}-{name.replace(' ', '').replace(',', '-')}"
+            start = time.perf_counter()
+            summary = segment_images(
+                [folder],
+                out,
+                model_type="shapes",
+                device="cpu",
+                points_per_side=args.points_per_side,
+                progress=False,
+                **engine,
+            )
+            seconds = time.perf_counter() - start
+            if summary.done != args.images:
+                raise RuntimeError(f"{name}: {summary}")
+            rate = args.images / seconds
+            best[name] = max(best.get(name, 0.0), rate)
+            print(f"round {round_ + 1} {name:14s} {rate:6.3f} images/s ({seconds:.1f} s)")
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8)
@@ -34,45 +81,14 @@ def main() -> None:
     args = parser.parse_args()
 
     import ray
-    from PIL import Image
-
-    import samkit
 
     height, width = (int(v) for v in args.size.split("x"))
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="samkit-bench-segment-"))
     try:
-        folder = work / "in"
-        folder.mkdir()
-        for seed in range(args.images):
-            scene = samkit.shapes.make_scene(seed, height=height, width=width)
-            Image.fromarray(scene.image).save(folder / f"{seed:04d}.png")
+        write_scenes(work / "in", args.images, height, width)
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
-        runs: dict[str, dict[str, Any]] = {
-            "local": {"engine": "local"},
-            "ray, 1 actor": {"engine": "ray", "ray_actors": 1},
-            "ray, 2 actors": {"engine": "ray", "ray_actors": 2},
-        }
-        best: dict[str, float] = {}
-        for round_ in range(args.rounds):
-            for name, engine in runs.items():
-                out = work / f"out-{round_}-{name.replace(' ', '').replace(',', '-')}"
-                start = time.perf_counter()
-                summary = samkit.segment_images(
-                    [folder],
-                    out,
-                    model_type="shapes",
-                    device="cpu",
-                    points_per_side=args.points_per_side,
-                    progress=False,
-                    **engine,
-                )
-                seconds = time.perf_counter() - start
-                if summary.done != args.images:
-                    raise RuntimeError(f"{name}: {summary}")
-                rate = args.images / seconds
-                best[name] = max(best.get(name, 0.0), rate)
-                print(f"round {round_ + 1} {name:14s} {rate:6.3f} images/s ({seconds:.1f} s)")
+        best = run_rounds(work / "in", work, args)
         ray.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,3 +1,5 @@
+# longer than 400 lines because the recipe, its data, its loss and the two-process loop
+# are one deterministic training run, read top to bottom.
 """Train the bundled ``shapes`` model: SAM's architecture, scaled down, on generated scenes.
 
 Deterministic: the same arguments on the same kind of machine give the same checkpoint
@@ -150,11 +152,10 @@ class Recipe:
         """The architecture: ``SHAPES_CONFIG`` with the ``config`` overrides applied."""
         if not self.config:
             return SHAPES_CONFIG
-        overrides = json.loads(self.config)
-        return dataclasses.replace(
-            SHAPES_CONFIG,
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()},
-        )
+        overrides: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(self.config).items()
+        }
+        return dataclasses.replace(SHAPES_CONFIG, **overrides)
 
 
 def flush_denormal_enabled() -> bool:

@@ -53,7 +53,7 @@ from samkit.amg.steps import (
     remove_small_regions_one_by_one,
     valid_low_res,
 )
-from samkit.images import check_rgb_image
+from samkit.checks import rgb_image
 
 #: A mask whose stability at the decoder's low resolution is this far under
 #: ``stability_score_thresh`` is not upscaled (both counts scale with the resolution;
@@ -174,7 +174,7 @@ class MaskGenerator(SamAutomaticMaskGenerator):
         Raises:
             ValueError: If ``image`` is not an RGB uint8 array.
         """
-        check_rgb_image(image)
+        rgb_image(image)
         data = self._generate_masks(image)
         if self.min_mask_region_area > 0:
             data = self.postprocess_small_regions(

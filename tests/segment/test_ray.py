@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import samkit
-from samkit.segment_job import SegmentUsageError
-from samkit.segment_ray import _plan, import_ray
+from samkit.export import rle_to_masks
+from samkit.segment.job import segment_images
+from samkit.segment.ray import import_ray, plan_actors
+from samkit.segment.spec import SegmentUsageError
+from samkit.shapes import make_scene
 
 SETTINGS: dict[str, Any] = {"model_type": "shapes", "points_per_side": 4, "progress": False}
 
@@ -28,7 +30,7 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 @pytest.mark.parametrize("actors", [0, -1, 1.5, True])
 def test_bad_actor_count_is_refused(actors: Any, tmp_path: Path) -> None:
     with pytest.raises(SegmentUsageError, match="ray_actors must be a positive int"):
-        samkit.segment_images([tmp_path], tmp_path.parent / "o", engine="ray", ray_actors=actors)
+        segment_images([tmp_path], tmp_path.parent / "o", engine="ray", ray_actors=actors)
 
 
 class _Cluster:
@@ -52,10 +54,10 @@ class _Cluster:
         ({"CPU": 32, "GPU": 4}, 9, (4, 1.0, 1.0)),  # at most one actor per GPU
     ],
 )
-def test_plan(
+def test_plan_actors(
     resources: dict[str, float], actors: int | None, expected: tuple[int, float, float]
 ) -> None:
-    assert _plan(_Cluster(resources), actors) == expected
+    assert plan_actors(_Cluster(resources), actors) == expected
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def local_ray() -> Iterator[Any]:
 
 
 def _masks(annotations: list[dict[str, Any]]) -> list[np.ndarray]:
-    return [samkit.export.rle_to_masks([a["segmentation"]])[0] for a in annotations]
+    return [rle_to_masks([a["segmentation"]])[0] for a in annotations]
 
 
 @pytest.mark.slow
@@ -75,13 +77,11 @@ def test_ray_engine_gives_the_local_engine_annotations(local_ray: Any, tmp_path:
     folder = tmp_path / "in"
     (folder / "cam1").mkdir(parents=True)
     for seed in range(4):
-        scene = samkit.shapes.make_scene(seed, height=64, width=80, n_shapes=2, min_size=0.3)
+        scene = make_scene(seed, height=64, width=80, n_shapes=2, min_size=0.3)
         Image.fromarray(scene.image).save(folder / ("cam1" if seed % 2 else ".") / f"{seed}.png")
     (folder / "broken.png").write_bytes(b"not a PNG")
-    local = samkit.segment_images([folder], tmp_path / "local", **SETTINGS)
-    on_ray = samkit.segment_images(
-        [folder], tmp_path / "ray", engine="ray", ray_actors=2, **SETTINGS
-    )
+    local = segment_images([folder], tmp_path / "local", **SETTINGS)
+    on_ray = segment_images([folder], tmp_path / "ray", engine="ray", ray_actors=2, **SETTINGS)
     assert (local.done, on_ray.done) == (4, 4)
     assert [f.reason for f in on_ray.failed] == [f.reason for f in local.failed]
     assert len(on_ray.failed) == 1 and on_ray.failed[0].path.endswith("broken.png")
@@ -106,5 +106,5 @@ def test_ray_engine_gives_the_local_engine_annotations(local_ray: Any, tmp_path:
         assert x["predicted_iou"] == pytest.approx(y["predicted_iou"], abs=1e-4)
         assert x["stability_score"] == pytest.approx(y["stability_score"], abs=1e-3)
     # the results are the same files: a local run resumes what Ray did
-    again = samkit.segment_images([folder], tmp_path / "ray", **SETTINGS)
+    again = segment_images([folder], tmp_path / "ray", **SETTINGS)
     assert (again.done, again.skipped) == (0, 4)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from samkit.segment_job import Failure, ImageItem, ImageWorker, JobSpec, SegmentUsageError
+from samkit.segment.spec import Failure, ImageItem, JobSpec, Report, Runner, SegmentUsageError
+from samkit.segment.worker import ImageWorker
 
 #: What to install when Ray is missing.
 RAY_INSTALL_HINT = "pip install 'samkit[ray]'"
@@ -80,8 +80,16 @@ class SegmentActor:
         return {"key": np.array(keys, dtype=object), "reason": np.array(reasons, dtype=object)}
 
 
-def _plan(ray: Any, actors: int | None) -> tuple[int, float, float]:
-    """How many actors (at most one per GPU, or per CPU), and what each one asks for."""
+def plan_actors(ray: Any, actors: int | None) -> tuple[int, float, float]:
+    """How many actors (at most one per GPU, or per CPU), and what each one asks for.
+
+    Args:
+        ray: The ``ray`` module (anything with ``cluster_resources()``).
+        actors: How many actors were asked for, or ``None`` for the default.
+
+    Returns:
+        ``(count, gpus, cpus)``: the actors, and the GPUs and CPUs each one asks for.
+    """
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))
@@ -92,9 +100,7 @@ def _plan(ray: Any, actors: int | None) -> tuple[int, float, float]:
     return count, 0.0, float(max(1, cpus // count))
 
 
-def make_ray_runner(
-    address: str | None, actors: int | None
-) -> Callable[[JobSpec, list[ImageItem], Callable[[ImageItem, Failure | None], None]], None]:
+def make_ray_runner(address: str | None, actors: int | None) -> Runner:
     """A runner for :func:`samkit.segment_images` that segments on Ray.
 
     Args:
@@ -115,73 +121,86 @@ def make_ray_runner(
     ):
         raise SegmentUsageError(f"ray_actors must be a positive int, but got {actors!r}")
 
-    def run(
-        spec: JobSpec,
-        items: list[ImageItem],
-        report: Callable[[ImageItem, Failure | None], None],
-    ) -> None:
+    def run(spec: JobSpec, items: list[ImageItem], report: Report) -> None:
         if not items:
             return
         with warnings.catch_warnings():
             # Ray warns about its own deprecated settings while it sets itself up.
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
-            _run(spec, items, report)
-
-    def _run(
-        spec: JobSpec,
-        items: list[ImageItem],
-        report: Callable[[ImageItem, Failure | None], None],
-    ) -> None:
-        started_here = not ray.is_initialized()
-        if started_here:
+            started_here = start_ray(ray, address)
             try:
-                ray.init(
-                    address=address,
-                    include_dashboard=False,
-                    configure_logging=False,
-                    log_to_driver=False,
-                )
-            except Exception as error:  # Ray raises bare Exceptions when a node cannot start
-                where = f"the Ray cluster at {address}" if address else "a local Ray"
-                raise RuntimeError(
-                    f"could not start or join {where}: {error}; the results done so far are "
-                    "kept, run the same command again to resume"
-                ) from error
-        try:
-            context = ray.data.DataContext.get_current()
-            context.enable_progress_bars = False
-            context.print_on_execution_start = False
-            count, gpus, cpus = _plan(ray, actors)
-            rows = [
-                {
-                    "path": item.path,
-                    "file_name": item.file_name,
-                    "key": item.key,
-                    "output_stem": item.output_stem,
-                    "boxes": "" if item.boxes is None else json.dumps(item.boxes),
-                }
-                for item in items
-            ]
-            by_key = {item.key: item for item in items}
-            dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
-            results = dataset.map_batches(
-                SegmentActor,
-                fn_constructor_kwargs={
-                    "spec": dataclasses.asdict(spec),
-                    "threads": int(cpus),
-                },
-                batch_size=1,
-                batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=count),
-                num_gpus=gpus,
-                num_cpus=cpus,
-            )
-            for row in results.iter_rows():
-                item = by_key[str(row["key"])]
-                reason = str(row["reason"])
-                report(item, Failure(item.path, reason) if reason else None)
-        finally:
-            if started_here:
-                ray.shutdown()
+                run_on_ray(ray, actors, spec, items, report)
+            finally:
+                if started_here:
+                    ray.shutdown()
 
     return run
+
+
+def start_ray(ray: Any, address: str | None) -> bool:
+    """Start or join Ray unless this process already did; say whether it started it here.
+
+    Raises:
+        RuntimeError: If Ray cannot start or join the cluster (the results so far stay).
+    """
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            configure_logging=False,
+            log_to_driver=False,
+        )
+    except Exception as error:  # Ray raises bare Exceptions when a node cannot start
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise RuntimeError(
+            f"could not start or join {where}: {error}; the results done so far are "
+            "kept, run the same command again to resume"
+        ) from error
+    return True
+
+
+def item_row(item: ImageItem) -> dict[str, str]:
+    """One image as a row of the dataset (strings only: its boxes as JSON, or ``""``)."""
+    return {
+        "path": item.path,
+        "file_name": item.file_name,
+        "key": item.key,
+        "output_stem": item.output_stem,
+        "boxes": "" if item.boxes is None else json.dumps(item.boxes),
+    }
+
+
+def run_on_ray(
+    ray: Any, actors: int | None, spec: JobSpec, items: list[ImageItem], report: Report
+) -> None:
+    """Segment ``items`` with a pool of :class:`SegmentActor` on the Ray already started.
+
+    Args:
+        ray: The ``ray`` module, initialised.
+        actors: How many actors were asked for, or ``None`` (see :func:`plan_actors`).
+        spec: The job's settings.
+        items: The images still to do (at least one).
+        report: Called once per image as its status row comes back.
+    """
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    count, gpus, cpus = plan_actors(ray, actors)
+    rows = [item_row(item) for item in items]
+    by_key = {item.key: item for item in items}
+    dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
+    results = dataset.map_batches(
+        SegmentActor,
+        fn_constructor_kwargs={"spec": dataclasses.asdict(spec), "threads": int(cpus)},
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=count),
+        num_gpus=gpus,
+        num_cpus=cpus,
+    )
+    for row in results.iter_rows():
+        item = by_key[str(row["key"])]
+        reason = str(row["reason"])
+        report(item, Failure(item.path, reason) if reason else None)

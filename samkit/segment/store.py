@@ -1,0 +1,265 @@
+"""The store under ``OUT/.samkit/``: what makes ``samkit segment`` resumable.
+
+- ``settings.json`` records the settings the results were made with (the
+  :func:`fingerprint`); a run with other settings is refused, unless it starts afresh,
+  so results of two settings are never mixed. The device, the engine and ``fast`` are
+  not part of it: a run started on a laptop may be finished on a cluster;
+- ``images/<key>.json`` holds one image's result, written atomically as soon as it is
+  done, with the size and modification time of its source (a changed file is redone);
+- ``annotations.json`` is assembled from those records at the end of every run, and
+  ``summary.json`` records what the run did.
+
+Every file is written through :func:`samkit.files.atomic_write`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from samkit.boxes import BoxFile
+from samkit.files import atomic_write
+from samkit.segment.spec import (
+    ANNOTATIONS_FILE,
+    STORE_DIR,
+    STORE_FORMAT,
+    ImageItem,
+    JobSpec,
+    SegmentSummary,
+    SegmentUsageError,
+)
+from samkit.version import __version__
+
+
+def images_dir(out: Path) -> Path:
+    """The folder of the per-image records under the output folder ``out``."""
+    return out / STORE_DIR / "images"
+
+
+def source_stamp(path: str | os.PathLike[str]) -> dict[str, int]:
+    """The size and modification time of a source file (a changed file is redone)."""
+    stat = os.stat(path)
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def fingerprint(spec: JobSpec, box_file: BoxFile | None) -> dict[str, Any]:
+    """The settings the results depend on (not the device, the engine or ``fast``).
+
+    Args:
+        spec: The job's settings.
+        box_file: The box file prompted with, or ``None`` for automatic masks.
+
+    Returns:
+        A JSON-ready dict: format, model, checkpoint (path and size), mode, generator
+        settings, box file (kind, source, sha256), ``png`` and ``preview``.
+    """
+    checkpoint = None
+    if spec.checkpoint is not None:
+        path = Path(spec.checkpoint).resolve()
+        checkpoint = {"path": str(path), "size": path.stat().st_size}
+    return {
+        "format": STORE_FORMAT,
+        "model_type": spec.model_type,
+        "checkpoint": checkpoint,
+        "mode": spec.mode,
+        "amg": spec.amg if spec.mode == "amg" else None,
+        "boxes": (
+            None
+            if box_file is None
+            else {"kind": box_file.kind, "source": str(box_file.source), "sha256": box_file.sha256}
+        ),
+        "png": spec.png,
+        "preview": spec.preview,
+    }
+
+
+def open_store(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    """Create the store, or check that it holds results of the same settings.
+
+    Args:
+        out: The output folder (it exists).
+        settings: The run's :func:`fingerprint`.
+        overwrite: Delete the results of an earlier run first, whatever its settings.
+
+    Raises:
+        SegmentUsageError: If ``out`` holds results of other settings (and not
+            ``overwrite``); the message names what changed.
+    """
+    settings_file = out / STORE_DIR / "settings.json"
+    if overwrite:
+        clear_results(out)
+    elif settings_file.is_file():
+        check_settings(out, settings_file, settings)
+    images = images_dir(out)
+    images.mkdir(parents=True, exist_ok=True)
+    for stale in images.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)  # the image in flight when a run was killed
+    atomic_write(settings_file, json.dumps(settings, indent=1))
+
+
+def clear_results(out: Path) -> None:
+    """Delete the store, the mask PNGs, the previews and ``annotations.json`` of ``out``."""
+    for name in (STORE_DIR, "masks", "previews"):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    (out / ANNOTATIONS_FILE).unlink(missing_ok=True)
+
+
+def check_settings(out: Path, settings_file: Path, settings: dict[str, Any]) -> None:
+    """Refuse to mix: the stored settings must be the run's (as JSON gives them back).
+
+    Raises:
+        SegmentUsageError: If they differ; the message names what changed.
+    """
+    try:
+        previous = json.loads(settings_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        previous = {}
+    now = json.loads(json.dumps(settings))
+    if previous != now:
+        changed = settings_changes(previous, now)
+        raise SegmentUsageError(
+            f"{out} holds results made with other settings (changed: {', '.join(changed)}); "
+            "rerun with the same settings to resume, choose another --out, or pass "
+            "--overwrite to start afresh"
+        )
+
+
+def settings_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, as ``key a -> b`` or ``key.setting a -> b``.
+
+    Example:
+        ```pycon
+        >>> settings_changes({"png": False, "amg": {"a": 1}}, {"png": True, "amg": {"a": 2}})
+        ['amg.a 1 -> 2', 'png False -> True']
+
+        ```
+    """
+    changed = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += [
+                f"{key}.{name} {old.get(name)!r} -> {new.get(name)!r}"
+                for name in sorted(set(old) | set(new))
+                if old.get(name) != new.get(name)
+            ]
+        else:
+            changed.append(f"{key} {old!r} -> {new!r}")
+    return changed
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """One image's stored result, or ``None`` when it is missing, damaged or of another format."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == STORE_FORMAT else None
+
+
+def write_record(out: Path, item: ImageItem, record: dict[str, Any]) -> Path:
+    """Write one image's result into the store, atomically (the last file of an image)."""
+    folder = images_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    return atomic_write(folder / f"{item.key}.json", json.dumps(record))
+
+
+def is_done(out: Path, item: ImageItem) -> bool:
+    """Whether the store holds ``item``'s result, made from the source file as it is now."""
+    record = read_record(images_dir(out) / f"{item.key}.json")
+    if record is None or record.get("file_name") != item.file_name:
+        return False
+    try:
+        return bool(record.get("source") == source_stamp(item.path))
+    except OSError:
+        return False
+
+
+def assemble(
+    out: Path,
+    items: Sequence[ImageItem],
+    categories: list[dict[str, Any]],
+    settings: dict[str, Any],
+) -> tuple[Path, int, int]:
+    """Write ``annotations.json`` (atomically) from the stored results of ``items``.
+
+    Args:
+        out: The output folder.
+        items: The images of the run; those without a stored result are left out.
+        categories: The COCO categories.
+        settings: The run's :func:`fingerprint`, recorded under ``info``.
+
+    Returns:
+        The file written, and how many images and annotations it holds.
+    """
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for item in sorted(items, key=lambda i: i.file_name):
+        record = read_record(images_dir(out) / f"{item.key}.json")
+        if record is None or record.get("file_name") != item.file_name:
+            continue
+        image_id = len(images) + 1
+        images.append(
+            {
+                "id": image_id,
+                "file_name": item.file_name,
+                "height": record["height"],
+                "width": record["width"],
+            }
+        )
+        for annotation in record["annotations"]:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, **annotation})
+    content = {
+        "info": {
+            "description": "masks made by samkit segment",
+            "version": __version__,
+            "settings": settings,
+        },
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+    target = atomic_write(out / ANNOTATIONS_FILE, json.dumps(content))
+    return target, len(images), len(annotations)
+
+
+def images_without_masks(out: Path, items: Sequence[ImageItem]) -> list[str]:
+    """The ``file_name`` of every image whose stored result holds no mask.
+
+    Args:
+        out: The output folder.
+        items: The images of the run; those without a stored result are left out.
+
+    Returns:
+        Their names, sorted.
+    """
+    names = []
+    for item in items:
+        record = read_record(images_dir(out) / f"{item.key}.json")
+        if record is not None and record.get("file_name") == item.file_name:
+            if not record.get("annotations"):
+                names.append(item.file_name)
+    return sorted(names)
+
+
+def write_summary(out: Path, summary: SegmentSummary) -> Path:
+    """Write ``.samkit/summary.json``: what the run did (counts, failures, time, engine)."""
+    content = {
+        "done": summary.done,
+        "skipped": summary.skipped,
+        "failed": [asdict(f) for f in summary.failed],
+        "images": summary.images,
+        "annotations": summary.annotations,
+        "seconds": summary.seconds,
+        "engine": summary.engine,
+        "no_masks": summary.no_masks,
+    }
+    return atomic_write(out / STORE_DIR / "summary.json", json.dumps(content, indent=1))

@@ -1,0 +1,1 @@
+"""Tests of ``samkit.live``, one file per module."""
