@@ -126,7 +126,7 @@ def measure_in_child(
         "--child",
         json.dumps([name, height, width, seed, overrides or {}]),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1200)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"the {name} measurement failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
