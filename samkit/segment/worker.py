@@ -92,6 +92,7 @@ class ImageWorker:
         self.out_dir = Path(spec.out_dir)
         self.generator: Any = None
         self.predictor: Any = None  # SamPredictor, or samkit.hf's Sam2Predictor
+        self.input_size = 1024  # the side SAM 2.1 and SAM 3 resize to (about); SAM's own below
         if spec.mode == "text":  # SAM 3 (samkit.hf); a checkpoint is a save_pretrained folder
             from samkit.hf.load import load_hf
 
