@@ -36,6 +36,8 @@ ever needs ``import samkit``; everything else is importable from its module:
 
 from __future__ import annotations
 
+# env first: it passes SAMKIT_MAX_CPU_ISA on to torch and OpenVINO before they load
+from samkit import env as env
 from samkit import generator as generator
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
