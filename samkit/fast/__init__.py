@@ -31,7 +31,8 @@ Its modules:
 - ``samkit.fast.openvino``: conversion, int8 quantization, the OpenVINO encoder module;
 - ``samkit.fast.encoder``: the CPU encoder from the cache, or converted, tried, cached;
 - ``samkit.fast.amg``: :class:`FastMaskGenerator`, the automatic mask generator, faster;
-- ``samkit.fast.onnx``: the prompt decoder exported to ONNX.
+- ``samkit.fast.onnx``: the prompt decoder exported to ONNX;
+- ``samkit.fast.estimate``: how long automatic masks will take here, in Spanish.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from samkit.fast.cpu import (
     precision_candidates,
 )
 from samkit.fast.encoder import openvino_encoder
+from samkit.fast.estimate import estimate_line
 from samkit.fast.info import FastBackendWarning, FastInfo, warn
 from samkit.fast.onnx import export_decoder
 from samkit.fast.openvino import OpenVINOImageEncoder
@@ -76,6 +78,7 @@ __all__ = [
     "cpu_summary",
     "cpu_threads",
     "effective_isa",
+    "estimate_line",
     "export_decoder",
     "mask_agreement",
     "precision_candidates",
