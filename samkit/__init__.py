@@ -31,6 +31,8 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.live``: the widget that segments as you draw (``live.widget``), its prompt
   checks (``live.prompt``), decoder runs (``live.decoder``), embedding memo
   (``live.embedding``), overlay PNG (``live.overlay``) and Spanish words (``live.texts``);
+- ``samkit.hf``: SAM 2.1 (``SamPredictor``'s interface) and SAM 3 (text prompts) through
+  Hugging Face transformers (``hf.load``, ``hf.sam2``, ``hf.sam3``, ``hf.configs``);
 - ``samkit.cli``: the ``samkit`` command; ``samkit.version``: the version.
 """
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 # env first: it passes SAMKIT_MAX_CPU_ISA on to torch and OpenVINO before they load
 from samkit import env as env
 from samkit import generator as generator
+from samkit import hf as hf
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs

@@ -42,7 +42,14 @@ VARIABLES: dict[str, str] = {
     "`amg_settings` (points per side) for every model, instead of the model's own: a "
     "quick run on a slow CPU (the tests' photo-path run sets 4). Settings passed by name "
     "still win.",
+    "SAMKIT_HF_WEIGHTS": "Where SAM 2.1 and SAM 3 (Hugging Face transformers) get their "
+    "weights: `hub` (default: the official checkpoints from the Hugging Face Hub), `random` "
+    "(the real architecture, random weights, no download) or `small` (a scaled-down "
+    "configuration with random weights: offline tests, `make test` sets it).",
 }
+
+#: The values of ``SAMKIT_HF_WEIGHTS``.
+HF_WEIGHTS = ("hub", "random", "small")
 
 #: The values of ``SAMKIT_FAST_PRECISION``.
 FAST_PRECISIONS = ("auto", "f32", "int8", "bf16")
@@ -284,6 +291,25 @@ def fast_precision() -> str:
         raise ValueError(
             "SAMKIT_FAST_PRECISION must be one of "
             + ", ".join(repr(p) for p in FAST_PRECISIONS)
+            + f", but got {wanted!r}"
+        )
+    return wanted
+
+
+def hf_weights() -> str:
+    """Where SAM 2.1 and SAM 3 get their weights: ``SAMKIT_HF_WEIGHTS``.
+
+    Returns:
+        ``"hub"`` (the default, also when unset or empty), ``"random"`` or ``"small"``.
+
+    Raises:
+        ValueError: If it is set to anything else.
+    """
+    wanted = (variable("SAMKIT_HF_WEIGHTS") or "hub").strip().lower()
+    if wanted not in HF_WEIGHTS:
+        raise ValueError(
+            "SAMKIT_HF_WEIGHTS must be one of "
+            + ", ".join(repr(w) for w in HF_WEIGHTS)
             + f", but got {wanted!r}"
         )
     return wanted

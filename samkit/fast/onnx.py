@@ -128,13 +128,20 @@ def export_decoder(
         The written file.
 
     Raises:
-        ValueError: If ``out`` does not end in ``.onnx`` or ``opset`` is below 11.
+        ValueError: If ``out`` does not end in ``.onnx`` or ``opset`` is not from 11 to
+            the highest opset the installed torch exports (20 for torch 2.x's exporter).
     """
     path = Path(out).expanduser()
     if path.suffix != ".onnx":
         raise ValueError(f"out must be a file ending in .onnx, but got {str(out)!r}")
-    if not isinstance(opset, int) or opset < 11:
-        raise ValueError(f"opset must be an integer of at least 11, but got {opset!r}")
+    from torch.onnx import _constants as onnx_limits  # the exporter's own range
+
+    highest = int(getattr(onnx_limits, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17))
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 11 <= opset <= highest:
+        raise ValueError(
+            f"opset must be an integer from 11 to {highest} (the opsets torch "
+            f"{torch.__version__}'s ONNX exporter writes), but got {opset!r}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     model = _DynamicCropSamOnnxModel(sam.to("cpu").eval(), return_single_mask=return_single_mask)
     embed_dim = sam.prompt_encoder.embed_dim
