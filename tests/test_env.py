@@ -14,6 +14,7 @@ import torch
 
 import samkit
 from samkit import env
+from samkit.cpu_isa import isa_cap_variables
 
 
 def exactly(message: str) -> str:
@@ -272,13 +273,13 @@ def test_colab_upload_outside_colab(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_isa_cap_is_passed_on_to_onednn_torch_mkl_and_openvino(
     monkeypatch: pytest.MonkeyPatch, value: str, onednn: str, aten: str, mkl: str
 ) -> None:
-    for name in env.isa_cap_variables("avx2"):
+    for name in isa_cap_variables("avx2"):
         monkeypatch.delenv(name, raising=False)  # restored after the test
     monkeypatch.setenv("SAMKIT_MAX_CPU_ISA", value)
     # torch is loaded already in this process: the cap still goes to child processes
     with pytest.warns(RuntimeWarning, match="torch .*imported before samkit"):
         assert env.apply_cpu_isa_cap() == value.strip().lower()
-    assert {name: os.environ[name] for name in env.isa_cap_variables("avx2")} == {
+    assert {name: os.environ[name] for name in isa_cap_variables("avx2")} == {
         "ONEDNN_MAX_CPU_ISA": onednn,
         "DNNL_MAX_CPU_ISA": onednn,
         "OV_CPU_MAX_ISA": onednn,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from samkit.env import CPU_ISA_CAPS, fast_precision, max_cpu_isa
+from samkit.cpu_isa import CPU_ISA_CAPS
+from samkit.env import fast_precision, max_cpu_isa
 
 #: The flags :func:`cpu_summary` names, as ``(label, flags any of which counts)``.
 SUMMARY_FLAGS = (
