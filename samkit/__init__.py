@@ -9,6 +9,7 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.files``: atomic writes, sha256, what a file really is;
 - ``samkit.checks``: the checks of user input (numbers, ranges, images, paths);
 - ``samkit.env``: Colab, the device, the environment variables;
+- ``samkit.cpu_isa``: the instruction-set caps of ``SAMKIT_MAX_CPU_ISA``;
 - ``samkit.locations``: where the bundled data, weights and outputs are;
 - ``samkit.settings``: the automatic mask generator's settings per model;
 - ``samkit.generator``: segment-anything's automatic mask generator, with crops that
