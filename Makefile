@@ -40,8 +40,8 @@ format: $(BIN)/samkit ## Reformat and auto-fix with ruff
 	$(BIN)/ruff format samkit tests tools
 	$(BIN)/ruff check --fix samkit tests tools
 
-# offline, on the CPU, with the bundled model
-PYTEST := SAMKIT_MODEL=shapes $(BIN)/pytest
+# offline, on the CPU, with the bundled model (and SAM 2.1 / SAM 3 at small random configurations)
+PYTEST := SAMKIT_MODEL=shapes SAMKIT_HF_WEIGHTS=small $(BIN)/pytest
 
 .PHONY: test
 test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, training) and the docstring examples
@@ -83,7 +83,8 @@ strip: $(BIN)/samkit ## Strip outputs and Colab metadata from the notebooks; ins
 	git config filter.nbstripout.extrakeys "$(NBSTRIPOUT_KEYS)"
 
 .PHONY: bench
-bench: $(BIN)/samkit ## Speed, memory and fidelity against stock segment-anything (vit_b, shapes), the live widget, the fast path, samkit segment's engines
+bench: $(BIN)/samkit ## Speed, memory and fidelity against stock segment-anything (vit_b, shapes), the live widget, the fast path, samkit segment's engines, SAM 2.1 tiny
 	$(BIN)/python -m tools.bench
 	$(BIN)/python -m tools.bench_segment
+	$(BIN)/python -m tools.bench_sam2
 	$(BIN)/python -m tools.bench_memory

@@ -9,10 +9,15 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.files``: atomic writes, sha256, what a file really is;
 - ``samkit.checks``: the checks of user input (numbers, ranges, images, paths);
 - ``samkit.env``: Colab, the device, the environment variables;
+- ``samkit.cpu_isa``: the instruction-set caps of ``SAMKIT_MAX_CPU_ISA``;
 - ``samkit.locations``: where the bundled data, weights and outputs are;
 - ``samkit.settings``: the automatic mask generator's settings per model;
 - ``samkit.generator``: segment-anything's automatic mask generator, with crops that
   find no mask fixed;
+- ``samkit.fast``: the fast path: the image encoder on OpenVINO or CUDA autocast
+  (``fast.attention``, ``fast.cpu``, ``fast.cache``, ``fast.trial``, ``fast.openvino``,
+  ``fast.encoder``), ``FastMaskGenerator`` (``fast.amg``), the prompt decoder exported to
+  ONNX (``fast.onnx``);
 - ``samkit.prompts``, ``samkit.convert``: widget boxes, clicks, SAM's outputs as
   ``sv.Detections``;
 - ``samkit.masks``, ``samkit.scoring``: mask operations, and how good a mask is;
@@ -27,16 +32,21 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.live``: the widget that segments as you draw (``live.widget``), its prompt
   checks (``live.prompt``), decoder runs (``live.decoder``), embedding memo
   (``live.embedding``), overlay PNG (``live.overlay``) and Spanish words (``live.texts``);
+- ``samkit.hf``: SAM 2.1 (``SamPredictor``'s interface) and SAM 3 (text prompts) through
+  Hugging Face transformers (``hf.load``, ``hf.sam2``, ``hf.sam3``, ``hf.configs``);
 - ``samkit.cli``: the ``samkit`` command; ``samkit.version``: the version.
 """
 
 from __future__ import annotations
 
+# env first: it passes SAMKIT_MAX_CPU_ISA on to torch and OpenVINO before they load
+from samkit import env as env
 from samkit import generator as generator
+from samkit import hf as hf
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.images import encode_image, load_image
 from samkit.live import LiveSegmenter
 from samkit.locations import home_dir, output_dir

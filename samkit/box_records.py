@@ -16,7 +16,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BoxFile", "ImageBoxes", "Row", "digest", "image_boxes"]
+__all__ = ["MAX_ID", "BoxFile", "ImageBoxes", "Row", "digest", "image_boxes"]
+
+#: The largest category id or class number a box file may give (COCO's ids are 32-bit
+#: in practice; a larger one would overflow the int64 arrays boxes are kept in).
+MAX_ID = 2**31 - 1
 
 #: One box as a reader collects it: ``([x0, y0, x1, y1], category id, score or None)``.
 Row = tuple[list[float], int, float | None]

@@ -21,13 +21,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from samkit.box_records import BoxFile, ImageBoxes, Row, digest, image_boxes
+from samkit.box_records import MAX_ID, BoxFile, ImageBoxes, Row, digest, image_boxes
 from samkit.checks import is_finite_number
+from samkit.files import read_json
 from samkit.yolo import YOLO_CLASSES_FILE, read_yolo_folder
 
 __all__ = [
@@ -83,10 +83,8 @@ def read_box_file(path: str | os.PathLike[str]) -> BoxFile:
 
 
 def _read_json(file: Path) -> Any:
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{file} is not a JSON file: {error}") from None
+    # UTF-8, or UTF-16/32 with a byte-order mark; deep nesting refused: samkit.files
+    return read_json(file)
 
 
 def _coco_boxes(source: Path, content: Any) -> BoxFile:
@@ -117,6 +115,10 @@ def _coco_boxes(source: Path, content: Any) -> BoxFile:
         category_id = annotation.get("category_id", 0)
         if not isinstance(category_id, int) or isinstance(category_id, bool):
             raise ValueError(f"{at} key 'category_id' must be an int, but got {category_id!r}")
+        if not 0 <= category_id <= MAX_ID:
+            raise ValueError(
+                f"{at} key 'category_id' must be from 0 to {MAX_ID}, but got {category_id}"
+            )
         score = annotation.get("score")
         if score is not None and not is_finite_number(score):
             raise ValueError(f"{at} key 'score' must be a number, but got {score!r}")
@@ -147,6 +149,10 @@ def _coco_names(content: dict[str, Any], where: str) -> tuple[dict[int, str], di
             or not isinstance(category.get("name"), str)
         ):
             raise ValueError(f"{where} category {i} must have an int 'id' and a str 'name'")
+        if not 0 <= category["id"] <= MAX_ID:
+            raise ValueError(
+                f"{where} category {i} 'id' must be from 0 to {MAX_ID}, but got {category['id']}"
+            )
         categories[category["id"]] = category["name"]
     names: dict[int, str] = {}
     for i, image in enumerate(content["images"]):

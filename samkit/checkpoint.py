@@ -90,8 +90,8 @@ def checkpoint_model_type(state_dict: dict[str, torch.Tensor]) -> str | None:
         The matching model type, or ``None`` when none matches exactly.
     """
     shapes = shapes_of(state_dict)
-    for name in MODEL_TYPES:
-        if _expected_shapes(name) == shapes:
+    for name, spec in MODEL_TYPES.items():
+        if spec.hub is None and _expected_shapes(name) == shapes:
             return name
     return None
 
@@ -146,7 +146,17 @@ def _refuse_what_is_no_checkpoint(path: Path) -> None:
     with path.open("rb") as fh:
         head = fh.read(512)
     if not head:
-        raise ValueError(f"checkpoint {path} is empty: the download failed. {REDOWNLOAD}")
+        raise ValueError(
+            f"checkpoint {path} is an empty file (0 bytes), not a checkpoint: if it was "
+            f"downloaded, the download failed. {REDOWNLOAD}"
+        )
+    if head.startswith(b"\x08") and b"\x12" in head[1:4] and b"\x3a" in head:
+        # protobuf: field 1 (ir_version), field 2 (producer_name), ... field 7 (graph)
+        raise ValueError(
+            f"checkpoint {path} is an ONNX model, not a PyTorch checkpoint: load_sam reads "
+            "the .pth state dict (an ONNX file is what `samkit export-onnx` writes, for "
+            "onnxruntime)"
+        )
     sniffed = files.sniff(head)
     if sniffed is None:
         return

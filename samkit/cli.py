@@ -107,6 +107,20 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="prompt with boxes: COCO JSON, a folder of YOLO txt files, or samkit boxes JSON",
     )
+    segment.add_argument(
+        "--text",
+        action="append",
+        default=None,
+        metavar="PHRASE",
+        help="segment every instance of PHRASE with SAM 3 (repeat for several; one category each)",
+    )
+    segment.add_argument(
+        "--text-threshold",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="score an instance of a phrase needs (0 to 1, default 0.5)",
+    )
     segment.add_argument("--png", action="store_true", help="also write every mask as a PNG")
     segment.add_argument("--preview", action="store_true", help="also write an annotated JPEG")
     segment.add_argument(
@@ -169,8 +183,23 @@ def _env() -> None:
     """Print the GPU report and samkit's defaults."""
     print(env.gpu_report())
     print(f"default model type: {default_model_type()} (choices: {', '.join(MODEL_TYPES)})")
+    hub = [name for name, spec in MODEL_TYPES.items() if spec.hub is not None]
+    print(
+        f"SAM 2.1 and SAM 3 ({', '.join(hub)}): transformers {_version('transformers')}, "
+        f"weights {env.hf_weights()} (samkit.hf.load_hf)"
+    )
     print(f"default device: {env.default_device()} (change it with {env.DEVICE_ENV}=cpu)")
     print(f"weights directory: {weights_dir()}")
+
+
+def _version(package: str) -> str:
+    """An installed package's version, or ``"not installed"``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _download(model_type: str, dest: str | None, *, progress: bool) -> None:
@@ -206,6 +235,8 @@ def _segment(args: argparse.Namespace) -> int:
             ray_address=args.ray_address,
             ray_actors=args.ray_actors,
             progress=not args.no_progress,
+            text=args.text,
+            text_threshold=args.text_threshold,
             **overrides,
         )
     except SegmentUsageError as exc:
@@ -225,8 +256,8 @@ def _export_onnx(
     model_type: str, out: str, checkpoint: str | None, quantize: bool, opset: int
 ) -> None:
     """Export one model's prompt decoder to ONNX and say where it went."""
+    from samkit.fast.onnx import export_decoder
     from samkit.model import load_sam
-    from samkit.onnx_export import export_decoder
 
     sam = load_sam(model_type, checkpoint=checkpoint, device="cpu")
     path = export_decoder(sam, out, quantize=quantize, opset=opset)

@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -24,11 +25,19 @@ from tqdm.auto import tqdm
 
 from samkit import files
 
-__all__ = ["Checkpoint", "DownloadError", "download", "unwritable"]
+__all__ = ["Checkpoint", "DownloadError", "download", "download_deadline", "unwritable"]
 
 #: Bytes read from the connection at a time: small enough that what arrived before a
 #: stall or Ctrl-C is on disk, to resume from.
 READ_BYTES = 1 << 20
+
+#: The overall deadline of a download: this many seconds, plus the expected bytes at
+#: :data:`DOWNLOAD_MIN_BYTES_PER_S` (a server that trickles a byte every few seconds
+#: never trips the per-read timeout, so the whole download has a deadline too).
+DOWNLOAD_GRACE_S = 120.0
+
+#: The slowest average rate a download may have (64 KiB/s: vit_h within 11 hours).
+DOWNLOAD_MIN_BYTES_PER_S = 64 * 1024
 
 
 _USER_AGENT = "samkit (+https://github.com/samkit-tutorial/samkit)"
@@ -146,7 +155,11 @@ def download(
                 disable=not progress,
             ) as bar,
         ):
-            received = _copy(response, fh, digest, bar, url=url, part=part, dest=dest)
+            expected = (total if total is not None else checkpoint.size or 0) - offset
+            deadline_s = download_deadline(expected)
+            received = _copy(
+                response, fh, digest, bar, url=url, part=part, dest=dest, deadline_s=deadline_s
+            )
             fh.flush()
             os.fsync(fh.fileno())
     if total is not None and offset + received < total:
@@ -196,13 +209,22 @@ def _copy(
     url: str,
     part: Path,
     dest: Path,
+    deadline_s: float = float("inf"),
 ) -> int:
-    """Stream the response body into ``fh``; return the number of bytes received."""
+    """Stream the response body into ``fh``; return the number of bytes received.
+
+    Gives up (keeping ``part`` to resume from) when the whole body takes longer than
+    ``deadline_s`` seconds: each read returns what has arrived (``read1``), so even a
+    server that sends a byte every few seconds is stopped on time.
+    """
     received = 0
     first = True
+    deadline = time.monotonic() + deadline_s
     while True:
+        if time.monotonic() > deadline:
+            raise _too_slow(url, part, received, deadline_s)
         try:
-            chunk = response.read(READ_BYTES)
+            chunk = _read_some(response, deadline, at_least=512 if first else 1)
         except (OSError, http.client.HTTPException) as exc:
             raise DownloadError(
                 f"Download of {url} stopped early after {received:,} bytes ({exc!r}). "
@@ -241,6 +263,33 @@ def _copy(
         digest.update(chunk)
         bar.update(len(chunk))
         received += len(chunk)
+
+
+def download_deadline(expected: int) -> float:
+    """The seconds a download of ``expected`` bytes may take in all (see the constants)."""
+    return DOWNLOAD_GRACE_S + max(expected, 0) / DOWNLOAD_MIN_BYTES_PER_S
+
+
+def _read_some(response: BinaryIO, deadline: float, at_least: int) -> bytes:
+    """What has arrived (``read1``), read on until ``at_least`` bytes, the end or ``deadline``."""
+    read = getattr(response, "read1", response.read)
+    chunk: bytes = read(READ_BYTES)
+    while chunk and len(chunk) < at_least and time.monotonic() < deadline:
+        more = read(READ_BYTES)
+        if not more:
+            break
+        chunk += more
+    return chunk
+
+
+def _too_slow(url: str, part: Path, received: int, deadline_s: float) -> DownloadError:
+    """The error of a download past its overall deadline (the partial file is kept)."""
+    return DownloadError(
+        f"Download of {url} is too slow: {received:,} bytes in {deadline_s:.0f} s, its "
+        f"deadline for this file (at least {DOWNLOAD_MIN_BYTES_PER_S:,} bytes/s on average "
+        f"after {DOWNLOAD_GRACE_S:.0f} s). Run the download again to resume it from {part}, "
+        "or try another network or mirror (SAMKIT_WEIGHTS_URL)."
+    )
 
 
 def _check_free_space(part: Path, needed: int) -> None:

@@ -139,10 +139,7 @@ def load_coco_rle(path: str | os.PathLike[str]) -> sv.Detections:
     target = checks.file_path(path, suffix=".json")
     if not target.is_file():
         raise FileNotFoundError(f"COCO RLE file not found: {target}")
-    try:
-        content = json.loads(target.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{target} is not a JSON file: {error}") from None
+    content = files.read_json(target)  # UTF-8 or UTF-16/32 with a mark; no deep nesting
     if not isinstance(content, dict) or content.get("format") != COCO_RLE_FORMAT:
         found = content.get("format") if isinstance(content, dict) else type(content).__name__
         raise ValueError(

@@ -5,6 +5,9 @@
   or Ctrl-C never leaves a half-written file under the final name.
 - :func:`sha256_file`: the digest of a file, read in chunks.
 - :func:`sniff`: what a file that should be a checkpoint really is, from its first bytes.
+- :func:`json_text` and :func:`read_json`: JSON out strictly (a NaN is written as
+  ``null``, never as the bare ``NaN`` a strict parser refuses) and in with clear
+  errors (UTF-8, or UTF-16/UTF-32 with a byte-order mark; deep nesting refused).
 
 A SAM checkpoint is binary from its first byte (a zip archive or a pickle). What arrives
 instead, when a link is wrong or a server refuses, is usually text: an HTML error or
@@ -19,13 +22,24 @@ import codecs
 import contextlib
 import errno
 import hashlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_writer", "sha256_file", "sniff", "write_error"]
+__all__ = [
+    "atomic_write",
+    "atomic_writer",
+    "decode_text",
+    "json_text",
+    "read_json",
+    "sha256_file",
+    "sniff",
+    "write_error",
+]
 
 #: Bytes read at a time when hashing a file.
 CHUNK_BYTES = 4 << 20
@@ -187,3 +201,109 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     with atomic_writer(path) as file:
         write_bytes(file, raw)
     return Path(path)
+
+
+#: Byte-order marks of the encodings :func:`decode_text` reads (UTF-32 before UTF-16,
+#: whose mark begins UTF-32 little-endian's).
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """The text of a file: UTF-8, or UTF-8/UTF-16/UTF-32 with a byte-order mark.
+
+    Editors on Windows save text as UTF-16 with a byte-order mark; that is read. Text
+    in any other encoding is refused, never guessed.
+
+    Args:
+        data: The file's bytes.
+        where: The file, for the message.
+
+    Returns:
+        The text, without its byte-order mark.
+
+    Raises:
+        ValueError: If the bytes are not text in one of those encodings.
+
+    Example:
+        ```pycon
+        >>> decode_text("{}".encode("utf-16"), "a.json")
+        '{}'
+
+        ```
+    """
+    encoding = next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)), "utf-8")
+    expected = f"{where} must be UTF-8 text (or UTF-16/UTF-32 with a byte-order mark), but"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{expected} byte {data[error.start]:#04x} at position {error.start} is not {encoding}"
+        ) from None
+    if "\x00" in text:
+        raise ValueError(
+            f"{expected} it holds NUL bytes (UTF-16 without a byte-order mark, or not text)"
+        )
+    return text
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file (see :func:`decode_text` for the encodings read).
+
+    Args:
+        path: The file.
+
+    Returns:
+        What the file holds.
+
+    Raises:
+        OSError: If the file cannot be read.
+        ValueError: If it is not text, not JSON, or nested too deeply to parse.
+    """
+    file = Path(path)
+    text = decode_text(file.read_bytes(), str(file))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{file} is not a JSON file: {error}") from None
+    except RecursionError:
+        raise ValueError(
+            f"{file} is nested too deeply to be read (arrays or objects inside one another "
+            "about a thousand levels deep): it is not a file samkit reads"
+        ) from None
+
+
+def finite_or_null(content: Any) -> Any:
+    """``content`` with every NaN or infinite float replaced by ``None`` (JSON ``null``)."""
+    if isinstance(content, float):
+        return content if math.isfinite(content) else None
+    if isinstance(content, dict):
+        return {key: finite_or_null(value) for key, value in content.items()}
+    if isinstance(content, list | tuple):
+        return [finite_or_null(value) for value in content]
+    return content
+
+
+def json_text(content: Any, indent: int | None = None) -> str:
+    """JSON that every strict parser reads: a NaN or infinity is written as ``null``.
+
+    Args:
+        content: Dicts, lists, strings, numbers, bools and ``None``.
+        indent: As for ``json.dumps``.
+
+    Returns:
+        The JSON text.
+
+    Example:
+        ```pycon
+        >>> json_text({"score": float("nan"), "area": 3})
+        '{"score": null, "area": 3}'
+
+        ```
+    """
+    return json.dumps(finite_or_null(content), indent=indent, allow_nan=False)

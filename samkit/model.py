@@ -1,11 +1,13 @@
 """Loading SAM: a model type's checkpoint, downloaded or found, into a model on a device.
 
 What each model type is lives in :mod:`samkit.registry` and reading a checkpoint file
-in :mod:`samkit.checkpoint`; their public names are importable from here too.
+in :mod:`samkit.checkpoint`; their public names are importable from here too. SAM 2.1
+and SAM 3 are in the registry too, but are transformers models: :mod:`samkit.hf` loads
+them, and :func:`load_sam` and :func:`download_checkpoint` say so.
 
 Example:
     >>> from samkit.model import MODEL_TYPES, model_spec
-    >>> list(MODEL_TYPES)
+    >>> list(MODEL_TYPES)[:4]
     ['vit_h', 'vit_l', 'vit_b', 'shapes']
     >>> model_spec("shapes").samples
     'scenes'
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import torch
 from segment_anything.modeling import (
@@ -35,6 +38,7 @@ from samkit.registry import (
     ModelType,
     ShapesConfig,
     build_shapes_sam,
+    check_not_hub,
     default_model_type,
     model_spec,
 )
@@ -62,11 +66,17 @@ def _checkpoint_from_env(model_type: str) -> Path | None:
     if chosen is None or model_type != default_model_type():
         return None
     path = Path(chosen).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"SAMKIT_CHECKPOINT names a file that does not exist: {path}. Point it at a "
-            "checkpoint file, or unset it to download the official checkpoint."
+    fix = "Point it at a checkpoint file, or unset it to download the official checkpoint."
+    if path.is_dir():
+        raise ValueError(
+            f"SAMKIT_CHECKPOINT names a directory, not a checkpoint file: {path}. {fix}"
         )
+    if not path.exists():
+        raise FileNotFoundError(
+            f"SAMKIT_CHECKPOINT names a file that does not exist: {path}. {fix}"
+        )
+    if path.stat().st_size == 0:
+        raise ValueError(f"SAMKIT_CHECKPOINT names an empty file (0 bytes): {path}. {fix}")
     return path
 
 
@@ -107,6 +117,7 @@ def download_checkpoint(
         'sam_shapes.pt'
     """
     spec = model_spec(model_type)
+    check_not_hub(spec)
     from_env = _checkpoint_from_env(spec.name)
     if from_env is not None:
         return from_env
@@ -162,6 +173,7 @@ def load_sam(
         False
     """
     model_type = default_model_type() if model_type is None else model_spec(model_type).name
+    check_not_hub(MODEL_TYPES[model_type])
     if not isinstance(fast, bool):
         raise ValueError(f"fast must be True or False, but got {fast!r}")
     target = _resolve_device(device)
@@ -185,7 +197,7 @@ def load_sam(
         raise ValueError(
             f"checkpoint {path} holds {holds}, but model_type {model_type!r} was requested{hint}"
         )
-    sam = MODEL_TYPES[model_type].build()
+    sam = cast(Sam, MODEL_TYPES[model_type].build())
     sam.load_state_dict(state_dict, strict=True)
     sam.to(target)
     sam.eval()

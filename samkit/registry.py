@@ -10,10 +10,15 @@ segment-anything's own builders. The ``shapes`` model is SAM's exact architectur
 (``segment_anything.modeling`` classes), scaled down so that it trains and runs on a
 laptop CPU; its checkpoint ships with samkit.
 
+SAM 2.1 (four sizes) and SAM 3 are Hugging Face transformers models, registered here
+with their Hub repository (``hub``); :mod:`samkit.hf` loads them, and gives SAM 2.1
+``SamPredictor``'s interface.
+
 Example:
     >>> from samkit.registry import MODEL_TYPES, model_spec
-    >>> list(MODEL_TYPES)
-    ['vit_h', 'vit_l', 'vit_b', 'shapes']
+    >>> list(MODEL_TYPES)  # doctest: +NORMALIZE_WHITESPACE
+    ['vit_h', 'vit_l', 'vit_b', 'shapes', 'sam2.1_tiny', 'sam2.1_small', 'sam2.1_base_plus',
+     'sam2.1_large', 'sam3']
     >>> model_spec("shapes").samples
     'scenes'
 """
@@ -46,7 +51,9 @@ __all__ = [
     "ModelType",
     "ShapesConfig",
     "build_shapes_sam",
+    "check_not_hub",
     "default_model_type",
+    "hub_type",
     "model_spec",
 ]
 
@@ -130,21 +137,25 @@ class ModelType:
 
     Attributes:
         name: The model type (``"vit_b"``, ...), as segment-anything names it.
-        build: Returns an untrained ``Sam`` of this architecture.
+        build: Returns an untrained model of this architecture: a ``Sam``, or for a
+            Hugging Face model type the full-size transformers model.
         checkpoint: The official checkpoint to download, or ``None`` for a bundled model.
         bundled: The checkpoint's path inside samkit's data folder, for a bundled model.
         amg_settings: ``SamAutomaticMaskGenerator`` settings that differ from
             segment-anything's defaults for this model.
         samples: ``"photos"`` when the model segments photos, ``"scenes"`` when it only
             knows the generated scenes of simple shapes (``samkit.shapes.make_scene``).
+        hub: The Hugging Face Hub repository of a transformers model type (SAM 2.1,
+            SAM 3), loaded with ``samkit.hf.load_hf``; ``None`` for segment-anything's.
     """
 
     name: str
-    build: Callable[[], Sam]
+    build: Callable[[], torch.nn.Module]
     checkpoint: Checkpoint | None = None
     bundled: tuple[str, ...] | None = None
     amg_settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     samples: Literal["photos", "scenes"] = "photos"
+    hub: str | None = None
 
 
 #: Automatic mask generator settings used for the bundled ``shapes`` model. Shapes are
@@ -169,8 +180,20 @@ def official_type(name: str, filename: str, sha256: str, size: int | None) -> Mo
     )
 
 
-#: The model types, by name: the official checkpoints (Meta's public record) and the
-#: bundled offline model.
+def hub_type(name: str, repo: str) -> ModelType:
+    """The record of a Hugging Face transformers model type (SAM 2.1, SAM 3)."""
+
+    def build() -> torch.nn.Module:
+        from samkit.hf.configs import build_model
+
+        model: torch.nn.Module = build_model(name)
+        return model
+
+    return ModelType(name=name, build=build, hub=repo)
+
+
+#: The model types, by name: the official checkpoints (Meta's public record), the
+#: bundled offline model, and SAM 2.1 and SAM 3 from the Hugging Face Hub.
 MODEL_TYPES: dict[str, ModelType] = dict(
     {
         "vit_h": official_type(
@@ -198,8 +221,28 @@ MODEL_TYPES: dict[str, ModelType] = dict(
             amg_settings=SHAPES_AMG_SETTINGS,
             samples="scenes",
         ),
+        "sam2.1_tiny": hub_type("sam2.1_tiny", "facebook/sam2.1-hiera-tiny"),
+        "sam2.1_small": hub_type("sam2.1_small", "facebook/sam2.1-hiera-small"),
+        "sam2.1_base_plus": hub_type("sam2.1_base_plus", "facebook/sam2.1-hiera-base-plus"),
+        "sam2.1_large": hub_type("sam2.1_large", "facebook/sam2.1-hiera-large"),
+        "sam3": hub_type("sam3", "facebook/sam3"),
     }
 )
+
+
+def check_not_hub(spec: ModelType) -> None:
+    """Refuse a Hugging Face model type where segment-anything's ``Sam`` is needed.
+
+    Raises:
+        ValueError: If ``spec`` is SAM 2.1 or SAM 3; the message says how to load it.
+    """
+    if spec.hub is not None:
+        predictor = " and samkit.hf.Sam2Predictor for SamPredictor's interface"
+        raise ValueError(
+            f"model type {spec.name!r} is a Hugging Face transformers model ({spec.hub}), "
+            f"not a segment-anything SAM: load it with samkit.hf.load_hf({spec.name!r})"
+            + (predictor if spec.name != "sam3" else "")
+        )
 
 
 def model_spec(model_type: object, name: str = "model_type") -> ModelType:
@@ -220,8 +263,12 @@ def model_spec(model_type: object, name: str = "model_type") -> ModelType:
         'sam_vit_b_01ec64.pth'
     """
     if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
-        valid = ", ".join(repr(key) for key in MODEL_TYPES)
-        raise ValueError(f"{name} must be one of {valid}, but got {model_type!r}")
+        sam = ", ".join(repr(key) for key, spec in MODEL_TYPES.items() if spec.hub is None)
+        hub = ", ".join(repr(key) for key, spec in MODEL_TYPES.items() if spec.hub is not None)
+        raise ValueError(
+            f"{name} must be one of {sam}, but got {model_type!r} (or, through Hugging Face "
+            f"transformers, one of {hub})"
+        )
     return MODEL_TYPES[model_type]
 
 

@@ -21,7 +21,15 @@ from pycocotools import mask as coco_mask
 
 from samkit.masks import stack_masks
 
-__all__ = ["check_rle", "decode_rles", "masks_of", "masks_to_rle", "rle_runs", "rle_to_masks"]
+__all__ = [
+    "MAX_TOTAL_PIXELS",
+    "check_rle",
+    "decode_rles",
+    "masks_of",
+    "masks_to_rle",
+    "rle_runs",
+    "rle_to_masks",
+]
 
 
 def masks_of(detections_or_masks: Any) -> npt.NDArray[np.bool_]:
@@ -182,6 +190,11 @@ def check_rle(rle: Any, where: str) -> tuple[int, int]:
     return height, width
 
 
+#: The most pixels :func:`rle_to_masks` and ``samkit.load_coco_rle`` decode in one call,
+#: all masks together (a few kilobytes of RLE can declare many large masks).
+MAX_TOTAL_PIXELS = 1 << 30
+
+
 def decode_rles(rles: list[Any], names: list[str]) -> npt.NDArray[np.bool_]:
     """Check every RLE (named in messages by ``names``), then decode them all."""
     if not rles:
@@ -189,6 +202,13 @@ def decode_rles(rles: list[Any], names: list[str]) -> npt.NDArray[np.bool_]:
     sizes = [check_rle(rle, name) for rle, name in zip(rles, names, strict=True)]
     if len(set(sizes)) != 1:
         raise ValueError(f"all RLEs must have the same size, but got {sorted(set(sizes))}")
+    total = len(rles) * sizes[0][0] * sizes[0][1]
+    if total > MAX_TOTAL_PIXELS:
+        raise ValueError(
+            f"{len(rles)} masks of {sizes[0][0]}x{sizes[0][1]} are {total:,} pixels in all, "
+            f"more than the {MAX_TOTAL_PIXELS:,} samkit decodes at once (each is checked "
+            "alone too): decode them in smaller groups"
+        )
     coded = [{"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")} for rle in rles]
     try:
         with warnings.catch_warnings():

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import supervision as sv
 
-from samkit import locations
+from samkit import files, locations
 from samkit.checks import is_finite_number
 from samkit.images import load_image
 from samkit.masks import deepest_point
@@ -363,10 +362,7 @@ def load_boxes(path: str | os.PathLike[str]) -> sv.Detections:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"annotation file not found: {file}")
-    try:
-        content = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{file} is not a JSON file: {error}") from None
+    content = files.read_json(file)  # UTF-8 or UTF-16/32 with a mark; no deep nesting
     if not isinstance(content, dict) or not isinstance(content.get("detections"), list):
         raise ValueError(f"{file} must hold an object with a 'detections' list")
     entries = [

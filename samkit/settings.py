@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 from segment_anything import SamAutomaticMaskGenerator
@@ -21,6 +22,58 @@ from samkit.model import default_model_type, model_spec
 
 #: Parameters of ``SamAutomaticMaskGenerator`` that are not plain settings.
 _NOT_SETTINGS = ("self", "model", "point_grids", "output_mode")
+
+#: The range of each generator setting: whole numbers ``(int, low, None)`` from ``low``
+#: up, fractions ``(float, low, high)`` in ``[low, high]``; any other finite number
+#: ``(float, None, None)``.
+AMG_RANGES: dict[str, tuple[type, float | None, float | None]] = {
+    "points_per_side": (int, 1, None),
+    "points_per_batch": (int, 1, None),
+    "pred_iou_thresh": (float, None, None),
+    "stability_score_thresh": (float, 0.0, 1.0),
+    "stability_score_offset": (float, None, None),
+    "box_nms_thresh": (float, 0.0, 1.0),
+    "crop_n_layers": (int, 0, None),
+    "crop_nms_thresh": (float, 0.0, 1.0),
+    "crop_overlap_ratio": (float, 0.0, 1.0),
+    "crop_n_points_downscale_factor": (int, 1, None),
+    "min_mask_region_area": (int, 0, None),
+}
+
+
+def check_amg_setting(name: str, value: Any) -> int | float:
+    """One generator setting, checked against :data:`AMG_RANGES`: the one place it is.
+
+    Args:
+        name: The setting (``points_per_side``, ...).
+        value: Its value.
+
+    Returns:
+        The value (an int setting as ``int``, a float one as ``float``).
+
+    Raises:
+        ValueError: If it is not a number of the right kind, not finite, or out of range.
+
+    Example:
+        ```pycon
+        >>> check_amg_setting("points_per_side", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: points_per_side must be a whole number of at least 1, but got 0
+
+        ```
+    """
+    kind, low, high = AMG_RANGES[name]
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < (low or 0):
+            raise ValueError(f"{name} must be a whole number of at least {low}, but got {value!r}")
+        return value
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, but got {value!r}")
+    if low is not None and high is not None and not low <= number <= high:
+        raise ValueError(f"{name} must be from {low:g} to {high:g}, but got {value!r}")
+    return float(number)
 
 
 def sam_amg_defaults() -> dict[str, Any]:
@@ -60,8 +113,9 @@ def amg_settings(model_type: str | None = None, **overrides: Any) -> dict[str, A
 
     Raises:
         ValueError: If ``model_type`` is not a known model type, an override is not a
-            setting of ``SamAutomaticMaskGenerator``, or ``SAMKIT_AMG_POINTS_PER_SIDE``
-            is not a whole number from 1 up.
+            setting of ``SamAutomaticMaskGenerator`` or is out of its range (see
+            :func:`check_amg_setting`), or ``SAMKIT_AMG_POINTS_PER_SIDE`` is not a whole
+            number from 1 up.
 
     Example:
         ```python
@@ -81,4 +135,7 @@ def amg_settings(model_type: str | None = None, **overrides: Any) -> dict[str, A
     if points is not None:
         settings["points_per_side"] = points
     settings.update(overrides)
-    return settings
+    return {
+        name: check_amg_setting(name, v) if name in AMG_RANGES else v
+        for name, v in settings.items()
+    }

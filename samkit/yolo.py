@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from samkit.box_records import BoxFile, ImageBoxes, Row, digest, image_boxes
+from samkit.box_records import MAX_ID, BoxFile, ImageBoxes, Row, digest, image_boxes
+from samkit.files import decode_text
 
 __all__ = ["YOLO_CLASSES_FILE", "read_yolo_folder"]
 
@@ -41,7 +42,10 @@ def read_yolo_folder(path: str | os.PathLike[str]) -> BoxFile:
         raise FileNotFoundError(f"YOLO folder not found: {folder}")
     class_file = folder / YOLO_CLASSES_FILE
     class_names = (
-        [line.strip() for line in class_file.read_text(encoding="utf-8").splitlines()]
+        [
+            line.strip()
+            for line in decode_text(class_file.read_bytes(), str(class_file)).splitlines()
+        ]
         if class_file.is_file()
         else []
     )
@@ -74,10 +78,7 @@ def read_yolo_folder(path: str | os.PathLike[str]) -> BoxFile:
 def _read_rows(file: Path, data: bytes) -> list[Row]:
     """The boxes of one YOLO txt file, as xyxy relative to the image's size."""
     rows: list[Row] = []
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{file} is not a text file") from None
+    text = decode_text(data, str(file))  # UTF-8, or UTF-16/32 with a byte-order mark
     for number, line in enumerate(text.splitlines(), start=1):
         if line.split():
             rows.append(_read_line(line, f"{file} line {number}"))
@@ -92,9 +93,9 @@ def _read_line(line: str, at: str) -> Row:
         raise ValueError(
             f"{at} must be 'class cx cy w h [confidence]' (numbers), but got {line!r}"
         ) from None
-    if len(values) not in (5, 6) or values[0] < 0 or not values[0].is_integer():
+    if len(values) not in (5, 6) or not values[0].is_integer() or not 0 <= values[0] <= MAX_ID:
         raise ValueError(
-            f"{at} must be 'class cx cy w h [confidence]' with a class number >= 0, "
+            f"{at} must be 'class cx cy w h [confidence]' with a class number from 0 to {MAX_ID}, "
             f"but got {line!r}"
         )
     cx, cy, w, h = values[1:5]

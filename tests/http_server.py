@@ -10,7 +10,9 @@ Each served file has a mode that imitates what goes wrong out there:
 - ``"truncate"``: announces the full length, sends half of it, closes the connection;
 - ``"slow"``: sends the headers, then waits ``delay_s`` before the body;
 - ``"stall"``: sends half the body, waits ``delay_s``, then sends the rest;
-- ``"json"``: a JSON error body with ``Content-Type: application/json``.
+- ``"json"``: a JSON error body with ``Content-Type: application/json``;
+- ``"trickle"``: the file, one byte every ``delay_s`` seconds (never slow enough for a
+  read timeout, too slow ever to finish).
 """
 
 from __future__ import annotations
@@ -113,6 +115,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(served.delay_s)
             self._write(data[len(data) // 2 :])
+            return
+        if served.mode == "trickle":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for i in range(len(data)):
+                try:
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up
+                time.sleep(served.delay_s)
             return
         if served.mode == "slow":
             self.send_response(200)

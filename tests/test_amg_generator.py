@@ -17,7 +17,7 @@ from segment_anything.modeling import Sam
 
 import samkit
 from samkit.amg.generator import MaskGenerator
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.rle import rle_to_masks
 from tools.bench_memory import matched_fraction, measure_in_child
 

@@ -105,6 +105,21 @@ def test_assign_matches_without_guessing(
             "names the image 'a.png' twice",
         ),
         ({"annotations": []}, "must be a COCO JSON file"),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.png"}],
+                "annotations": [{"image_id": 1, "bbox": [1, 2, 3, 4], "category_id": 2**70}],
+            },
+            "annotation 0 key 'category_id' must be from 0 to 2147483647, but got " + str(2**70),
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.png"}],
+                "annotations": [],
+                "categories": [{"id": -(2**64), "name": "x"}],
+            },
+            f"category 0 'id' must be from 0 to 2147483647, but got {-(2**64)}",
+        ),
     ],
 )
 def test_bad_coco_is_refused(tmp_path: Path, content: dict[str, Any], message: str) -> None:
@@ -135,8 +150,10 @@ def test_yolo_folder(tmp_path: Path) -> None:
     [
         ("0 0.5 0.5 0.2", "must be 'class cx cy w h"),  # four numbers
         ("x 0.5 0.5 0.2 0.2", r"\(numbers\)"),  # not numbers
-        ("-1 0.5 0.5 0.2 0.2", "class number >= 0"),
+        ("-1 0.5 0.5 0.2 0.2", "class number from 0 to 2147483647"),
         ("0 50 60 20 20", r"relative to the image, in \[0, 1\]"),  # pixels, not relative
+        # an overflowing class number (1e30 is a whole number, too large for any id)
+        ("1e30 0.5 0.5 0.2 0.2", "class number from 0 to 2147483647, but got '1e30 0.5"),
     ],
 )
 def test_bad_yolo_line_is_refused(tmp_path: Path, line: str, message: str) -> None:
@@ -171,6 +188,15 @@ def test_samkit_boxes_file_and_folder(tmp_path: Path) -> None:
     [
         ({}, "missing.json", "box file not found"),  # nothing there
         ({"t.json": "{"}, "t.json", "is not a JSON file"),
+        # nested too deeply for the parser: a clear refusal, not RecursionError
+        ({"t.json": "[" * 100_000}, "t.json", r"is nested too deeply to be read \(arrays"),
+        # Latin-1: not UTF-8, and no byte-order mark to say otherwise
+        (
+            {"t.json": '{"a": "\u00e9"}'.encode("latin-1").decode("latin-1")},
+            "t.json",
+            r"must be UTF-8 text \(or UTF-16/UTF-32 with a byte-order mark\), but byte 0xe9 "
+            "at position 7 is not utf-8",
+        ),
         ({"t.json": "[]"}, "t.json", "must be a COCO JSON file"),  # JSON, but neither kind
         ({}, ".", r"holds 0 .txt and 0 .json files"),  # an empty folder
         ({"a.txt": "", "b.json": "{}"}, ".", r"holds 1 .txt and 1 .json files"),  # mixed
@@ -180,9 +206,33 @@ def test_unreadable_box_source_is_refused(
     tmp_path: Path, files: dict[str, str], target: str, message: str
 ) -> None:
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_text(text, encoding="latin-1")
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         read_box_file(tmp_path / target)
+
+
+def test_box_files_in_utf16_are_read(tmp_path: Path) -> None:
+    content = {
+        "images": [{"id": 1, "file_name": "a.png"}],
+        "annotations": [{"image_id": 1, "bbox": [1, 2, 3, 4], "category_id": 1}],
+        "categories": [{"id": 1, "name": "caf\u00e9"}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(content), encoding="utf-16")
+    box_file = read_box_file(tmp_path / "coco.json")
+    assert box_file.categories == [{"id": 1, "name": "caf\u00e9"}]
+    np.testing.assert_array_equal(box_file.boxes["a.png"].xyxy, [[1, 2, 4, 6]])
+    yolo = tmp_path / "yolo"
+    yolo.mkdir()
+    (yolo / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n", encoding="utf-16")
+    (yolo / "classes.txt").write_text("caf\u00e9\n", encoding="utf-16")
+    assert read_box_file(yolo).categories == [{"id": 0, "name": "caf\u00e9"}]
+    (yolo / "b.txt").write_bytes("0 0.5 0.5 0.2 0.2".encode("utf-16-le"))  # no mark: refused
+    message = (
+        r"b.txt must be UTF-8 text \(or UTF-16/UTF-32 with a byte-order mark\), but it holds "
+        r"NUL bytes \(UTF-16 without a byte-order mark, or not text\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_box_file(yolo)
 
 
 def test_image_boxes_json_round_trip() -> None:

@@ -23,7 +23,7 @@ def test_a_state_dict_is_read_and_unwrapped(tmp_path: Path) -> None:
         (b"<html><body>403</body></html>", "is an HTML page (an error or login page"),
         (b'{"error": "denied"}', "is a JSON file, not a checkpoint"),
         (b"\x1f\x8b\x08\x00rest", "is a gzip file, not a checkpoint"),
-        (b"", "is empty: the download failed"),
+        (b"", "is an empty file (0 bytes), not a checkpoint: if it was downloaded, the download"),
     ],
 )
 def test_what_is_no_checkpoint_is_named(tmp_path: Path, content: bytes, says: str) -> None:

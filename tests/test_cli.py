@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import os
 import re
 import signal
@@ -152,16 +153,27 @@ def test_errors_exit_1_with_the_message_and_no_traceback(
     assert not (tmp_path / FILENAME).exists()
 
 
+#: The model types ``samkit env`` lists, and its line on SAM 2.1 and SAM 3.
+HF_TYPES = "sam2.1_tiny, sam2.1_small, sam2.1_base_plus, sam2.1_large, sam3"
+CHOICES = f"vit_h, vit_l, vit_b, shapes, {HF_TYPES}"
+HF_LINE = (
+    f"SAM 2.1 and SAM 3 ({HF_TYPES}): transformers {importlib.metadata.version('transformers')}, "
+    "weights small (samkit.hf.load_hf)"
+)
+
+
 def test_env_prints_report_and_defaults(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SAMKIT_MODEL", "shapes")
     monkeypatch.setenv("SAMKIT_DEVICE", "cpu")
     monkeypatch.setenv("SAMKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("SAMKIT_HF_WEIGHTS", "small")
     assert main(["env"]) == 0
     assert capsys.readouterr() == (
         f"{env.gpu_report()}\n"
-        "default model type: shapes (choices: vit_h, vit_l, vit_b, shapes)\n"
+        f"default model type: shapes (choices: {CHOICES})\n"
+        f"{HF_LINE}\n"
         "default device: cpu (change it with SAMKIT_DEVICE=cpu)\n"
         f"weights directory: {tmp_path}\n",
         "",
@@ -215,6 +227,7 @@ def test_usage_errors_exit_2(
 def test_console_script_env_runs(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "samkit"
     variables = {**os.environ, "SAMKIT_MODEL": "shapes", "SAMKIT_DEVICE": "cpu"}
+    variables["SAMKIT_HF_WEIGHTS"] = "small"
     variables["SAMKIT_HOME"] = str(tmp_path)
     result = subprocess.run(
         [str(script), "env"],
@@ -227,7 +240,8 @@ def test_console_script_env_runs(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.startswith(env.gpu_report().splitlines()[0] + "\n")
     assert result.stdout.endswith(
-        "default model type: shapes (choices: vit_h, vit_l, vit_b, shapes)\n"
+        f"default model type: shapes (choices: {CHOICES})\n"
+        f"{HF_LINE}\n"
         "default device: cpu (change it with SAMKIT_DEVICE=cpu)\n"
         f"weights directory: {tmp_path}\n"
     )

@@ -271,6 +271,47 @@ def test_load_coco_rle_rejects(tmp_path: Path, content: str, message: str) -> No
         samkit.load_coco_rle(path)
 
 
+def test_load_coco_rle_bounds_the_total_it_decodes(tmp_path: Path) -> None:
+    # one 13000x13000 mask is allowed alone, 8 of them (1.35e9 pixels) are not: a few
+    # hundred bytes that would need gigabytes
+    small = samkit.export.masks_to_rle(np.zeros((1, 4, 5), dtype=bool))[0]
+    assert small["counts"] == _empty_counts(20)  # the encoding is pycocotools'
+    big = {"size": [13000, 13000], "counts": _empty_counts(13000 * 13000)}
+    content = {
+        "format": COCO_RLE_FORMAT,
+        "image": {"height": 13000, "width": 13000},
+        "annotations": [{"segmentation": big} for _ in range(8)],
+    }
+    path = tmp_path / "masks.json"
+    path.write_text(json.dumps(content))
+    assert path.stat().st_size < 2000
+    message = re.escape(
+        "8 masks of 13000x13000 are 1,352,000,000 pixels in all, more than the "
+        "1,073,741,824 samkit decodes at once (each is checked alone too): decode them in "
+        "smaller groups"
+    )
+    with pytest.raises(ValueError, match=message):
+        samkit.load_coco_rle(path)
+
+
+def test_load_coco_rle_refuses_deep_nesting(tmp_path: Path) -> None:
+    path = tmp_path / "masks.json"
+    path.write_text('{"annotations": ' + "[" * 100_000)
+    with pytest.raises(ValueError, match=r"masks.json is nested too deeply to be read"):
+        samkit.load_coco_rle(path)
+
+
+def _empty_counts(pixels: int) -> str:
+    """The compressed COCO counts of one run of ``pixels`` zeros (as pycocotools writes)."""
+    out, value = [], pixels
+    while True:
+        group, value = value & 0x1F, value >> 5
+        more = not (value == 0 and not group & 0x10)
+        out.append(chr(48 + (group | (0x20 if more else 0))))
+        if not more:
+            return "".join(out)
+
+
 def test_load_coco_rle_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="COCO RLE file not found"):
         samkit.load_coco_rle(tmp_path / "nothing.json")

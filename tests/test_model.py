@@ -7,6 +7,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -162,6 +163,40 @@ def test_samkit_checkpoint_that_does_not_exist(
         load_sam(device="cpu")
 
 
+@pytest.mark.parametrize(
+    ("make", "error", "what"),
+    [
+        (lambda p: p.mkdir(), ValueError, "names a directory, not a checkpoint file"),
+        (lambda p: p.write_bytes(b""), ValueError, "names an empty file (0 bytes)"),
+    ],
+)
+def test_samkit_checkpoint_that_is_a_directory_or_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any, error: type, what: str
+) -> None:
+    given = tmp_path / "sam.pth"
+    make(given)
+    monkeypatch.setenv("SAMKIT_MODEL", "shapes")
+    monkeypatch.setenv("SAMKIT_CHECKPOINT", str(given))
+    message = re.escape(
+        f"SAMKIT_CHECKPOINT {what}: {given}. Point it at a checkpoint file, or unset it to "
+        "download the official checkpoint."
+    )
+    with pytest.raises(error, match=message):
+        load_sam(device="cpu")
+
+
+def test_an_onnx_file_is_not_called_a_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "decoder.onnx"
+    # the start of what torch.onnx.export writes: ir_version, producer_name, ..., graph
+    path.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x062.14.1:\xf0\xc4\xc6\x01\nC" + bytes(600))
+    message = re.escape(
+        f"checkpoint {path} is an ONNX model, not a PyTorch checkpoint: load_sam reads the "
+        ".pth state dict (an ONNX file is what `samkit export-onnx` writes, for onnxruntime)"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_sam("shapes", checkpoint=path, device="cpu")
+
+
 def test_load_sam_downloads_official_checkpoints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -309,7 +344,11 @@ def test_malicious_zip_checkpoint_is_refused(tmp_path: Path) -> None:
         # the same with leading whitespace
         (b"\n  <html></html>", "is an HTML page (an error or login page saved"),
         # a zero-byte file
-        (b"", "is empty: the download failed."),
+        (
+            b"",
+            "is an empty file (0 bytes), not a checkpoint: if it was downloaded, the "
+            "download failed.",
+        ),
         # a legacy (non-zip) file cut off early: EOFError
         (40, "is incomplete or corrupted (the download was probably cut off)."),
         # a legacy file cut off half way: "unexpected EOF, expected N more bytes"
@@ -456,7 +495,7 @@ def test_default_model_type_rejects_unknown_env(
         default_model_type()
 
 
-@pytest.mark.parametrize("model_type", list(MODEL_TYPES))
+@pytest.mark.parametrize("model_type", [n for n, spec in MODEL_TYPES.items() if spec.hub is None])
 def test_checkpoint_model_type_recognises_each_architecture(model_type: str) -> None:
     with torch.device("meta"):
         sam = MODEL_TYPES[model_type].build()

@@ -49,6 +49,7 @@ NOTEBOOK_NAMES = [
     "04_caja_con_el_mouse.ipynb",
     "05_puntos_cajas_y_detector.ipynb",
     "06_proba_con_tu_imagen.ipynb",
+    "07_sam2_y_sam3.ipynb",
 ]
 
 #: Notebooks whose checked cells are still marked by a ``# NBVAL_CHECK_OUTPUT`` comment in
@@ -65,6 +66,7 @@ COLAB_PREINSTALLED = {
     "numpy",
     "pillow",
     "tqdm",
+    "transformers",  # notebook 7 says to upgrade it only if it is older than 5
 }
 
 #: Per-cell metadata that Colab adds and that must not be committed.
@@ -439,6 +441,14 @@ def test_reference_makes_sense() -> None:
     centre = [width // 4, height // 4, 3 * width // 4, 3 * height // 4]
     assert box == f"caja xyxy: {centre}\n"
 
+    # 07: SAM 2.1 answers in SamPredictor's formats, next to SAM's
+    [formats] = expected["07_sam2_y_sam3.ipynb"]
+    sam_line, sam2_line = formats.splitlines()
+    assert sam_line.startswith("SAM:     máscaras (3, 480, 640) bool | puntajes (3,) float32")
+    assert sam2_line == (
+        "SAM 2.1: máscaras (3, 480, 640) bool | puntajes (3,) float32 | logits (3, 256, 256)"
+    )
+
 
 # ------------------------------------------------------------------ running them
 
@@ -512,9 +522,11 @@ PHOTO_ENV: dict[str, str] = {
     "SAMKIT_DEVICE": "cpu",
     "SAMKIT_AMG_POINTS_PER_SIDE": "4",
     # notebook 2's fast=True: float32, so that vit_b is converted once in a test run
-    # (the checkpoint and its cache are shared with tests/test_fast.py); the int8 trial
+    # (the checkpoint and its cache are shared with tests/fast/test_encoder.py); the int8 trial
     # on vit_b is measured by make bench
     "SAMKIT_FAST_PRECISION": "f32",
+    # notebook 7: SAM 2.1 and SAM 3 cannot be downloaded here either
+    "SAMKIT_HF_WEIGHTS": "small",
     "MPLBACKEND": "Agg",
 }
 

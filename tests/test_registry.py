@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from samkit import model, registry
 
 
-def test_every_model_type_has_a_checkpoint_or_a_bundled_file() -> None:
-    assert list(registry.MODEL_TYPES) == ["vit_h", "vit_l", "vit_b", "shapes"]
+def test_every_model_type_has_a_checkpoint_a_bundled_file_or_a_hub_repository() -> None:
+    assert list(registry.MODEL_TYPES) == [
+        "vit_h", "vit_l", "vit_b", "shapes",
+        "sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large", "sam3",
+    ]  # fmt: skip
     for spec in registry.MODEL_TYPES.values():
-        assert (spec.checkpoint is None) != (spec.bundled is None), spec.name
+        sources = [spec.checkpoint, spec.bundled, spec.hub]
+        assert sum(source is not None for source in sources) == 1, spec.name
 
 
 def test_model_spec_names_the_known_types() -> None:
     assert registry.model_spec("shapes").samples == "scenes"
-    message = "SAMKIT_MODEL must be one of 'vit_h', 'vit_l', 'vit_b', 'shapes', but got 'x'"
-    with pytest.raises(ValueError, match=f"^{message}$"):
+    message = (
+        "SAMKIT_MODEL must be one of 'vit_h', 'vit_l', 'vit_b', 'shapes', but got 'x' (or, "
+        "through Hugging Face transformers, one of 'sam2.1_tiny', 'sam2.1_small', "
+        "'sam2.1_base_plus', 'sam2.1_large', 'sam3')"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         registry.model_spec("x", name="SAMKIT_MODEL")
 
 

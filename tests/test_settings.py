@@ -137,3 +137,46 @@ def test_amg_settings_bad_grid_in_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SAMKIT_AMG_POINTS_PER_SIDE", "many")
     with pytest.raises(ValueError, match="SAMKIT_AMG_POINTS_PER_SIDE must be a whole number"):
         samkit.amg_settings("vit_b")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"points_per_side": 0}, "points_per_side must be a whole number of at least 1, but got 0"),
+        (
+            {"points_per_side": 2.5},
+            "points_per_side must be a whole number of at least 1, but got 2.5",
+        ),
+        (
+            {"points_per_batch": 0},
+            "points_per_batch must be a whole number of at least 1, but got 0",
+        ),
+        ({"crop_n_layers": -1}, "crop_n_layers must be a whole number of at least 0, but got -1"),
+        (
+            {"min_mask_region_area": True},
+            "min_mask_region_area must be a whole number of at least 0",
+        ),
+        ({"pred_iou_thresh": float("nan")}, "pred_iou_thresh must be a finite number, but got nan"),
+        (
+            {"stability_score_offset": "1"},
+            "stability_score_offset must be a finite number, but got '1'",
+        ),
+        (
+            {"stability_score_thresh": 1.5},
+            "stability_score_thresh must be from 0 to 1, but got 1.5",
+        ),
+        ({"crop_overlap_ratio": -0.1}, "crop_overlap_ratio must be from 0 to 1, but got -0.1"),
+    ],
+)
+def test_amg_settings_out_of_range_are_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        samkit.amg_settings("shapes", **overrides)
+
+
+def test_segment_images_refuses_a_setting_out_of_range(tmp_path: Any) -> None:
+    from samkit.segment.spec import SegmentUsageError
+
+    message = "points_per_batch must be a whole number of at least 1, but got 0"
+    with pytest.raises(SegmentUsageError, match=re.escape(message)):
+        samkit.segment_images([tmp_path / "in"], tmp_path / "o", points_per_batch=0)
+    assert not (tmp_path / "o").exists()

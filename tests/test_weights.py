@@ -312,6 +312,33 @@ def test_slow_server_times_out_with_resume_advice(make_mirror: Callable[..., Mir
     assert time.monotonic() - start < 2.5
 
 
+def test_a_trickling_server_is_stopped_by_the_overall_deadline(
+    make_mirror: Callable[..., Mirror], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a byte every 0.2 s: each read gets something, so only an overall deadline stops it
+    mirror = make_mirror(mode="trickle", delay_s=0.2)
+    monkeypatch.setattr(download, "DOWNLOAD_GRACE_S", 1.0)
+    monkeypatch.setattr(download, "DOWNLOAD_MIN_BYTES_PER_S", PAYLOAD_BYTES)  # deadline 2 s
+    message = (
+        re.escape(f"Download of {mirror.url} is too slow: ")
+        + r"\d+ bytes in 2 s, its deadline for this file \(at least "
+        + re.escape(f"{PAYLOAD_BYTES:,} bytes/s on average after 1 s). ")
+        + re.escape(f"Run the download again to resume it from {mirror.part}")
+    )
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=message):
+        download_checkpoint("vit_b", dest_dir=mirror.dest_dir, progress=False, timeout=5.0)
+    assert time.monotonic() - start < 5.0
+    assert mirror.part.is_file()  # kept, to resume from
+
+
+def test_the_deadline_is_scaled_to_the_expected_size() -> None:
+    # two minutes, plus the file at 64 KiB/s: vit_h (2.56 GB) may take 11 hours, no more
+    assert download.download_deadline(0) == 120.0
+    assert download.download_deadline(2_564_550_879) == pytest.approx(120 + 39131.9, abs=0.1)
+    assert download.download_deadline(-5) == 120.0  # a resumed file larger than expected
+
+
 def test_verified_file_is_neither_downloaded_nor_hashed_again(
     make_mirror: Callable[..., Mirror], count_hashing: list[Path]
 ) -> None:

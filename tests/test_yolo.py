@@ -26,7 +26,7 @@ def test_a_folder_is_read_with_its_class_names(tmp_path: Path) -> None:
     ("line", "message"),
     [
         ("a 0.5 0.5 0.1 0.1", r"'class cx cy w h \[confidence\]' \(numbers\)"),
-        ("-1 0.5 0.5 0.1 0.1", "with a class number >= 0"),
+        ("-1 0.5 0.5 0.1 0.1", "with a class number from 0 to 2147483647"),
         ("0 1.5 0.5 0.1 0.1", r"relative to the image, in \[0, 1\]"),
     ],
 )

@@ -60,7 +60,7 @@ def make_generator(name: str, sam: Any, settings: dict[str, Any]) -> Any:
     """One of :data:`GENERATORS`, built with ``settings``."""
     from segment_anything import SamAutomaticMaskGenerator
 
-    from samkit.fast_amg import FastMaskGenerator
+    from samkit.fast.amg import FastMaskGenerator
     from samkit.generator import MaskGenerator
 
     classes = {

@@ -51,6 +51,8 @@ CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 CHECK_ENV: dict[str, str] = {
     "SAMKIT_MODEL": "shapes",
     "SAMKIT_DEVICE": "cpu",
+    # SAM 2.1 and SAM 3 (notebook 7): small configurations, random weights, no download
+    "SAMKIT_HF_WEIGHTS": "small",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
@@ -150,6 +152,8 @@ def demo(model: str, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = {"SAMKIT_MODEL": model, "SAMKIT_OUTPUT_DIR": str((out / "outputs").resolve())}
     if model == "shapes":
+        # offline: SAM 2.1 and SAM 3 at their small random-weight configurations
+        env["SAMKIT_HF_WEIGHTS"] = os.environ.get("SAMKIT_HF_WEIGHTS", "small")
         # The bundled model is tiny: one thread is as fast, and much faster on a busy CPU.
         env.update({k: os.environ.get(k, "1") for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     total = 0.0

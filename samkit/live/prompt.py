@@ -148,6 +148,29 @@ def check_labels(labels: Any) -> list[int]:
     return out
 
 
+def labels_for(points: list[list[float]], labels: Any) -> list[int]:
+    """The labels of ``points``: checked, one per point (all 1 when ``None``).
+
+    Args:
+        points: The checked points, a list of ``[x, y]``.
+        labels: ``None``, or one label per point (1 include, 0 exclude).
+
+    Returns:
+        The labels as a list of ints, as long as ``points``.
+
+    Raises:
+        PromptError: (a ``ValueError``) If a label is not 0 or 1, or their number is not
+            the number of points.
+    """
+    checked = check_labels([1] * len(points) if labels is None else labels)
+    if len(checked) != len(points):
+        raise PromptError(
+            f"labels must give one label (1 include, 0 exclude) per point, but got "
+            f"{len(checked)} labels for {len(points)} points"
+        )
+    return checked
+
+
 def check_value(value: Any) -> Mapping[str, Any]:
     """Return ``value`` if it is a whole prompt: a dict with keys from :data:`VALUE_KEYS`.
 

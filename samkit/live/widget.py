@@ -39,6 +39,7 @@ from samkit.live.prompt import (
     check_points,
     check_selected,
     check_value,
+    labels_for,
     preset_prompt,
 )
 from samkit.live.texts import failure_line, mismatch_line, status_line, widget_texts
@@ -171,6 +172,7 @@ class LiveSegmenter(anywidget.AnyWidget):
         self._last: ShownPrompt | None = None
         self.used_mask_input = False
         points_list = check_points(points, width, height)
+        labels_list = labels_for(points_list, labels)  # refused before anything is shown
         super().__init__(
             width=width,
             height=height,
@@ -181,7 +183,7 @@ class LiveSegmenter(anywidget.AnyWidget):
         with self.hold_trait_notifications():
             self.box = check_box(box, width, height)
             self.points = points_list
-            self.labels = check_labels([1] * len(points_list) if labels is None else labels)
+            self.labels = labels_list
         if not self.box and not self.points:
             self._decoder.warm_up(width, height)
         self._update()
@@ -341,11 +343,12 @@ class LiveSegmenter(anywidget.AnyWidget):
     def value(self, value: Mapping[str, Any]) -> None:
         value = check_value(value)
         points = check_points(value.get("points"), self.width, self.height)
-        labels = value.get("labels")
-        with self.hold_trait_notifications():
-            self.box = check_box(value.get("box"), self.width, self.height)
+        labels = labels_for(points, value.get("labels"))
+        box = check_box(value.get("box"), self.width, self.height)
+        with self.hold_trait_notifications():  # refused whole above: no stale masks
+            self.box = box
             self.points = points
-            self.labels = check_labels([1] * len(points) if labels is None else labels)
+            self.labels = labels
 
     def clear(self) -> None:
         """Remove the box and every point (the mask goes with them)."""

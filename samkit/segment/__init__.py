@@ -8,17 +8,24 @@ writes one COCO ``annotations.json`` for all of them. It can be trusted with a l
   as soon as it is done; ``annotations.json`` is assembled from those at the end. A run
   that is killed loses at most the images in flight, and the same command run again
   skips what is done;
-- ``OUT/.samkit/settings.json`` records the settings the results were made with; a run
-  with other settings is refused (``overwrite=True`` starts afresh instead), so results
-  of two settings are never mixed. The device, the engine and ``fast`` are not part of
+- ``OUT/.samkit/settings.json`` records the settings the results were made with (the
+  checkpoint by its sha256); a run with other settings is refused (``overwrite=True``
+  starts afresh instead), so results of two settings are never mixed; an image is
+  redone when its content changed. The device, the engine and ``fast`` are not part of
   it: a run started on a laptop may be finished on a cluster;
-- a file that cannot be read is reported with its path and the reason, and the run goes
-  on.
+- a file that cannot be read or segmented is reported with its path and the reason,
+  and the run goes on;
+- nothing is written to ``OUT`` before the model has loaded, and only samkit's own
+  files there are ever replaced or deleted.
 
 The modules, in the order a run meets them:
 
 - :mod:`samkit.segment.spec`: the settings, the items, the errors and the summary;
 - :mod:`samkit.segment.discovery`: the files of the inputs and their ``file_name``;
+- :mod:`samkit.segment.source`: an image file opened safely (never a FIFO) and known by
+  its sha256, and the checkpoint's sha256;
+- :mod:`samkit.segment.owned`: which files in ``OUT`` samkit wrote, the only ones it
+  replaces or deletes; a folder holding others is refused;
 - :mod:`samkit.segment.store`: ``OUT/.samkit/`` (settings, per-image records, summary)
   and ``annotations.json`` assembled from it;
 - :mod:`samkit.segment.worker`: :class:`ImageWorker`, one model segmenting one image at

@@ -3,7 +3,8 @@
 A file gives itself (``file_name`` its base name); a folder gives every visible file
 under it (``file_name`` relative to the folder); a glob (``photos/**/*.jpg``) gives the
 files it matches (``file_name`` relative to the glob's folder part). Files that are not
-images are found too, and fail when read: they are reported, never hidden.
+images are found too, and fail when read: they are reported, never hidden (a broken
+link, a named pipe or a device among them too, under its own name).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def find_input(
             )
         files = [(f, posix_name(f.relative_to(path))) for f in walk_visible(path, out)]
         return files, None if files else Failure(text, "empty folder: no files found")
-    if path.is_file():
+    if path.is_file() or path.is_symlink() or path.exists():
+        # a file, a broken link or a special file: it is an input, and fails when read
         return [(path, path.name)], None
     if glob.has_magic(text):
         root = glob_root(text)
@@ -109,7 +111,7 @@ def find_input(
         files = [
             (m, posix_name(m.relative_to(root)) if m.is_relative_to(root) else m.name)
             for m in matches
-            if m.is_file() and out not in m.resolve().parents
+            if not m.is_dir() and out not in m.resolve().parents
         ]
         return files, None if files else Failure(text, "the glob matches no files")
     raise SegmentUsageError(f"input not found: {text} (no such file or folder)")
@@ -201,7 +203,7 @@ def make_items(
             continue
         items.append(
             ImageItem(
-                path=str(path.resolve()),
+                path=os.path.abspath(path),  # a link keeps its own name
                 file_name=file_name,
                 key=item_key(file_name),
                 output_stem=stems[file_name],

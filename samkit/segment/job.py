@@ -1,36 +1,44 @@
 """The job behind ``samkit segment``: many images into one COCO file, resumable.
 
 :func:`segment_images` checks its arguments, finds the images (:mod:`.discovery`),
-opens the store of the output folder (:mod:`.store`), runs the images not done yet on
-an engine (:func:`run_local` here, or Ray: :mod:`.ray`) with a progress bar, and at the
-end, even when interrupted, assembles ``annotations.json`` from every stored result.
+checks the output folder without writing to it (only samkit's own files in it, and
+results of the same settings: :mod:`.owned`, :mod:`.store`), starts an engine (the
+local one here, which loads the model, or Ray, which joins the cluster: :mod:`.ray`),
+and only then opens the store and runs the images not done yet, with a progress bar.
+At the end, even when interrupted, it assembles ``annotations.json`` from every stored
+result. So a run that cannot start writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from samkit.boxes import BoxFile, ImageBoxes, read_box_file
-from samkit.model import default_model_type
+from samkit.model import MODEL_TYPES, default_model_type
 from samkit.segment.discovery import Found, discover, make_items
-from samkit.segment.ray import make_ray_runner
+from samkit.segment.owned import check_folder
+from samkit.segment.ray import make_ray_engine
+from samkit.segment.source import checkpoint_sha256, hub_identity, write_checkpoint_cache
 from samkit.segment.spec import (
     AMG_CATEGORY,
     ENGINES,
+    Engine,
     Failure,
     ImageItem,
     JobSpec,
     Report,
-    Runner,
+    Run,
     SegmentSummary,
     SegmentUsageError,
 )
 from samkit.segment.store import (
     assemble,
+    check_store,
     fingerprint,
     images_without_masks,
     is_done,
@@ -39,6 +47,22 @@ from samkit.segment.store import (
 )
 from samkit.segment.worker import ImageWorker
 from samkit.settings import amg_settings
+
+
+@contextlib.contextmanager
+def local_engine(spec: JobSpec) -> Iterator[Run]:
+    """The local engine: loads one model in this process (before anything is written).
+
+    Yields:
+        A function that segments the items one after another, reporting each.
+    """
+    worker = ImageWorker(spec)
+
+    def run(items: list[ImageItem], report: Report) -> None:
+        for item in items:
+            report(item, worker.process(item))
+
+    yield run
 
 
 def run_local(spec: JobSpec, items: list[ImageItem], report: Report) -> None:
@@ -51,9 +75,18 @@ def run_local(spec: JobSpec, items: list[ImageItem], report: Report) -> None:
     """
     if not items:
         return
-    worker = ImageWorker(spec)
-    for item in items:
-        report(item, worker.process(item))
+    with local_engine(spec) as run:
+        run(items, report)
+
+
+@contextlib.contextmanager
+def started(engine: Engine, spec: JobSpec, needed: bool) -> Iterator[Run]:
+    """The engine started when there are images to do; a run of nothing otherwise."""
+    if not needed:
+        yield lambda items, report: None
+        return
+    with engine(spec) as run:
+        yield run
 
 
 def check_flag(name: str, value: object) -> bool:
@@ -85,7 +118,85 @@ def check_arguments(
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise SegmentUsageError(f"--out must be a folder, but {out_dir} is a file")
+    check_writable(out, out_dir)
     return out
+
+
+def check_text(
+    text: Sequence[str] | None,
+    threshold: object,
+    model_type: str | None,
+    boxes: object,
+    amg: Mapping[str, Any],
+) -> tuple[str, ...]:
+    """The phrases of ``text=`` (``()`` for none), checked against the other arguments.
+
+    Raises:
+        SegmentUsageError: If a phrase is not valid, the model is not ``sam3``, boxes or
+            generator settings were given too, or the threshold is not from 0 to 1.
+    """
+    if text is None:
+        return ()
+    from samkit.hf.sam3 import check_phrases
+
+    try:
+        phrases = tuple(check_phrases(text))
+    except ValueError as error:
+        raise SegmentUsageError(f"--text: {error}") from None
+    if model_type not in (None, "sam3"):
+        raise SegmentUsageError(f"text prompts need model 'sam3', but got {model_type!r}")
+    if boxes is not None or amg:
+        given = "boxes" if boxes is not None else ", ".join(sorted(amg))
+        raise SegmentUsageError(f"text prompts take no {given}: give --text alone")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise SegmentUsageError(f"text_threshold must be from 0 to 1, but got {threshold!r}")
+    if not 0 <= threshold <= 1:
+        raise SegmentUsageError(f"text_threshold must be from 0 to 1, but got {threshold!r}")
+    return phrases
+
+
+def check_hub_model(
+    chosen: str, checkpoint: object, boxes: object, fast: bool, texts: tuple[str, ...]
+) -> bool:
+    """Whether ``chosen`` is a transformers model (SAM 2.1, SAM 3), checked for the job.
+
+    Raises:
+        SegmentUsageError: If it is asked for what it does not do (automatic masks,
+            ``--fast``; SAM 3 anything but text), or its checkpoint is not a folder.
+    """
+    if MODEL_TYPES[chosen].hub is None:
+        return False
+    if not texts and (boxes is None or fast or chosen == "sam3"):
+        raise SegmentUsageError(
+            f"{chosen} (Hugging Face transformers) answers "
+            + ("--text" if chosen == "sam3" else "--boxes, without --fast")
+            + ": automatic masks and --fast need a segment-anything model (vit_h, vit_l, "
+            "vit_b, shapes)"
+        )
+    if checkpoint is not None and not Path(str(checkpoint)).is_dir():
+        raise SegmentUsageError(f"checkpoint folder (save_pretrained) not found: {checkpoint}")
+    return True
+
+
+def check_writable(out: Path, out_dir: str | os.PathLike[str]) -> None:
+    """Check, writing nothing, that ``out`` exists as a writable folder or can be made.
+
+    Raises:
+        SegmentUsageError: If ``out`` (or the folder it would be made in) is not a
+            writable folder.
+    """
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SegmentUsageError(
+            f"--out {out_dir} cannot be created: {existing} is a file, not a folder"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == out else f"cannot be created in {existing}"
+        raise SegmentUsageError(
+            f"--out {out_dir} {what} (permission denied): choose a folder you can write to"
+        )
 
 
 def choose_model(
@@ -93,22 +204,26 @@ def choose_model(
     checkpoint: str | os.PathLike[str] | None,
     boxes: str | os.PathLike[str] | None,
     amg_overrides: Mapping[str, Any],
+    fast: bool = False,
+    texts: tuple[str, ...] = (),
 ) -> tuple[str, dict[str, Any]]:
     """The model type and the generator's settings, checked.
 
     Returns:
-        The model type (samkit's default when ``None``) and its generator settings with
-        the overrides applied.
+        The model type (samkit's default when ``None``; ``"sam3"`` for text prompts)
+        and its generator settings with the overrides applied.
 
     Raises:
         SegmentUsageError: If the model type or a setting is not valid, settings were
             given with boxes, or the checkpoint file does not exist.
     """
     try:
-        chosen = default_model_type() if model_type is None else model_type
-        amg = amg_settings(chosen, **amg_overrides)
+        chosen = "sam3" if texts else default_model_type() if model_type is None else model_type
+        amg = {} if texts else amg_settings(chosen, **amg_overrides)
     except ValueError as error:
         raise SegmentUsageError(str(error)) from None
+    if check_hub_model(chosen, checkpoint, boxes, fast, texts):
+        return chosen, amg
     if boxes is not None and amg_overrides:
         raise SegmentUsageError(
             f"{', '.join(sorted(amg_overrides))}: generator settings apply to automatic masks, "
@@ -168,8 +283,7 @@ def progress_bar(total: int, initial: int, enabled: bool) -> Any:
 
 
 def run_with_progress(
-    runner: Runner,
-    spec: JobSpec,
+    run: Run,
     pending: list[ImageItem],
     summary: SegmentSummary,
     total: int,
@@ -186,7 +300,7 @@ def run_with_progress(
         bar.update(1)
 
     try:
-        runner(spec, pending, report)
+        run(pending, report)
     finally:
         bar.close()
 
@@ -207,6 +321,8 @@ def segment_images(
     ray_address: str | None = None,
     ray_actors: int | None = None,
     progress: bool = True,
+    text: Sequence[str] | None = None,
+    text_threshold: float = 0.5,
     **amg_overrides: Any,
 ) -> SegmentSummary:
     """Segment files and folders of images into one COCO ``annotations.json``.
@@ -224,9 +340,9 @@ def segment_images(
             of YOLO txt files, or samkit boxes JSON (see :mod:`samkit.boxes`).
         png: Also write every mask as a PNG under ``out_dir/masks/<image path>/``.
         preview: Also write an annotated JPEG per image under ``out_dir/previews/``.
-        overwrite: Delete the results of an earlier run in ``out_dir`` and start afresh
-            (by default a run with the same settings resumes, and one with other
-            settings is refused).
+        overwrite: Delete samkit's own files of an earlier run in ``out_dir`` (only
+            those: see :mod:`samkit.segment.owned`) and start afresh (by default a run
+            with the same settings resumes, and one with other settings is refused).
         engine: ``"local"`` (this process) or ``"ray"`` (Ray Data, see
             :mod:`samkit.segment.ray`).
         ray_address: The Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``);
@@ -234,6 +350,11 @@ def segment_images(
         ray_actors: How many model actors Ray runs (default: one per GPU of the
             cluster, or one per two CPUs when it has no GPU).
         progress: Show a progress bar (images done, images/s, time left) on stderr.
+        text: Phrases to segment with SAM 3 instead (``samkit.hf.segment_text``): one
+            COCO category per phrase, every instance whose score passes
+            ``text_threshold``. The model is ``"sam3"``, its weights
+            ``SAMKIT_HF_WEIGHTS``'s or ``checkpoint`` (a ``save_pretrained`` folder).
+        text_threshold: The score (0 to 1) an instance of a phrase needs to be kept.
         **amg_overrides: Settings of ``SamAutomaticMaskGenerator`` that replace
             ``samkit.amg_settings(model_type)`` (``points_per_side=16``, ...).
 
@@ -241,20 +362,23 @@ def segment_images(
         The :class:`SegmentSummary`: done, skipped, failed (with reasons), and the file.
 
     Raises:
-        SegmentUsageError: If an argument is not valid, an input does not exist, the
-            output folder is inside an input, the box file cannot be read, or
-            ``out_dir`` holds results of other settings.
+        SegmentUsageError: If an argument or generator setting is not valid, an input
+            does not exist, the output folder is inside an input, cannot be written or
+            holds files samkit did not write, the box file or checkpoint cannot be read,
+            ``out_dir`` holds results of other settings, or the Ray cluster at
+            ``ray_address`` cannot be reached or joined. Nothing is written then.
 
     Example:
         ```python
         summary = samkit.segment_images(["photos/"], "out/", points_per_side=16)
         ```
     """
-    started = time.perf_counter()
+    started_at = time.perf_counter()
     flags = {"fast": fast, "png": png, "preview": preview, "overwrite": overwrite}
     out = check_arguments(out_dir, engine, {**flags, "progress": progress})
-    chosen, amg = choose_model(model_type, checkpoint, boxes, amg_overrides)
-    runner = run_local if engine == "local" else make_ray_runner(ray_address, ray_actors)
+    texts = check_text(text, text_threshold, model_type, boxes, amg_overrides)
+    chosen, amg = choose_model(model_type, checkpoint, boxes, amg_overrides, fast, texts)
+    engine_start = local_engine if engine == "local" else make_ray_engine(ray_address, ray_actors)
     found, failures = discover(inputs, out)
     box_file, assigned = read_boxes(boxes, found)
     items, unboxed = make_items(found, assigned)
@@ -264,23 +388,57 @@ def segment_images(
         checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()),
         device=device,
         fast=fast,
-        mode="amg" if box_file is None else "boxes",
+        mode="text" if texts else "amg" if box_file is None else "boxes",
         amg=amg,
         png=png,
         preview=preview,
+        texts=texts,
+        text_threshold=float(text_threshold),
     )
-    settings = fingerprint(spec, box_file)
-    out.mkdir(parents=True, exist_ok=True)
-    open_store(out, settings, overwrite)
-    categories = [AMG_CATEGORY] if box_file is None else box_file.categories
+    sha256, cache = checkpoint_identity(spec, out)
+    settings = fingerprint(spec, box_file, sha256)
+    check_folder(out, out_dir)
+    check_store(out, settings, overwrite)
     summary = SegmentSummary(engine=engine, failed=failures + unboxed)
-    pending = pending_items(out, items, summary)
-    try:
-        run_with_progress(runner, spec, pending, summary, len(items), progress)
-    finally:
-        target, summary.images, summary.annotations = assemble(out, items, categories, settings)
-        summary.no_masks = images_without_masks(out, items)
-        summary.annotations_file = target
-        summary.seconds = time.perf_counter() - started
-        write_summary(out, summary)
+    pending = list(items) if overwrite else pending_items(out, items, summary)
+    with started(engine_start, spec, bool(pending)) as run:
+        try:
+            open_store(out, settings, overwrite)  # the first write to out
+            write_checkpoint_cache(out, cache)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise SegmentUsageError(f"cannot write to --out {out_dir}: {reason}") from None
+        categories = job_categories(box_file, texts)
+        try:
+            run_with_progress(run, pending, summary, len(items), progress)
+        finally:
+            target, summary.images, summary.annotations = assemble(out, items, categories, settings)
+            summary.no_masks = images_without_masks(out, items)
+            summary.annotations_file = target
+            summary.seconds = time.perf_counter() - started_at
+            write_summary(out, summary)
     return summary
+
+
+def job_categories(box_file: BoxFile | None, texts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The COCO categories of a job: one per phrase, the box file's, or SAM's one object."""
+    if texts:
+        return [{"id": i + 1, "name": phrase} for i, phrase in enumerate(texts)]
+    return [AMG_CATEGORY] if box_file is None else box_file.categories
+
+
+def checkpoint_identity(spec: JobSpec, out: Path) -> tuple[str, dict[str, Any] | None]:
+    """The sha256 of the job's checkpoint, and the cache entry to keep (see ``source``).
+
+    A transformers model (SAM 2.1, SAM 3) is known by its Hub repository and the
+    weights asked for, or by the digest of its ``save_pretrained`` folder.
+
+    Raises:
+        SegmentUsageError: If the checkpoint (given, or ``SAMKIT_CHECKPOINT``) cannot be read.
+    """
+    try:
+        if MODEL_TYPES[spec.model_type].hub is not None:
+            return hub_identity(spec.model_type, spec.checkpoint), None
+        return checkpoint_sha256(spec.model_type, spec.checkpoint, out)
+    except (OSError, ValueError) as error:
+        raise SegmentUsageError(str(error)) from None

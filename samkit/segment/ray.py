@@ -14,18 +14,34 @@ Ray is an optional extra: ``pip install 'samkit[ray]'``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import socket
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from samkit.segment.spec import Failure, ImageItem, JobSpec, Report, Runner, SegmentUsageError
+from samkit.segment.spec import (
+    Engine,
+    Failure,
+    ImageItem,
+    JobSpec,
+    Report,
+    Run,
+    SegmentUsageError,
+)
 from samkit.segment.worker import ImageWorker
 
 #: What to install when Ray is missing.
 RAY_INSTALL_HINT = "pip install 'samkit[ray]'"
+
+#: Seconds to reach and join a cluster given by ``--ray-address`` before giving up
+#: (Ray itself retries an unreachable address for ever).
+RAY_CONNECT_TIMEOUT_S = 60.0
 
 
 def import_ray() -> Any:
@@ -100,17 +116,21 @@ def plan_actors(ray: Any, actors: int | None) -> tuple[int, float, float]:
     return count, 0.0, float(max(1, cpus // count))
 
 
-def make_ray_runner(address: str | None, actors: int | None) -> Runner:
-    """A runner for :func:`samkit.segment_images` that segments on Ray.
+def make_ray_engine(
+    address: str | None, actors: int | None, timeout: float | None = None
+) -> Engine:
+    """An engine for :func:`samkit.segment_images` that segments on Ray.
 
     Args:
         address: The cluster to connect to (``"auto"``, ``"ray://head:10001"``); ``None``
             uses the Ray this process already started, or starts a local one.
         actors: How many model actors to run (``None``: one per GPU of the cluster, or
             one per two CPUs when it has none); at most one per GPU, or per CPU.
+        timeout: Seconds to reach and join the cluster at ``address`` (default
+            :data:`RAY_CONNECT_TIMEOUT_S`).
 
     Returns:
-        The runner.
+        The engine: entering it joins (or starts) Ray, leaving it stops a Ray it started.
 
     Raises:
         SegmentUsageError: If Ray is not installed, or ``actors`` is not a positive int.
@@ -121,43 +141,106 @@ def make_ray_runner(address: str | None, actors: int | None) -> Runner:
     ):
         raise SegmentUsageError(f"ray_actors must be a positive int, but got {actors!r}")
 
-    def run(spec: JobSpec, items: list[ImageItem], report: Report) -> None:
-        if not items:
-            return
+    @contextlib.contextmanager
+    def start(spec: JobSpec) -> Iterator[Run]:
         with warnings.catch_warnings():
             # Ray warns about its own deprecated settings while it sets itself up.
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
-            started_here = start_ray(ray, address)
+            deadline = RAY_CONNECT_TIMEOUT_S if timeout is None else timeout
+            started_here = start_ray(ray, address, deadline)
             try:
-                run_on_ray(ray, actors, spec, items, report)
+                yield lambda items, report: run_on_ray(ray, actors, spec, items, report)
             finally:
                 if started_here:
                     ray.shutdown()
 
-    return run
+    return start
 
 
-def start_ray(ray: Any, address: str | None) -> bool:
-    """Start or join Ray unless this process already did; say whether it started it here.
+def host_and_port(address: str) -> tuple[str, int] | None:
+    """The host and port of a Ray address (``ray://host:port`` or ``host:port``), if any.
+
+    Example:
+        ```pycon
+        >>> host_and_port("ray://head:10001"), host_and_port("auto")
+        (('head', 10001), None)
+
+        ```
+    """
+    rest = address.removeprefix("ray://")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def reach(address: str, timeout: float) -> None:
+    """Check that something listens at a Ray address, within ``timeout`` seconds.
 
     Raises:
-        RuntimeError: If Ray cannot start or join the cluster (the results so far stay).
+        SegmentUsageError: If the host cannot be resolved or reached, or refuses.
+    """
+    target = host_and_port(address)
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+    except OSError as error:
+        reason = "no answer" if isinstance(error, TimeoutError) else error.strerror or str(error)
+        raise SegmentUsageError(
+            f"cannot reach the Ray cluster at {address} ({target[0]} port {target[1]}: "
+            f"{reason}, within {timeout:g} s): check --ray-address (the head node's address, "
+            "such as ray://head:10001) and that the cluster is running; nothing was written "
+            "to --out"
+        ) from None
+
+
+def start_ray(ray: Any, address: str | None, timeout: float = RAY_CONNECT_TIMEOUT_S) -> bool:
+    """Start or join Ray unless this process already did; say whether it started it here.
+
+    Joining a cluster has a deadline of ``timeout`` seconds; starting a local Ray has none.
+
+    Raises:
+        SegmentUsageError: If the cluster at ``address`` cannot be reached or joined in
+            time (nothing has been written yet).
+        RuntimeError: If a local Ray cannot start.
     """
     if ray.is_initialized():
         return False
-    try:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            configure_logging=False,
-            log_to_driver=False,
-        )
-    except Exception as error:  # Ray raises bare Exceptions when a node cannot start
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise RuntimeError(
-            f"could not start or join {where}: {error}; the results done so far are "
-            "kept, run the same command again to resume"
-        ) from error
+    outcome: dict[str, Exception] = {}
+
+    def init() -> None:
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+            )
+        except Exception as error:  # Ray raises bare Exceptions when a node cannot start
+            outcome["error"] = error
+
+    if address is None:
+        init()
+    else:
+        reach(address, timeout)
+        joining = threading.Thread(target=init, name="samkit-ray-init", daemon=True)
+        joining.start()
+        joining.join(timeout)
+        if joining.is_alive():
+            raise SegmentUsageError(
+                f"could not join the Ray cluster at {address} within {timeout:g} s (something "
+                "answers there, but no Ray cluster joined): check --ray-address and that the "
+                "cluster is running; nothing was written to --out"
+            )
+    if "error" in outcome:
+        error = outcome["error"]
+        if address is not None:
+            raise SegmentUsageError(
+                f"could not join the Ray cluster at {address}: {error}; nothing was written "
+                "to --out"
+            ) from error
+        raise RuntimeError(f"could not start a local Ray: {error}") from error
     return True
 
 

@@ -9,12 +9,13 @@ and the :class:`SegmentSummary` of a run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 #: The value of ``"format"`` in the files under ``OUT/.samkit/``.
-STORE_FORMAT = "samkit-segment-1"
+STORE_FORMAT = "samkit-segment-2"
 
 #: The folder under ``--out`` that holds the per-image results and the settings.
 STORE_DIR = ".samkit"
@@ -127,10 +128,13 @@ class JobSpec:
         checkpoint: A checkpoint file, or ``None`` for the default one.
         device: The device, or ``None`` for ``samkit.default_device()``.
         fast: Load the model with ``fast=True``, and segment with ``FastMaskGenerator``.
-        mode: ``"amg"`` (automatic masks) or ``"boxes"``.
+        mode: ``"amg"`` (automatic masks), ``"boxes"`` or ``"text"`` (SAM 3).
         amg: The generator's settings (for ``"amg"``).
         png: Write every mask as a PNG.
         preview: Write an annotated JPEG per image.
+        texts: The phrases to segment with SAM 3 (``"text"``): category ``i + 1`` is
+            phrase ``i``.
+        text_threshold: The score an instance of a phrase needs to be kept.
     """
 
     out_dir: str
@@ -142,6 +146,8 @@ class JobSpec:
     amg: dict[str, Any]
     png: bool
     preview: bool
+    texts: tuple[str, ...] = ()
+    text_threshold: float = 0.5
 
 
 #: Called once per image as it completes: the image, and ``None`` or its failure.
@@ -149,3 +155,10 @@ Report = Callable[[ImageItem, Failure | None], None]
 
 #: A function that runs the pending images and reports each result as it completes.
 Runner = Callable[[JobSpec, list[ImageItem], Report], None]
+
+#: Runs the pending images on a started engine (its model loaded, its cluster joined).
+Run = Callable[[list[ImageItem], Report], None]
+
+#: Starts an engine for a job (loading the model, joining the cluster) before anything is
+#: written to the output folder, and stops it on leaving: ``with start(spec) as run:``.
+Engine = Callable[[JobSpec], AbstractContextManager[Run]]

@@ -5,25 +5,29 @@
   so results of two settings are never mixed. The device, the engine and ``fast`` are
   not part of it: a run started on a laptop may be finished on a cluster;
 - ``images/<key>.json`` holds one image's result, written atomically as soon as it is
-  done, with the size and modification time of its source (a changed file is redone);
+  done, with the sha256 of its source and the files it wrote (an image whose content
+  changed is redone: see :mod:`samkit.segment.source`);
 - ``annotations.json`` is assembled from those records at the end of every run, and
-  ``summary.json`` records what the run did.
+  ``summary.json`` records what the run did;
+- ``checkpoint.json`` caches the checkpoint's sha256 by path, size, times and inode.
 
-Every file is written through :func:`samkit.files.atomic_write`.
+A store that holds no result yet (a run that stopped before its first image) holds
+nothing to mix, so a run with other settings takes it over. Every file is written
+through :func:`samkit.files.atomic_write`, as strict JSON (:func:`samkit.files.json_text`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from samkit.boxes import BoxFile
-from samkit.files import atomic_write
+from samkit.files import atomic_write, json_text
+from samkit.segment.owned import JOURNAL_DIR, record_annotations, remove_own
+from samkit.segment.source import same_source
 from samkit.segment.spec import (
     ANNOTATIONS_FILE,
     STORE_DIR,
@@ -41,33 +45,26 @@ def images_dir(out: Path) -> Path:
     return out / STORE_DIR / "images"
 
 
-def source_stamp(path: str | os.PathLike[str]) -> dict[str, int]:
-    """The size and modification time of a source file (a changed file is redone)."""
-    stat = os.stat(path)
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def fingerprint(spec: JobSpec, box_file: BoxFile | None) -> dict[str, Any]:
+def fingerprint(spec: JobSpec, box_file: BoxFile | None, checkpoint_sha256: str) -> dict[str, Any]:
     """The settings the results depend on (not the device, the engine or ``fast``).
 
     Args:
         spec: The job's settings.
         box_file: The box file prompted with, or ``None`` for automatic masks.
+        checkpoint_sha256: The sha256 of the checkpoint's content (wherever it is).
 
     Returns:
-        A JSON-ready dict: format, model, checkpoint (path and size), mode, generator
+        A JSON-ready dict: format, model, checkpoint (its sha256), mode, generator
         settings, box file (kind, source, sha256), ``png`` and ``preview``.
     """
-    checkpoint = None
-    if spec.checkpoint is not None:
-        path = Path(spec.checkpoint).resolve()
-        checkpoint = {"path": str(path), "size": path.stat().st_size}
     return {
         "format": STORE_FORMAT,
         "model_type": spec.model_type,
-        "checkpoint": checkpoint,
+        "checkpoint": {"sha256": checkpoint_sha256},
         "mode": spec.mode,
         "amg": spec.amg if spec.mode == "amg" else None,
+        "texts": list(spec.texts) if spec.mode == "text" else None,
+        "text_threshold": spec.text_threshold if spec.mode == "text" else None,
         "boxes": (
             None
             if box_file is None
@@ -78,36 +75,47 @@ def fingerprint(spec: JobSpec, box_file: BoxFile | None) -> dict[str, Any]:
     }
 
 
-def open_store(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
-    """Create the store, or check that it holds results of the same settings.
+def check_store(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    """Check, writing nothing, that the store may take this run's results.
 
     Args:
-        out: The output folder (it exists).
+        out: The output folder (it may not exist yet).
         settings: The run's :func:`fingerprint`.
-        overwrite: Delete the results of an earlier run first, whatever its settings.
+        overwrite: The earlier results will be deleted first, whatever their settings.
 
     Raises:
         SegmentUsageError: If ``out`` holds results of other settings (and not
             ``overwrite``); the message names what changed.
     """
     settings_file = out / STORE_DIR / "settings.json"
-    if overwrite:
-        clear_results(out)
-    elif settings_file.is_file():
+    if not overwrite and settings_file.is_file() and holds_results(out):
         check_settings(out, settings_file, settings)
+
+
+def holds_results(out: Path) -> bool:
+    """Whether the store holds an image's result, or the journal of one being written."""
+    return any(
+        next((out / STORE_DIR / name).glob("*.json"), None) is not None
+        for name in ("images", JOURNAL_DIR)
+    )
+
+
+def open_store(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    """Create the store for this run (after :func:`check_store`): the first write to ``out``.
+
+    Args:
+        out: The output folder (created when missing).
+        settings: The run's :func:`fingerprint`.
+        overwrite: Delete samkit's own files of an earlier run first (and only those).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        remove_own(out)
     images = images_dir(out)
     images.mkdir(parents=True, exist_ok=True)
     for stale in images.glob(".*.tmp"):
         stale.unlink(missing_ok=True)  # the image in flight when a run was killed
-    atomic_write(settings_file, json.dumps(settings, indent=1))
-
-
-def clear_results(out: Path) -> None:
-    """Delete the store, the mask PNGs, the previews and ``annotations.json`` of ``out``."""
-    for name in (STORE_DIR, "masks", "previews"):
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)
-    (out / ANNOTATIONS_FILE).unlink(missing_ok=True)
+    atomic_write(out / STORE_DIR / "settings.json", json_text(settings, indent=1))
 
 
 def check_settings(out: Path, settings_file: Path, settings: dict[str, Any]) -> None:
@@ -118,9 +126,9 @@ def check_settings(out: Path, settings_file: Path, settings: dict[str, Any]) -> 
     """
     try:
         previous = json.loads(settings_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError):
         previous = {}
-    now = json.loads(json.dumps(settings))
+    now = json.loads(json_text(settings))
     if previous != now:
         changed = settings_changes(previous, now)
         raise SegmentUsageError(
@@ -160,7 +168,7 @@ def read_record(path: Path) -> dict[str, Any] | None:
     """One image's stored result, or ``None`` when it is missing, damaged or of another format."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) and record.get("format") == STORE_FORMAT else None
 
@@ -169,18 +177,15 @@ def write_record(out: Path, item: ImageItem, record: dict[str, Any]) -> Path:
     """Write one image's result into the store, atomically (the last file of an image)."""
     folder = images_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
-    return atomic_write(folder / f"{item.key}.json", json.dumps(record))
+    return atomic_write(folder / f"{item.key}.json", json_text(record))
 
 
 def is_done(out: Path, item: ImageItem) -> bool:
-    """Whether the store holds ``item``'s result, made from the source file as it is now."""
+    """Whether the store holds ``item``'s result, made from the content the file has now."""
     record = read_record(images_dir(out) / f"{item.key}.json")
     if record is None or record.get("file_name") != item.file_name:
         return False
-    try:
-        return bool(record.get("source") == source_stamp(item.path))
-    except OSError:
-        return False
+    return same_source(item.path, record.get("source"))
 
 
 def assemble(
@@ -227,7 +232,9 @@ def assemble(
         "annotations": annotations,
         "categories": categories,
     }
-    target = atomic_write(out / ANNOTATIONS_FILE, json.dumps(content))
+    text = json_text(content)
+    record_annotations(out, text)  # first: a run killed between the two still owns the file
+    target = atomic_write(out / ANNOTATIONS_FILE, text)
     return target, len(images), len(annotations)
 
 
@@ -262,4 +269,4 @@ def write_summary(out: Path, summary: SegmentSummary) -> Path:
         "engine": summary.engine,
         "no_masks": summary.no_masks,
     }
-    return atomic_write(out / STORE_DIR / "summary.json", json.dumps(content, indent=1))
+    return atomic_write(out / STORE_DIR / "summary.json", json_text(content, indent=1))

@@ -10,6 +10,7 @@ both engines write the same files.
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ from segment_anything import SamPredictor
 from samkit.boxes import ImageBoxes
 from samkit.convert import amg_to_detections
 from samkit.export import masks_to_rle, save_mask_pngs
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.files import atomic_write
 from samkit.generator import MaskGenerator
 from samkit.images import load_image
 from samkit.model import load_sam
+from samkit.segment.owned import begin_files, end_files
+from samkit.segment.source import source_stamp
 from samkit.segment.spec import AMG_CATEGORY, STORE_FORMAT, Failure, ImageItem, JobSpec
-from samkit.segment.store import source_stamp, write_record
+from samkit.segment.store import write_record
 from samkit.viz import annotate
 
 #: How many box prompts are decoded at once.
@@ -46,9 +49,36 @@ def load_model(spec: JobSpec) -> Any:
 
 
 def failure_reason(error: BaseException) -> str:
-    """An error's message for the user, or its type's name when it has none."""
+    """An error's message for the user, or its type's name when it has none.
+
+    A reading error (``OSError``, ``ValueError``) is told as it is; any other error
+    (a failure inside the model) is told with its type, so that it can be looked up.
+    """
+    if isinstance(error, MemoryError):
+        return (
+            "out of memory while segmenting it (MemoryError): the image is too large for "
+            "this machine at these settings; try a smaller --points-per-batch or a smaller "
+            "copy of the image"
+        )
     text = str(error)
-    return text if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    return text if isinstance(error, OSError | ValueError) else f"{type(error).__name__}: {text}"
+
+
+def check_size(height: int, width: int, input_size: int) -> None:
+    """Refuse an image too thin for SAM, which resizes its longest side to ``input_size``.
+
+    Raises:
+        ValueError: If the shorter side would shrink to 0 pixels.
+    """
+    short = int(min(height, width) * input_size / max(height, width) + 0.5)
+    if short < 1:
+        raise ValueError(
+            f"the image is {height}x{width} pixels (height x width), too thin to segment: "
+            f"SAM resizes its longest side to {input_size} pixels, which makes the other "
+            f"0; it must be at least 1 pixel for every {2 * input_size} of the longest side"
+        )
 
 
 class ImageWorker:
@@ -61,46 +91,80 @@ class ImageWorker:
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.out_dir = Path(spec.out_dir)
+        self.generator: Any = None
+        self.predictor: Any = None  # SamPredictor, or samkit.hf's Sam2Predictor
+        self.input_size = 1024  # the side SAM 2.1 and SAM 3 resize to (about); SAM's own below
+        if spec.mode == "text":  # SAM 3 (samkit.hf); a checkpoint is a save_pretrained folder
+            from samkit.hf.load import load_hf
+
+            self.text_model = load_hf("sam3", weights=spec.checkpoint, device=spec.device)
+            return
+        if spec.model_type.startswith("sam2"):  # SAM 2.1 (samkit.hf): box prompts
+            from samkit.hf.sam2 import load_predictor
+
+            self.predictor = load_predictor(
+                spec.model_type, weights=spec.checkpoint, device=spec.device
+            )
+            return
         sam = load_model(spec)
         generator: type[MaskGenerator] = MaskGenerator
         if spec.fast:  # the same masks, with the decoder batched and the survivors upscaled
             generator = FastMaskGenerator
         self.generator = generator(sam, **spec.amg) if spec.mode == "amg" else None
         self.predictor = SamPredictor(sam) if spec.mode == "boxes" else None
+        self.input_size = int(sam.image_encoder.img_size)
 
     def process(self, item: ImageItem) -> Failure | None:
         """Segment one image and write its files; the result record is written last.
+
+        Every failure of this one image (a file that is not a regular file or not an
+        image, an image too thin to segment, running out of memory, an error inside the
+        model) becomes its :class:`Failure`, and the run goes on. Errors writing into the
+        output folder (a full disk) are not the image's: they stop the run.
 
         Args:
             item: The image.
 
         Returns:
-            ``None`` when done, or the :class:`Failure` (the file could not be read).
+            ``None`` when done, or the :class:`Failure` with the path and the reason.
         """
         try:
             stamp = source_stamp(item.path)
             image = load_image(item.path)
-        except (OSError, ValueError) as error:
-            return Failure(item.path, failure_reason(error))
-        try:  # a hard image is reported, and the run goes on with the others
+            height, width = image.shape[:2]
+            check_size(height, width, self.input_size)
             detections = self.segment(image, item)
-        except Exception as error:  # any failure of one image is that image's
-            return Failure(item.path, f"segmentation failed: {type(error).__name__}: {error}")
-        height, width = image.shape[:2]
+            annotations = detections_to_annotations(detections)
+        except Exception as error:  # one image's failure never stops a run
+            return Failure(item.path, failure_reason(error))
+        files = self.files_of(item, len(annotations))
         record = {
             "format": STORE_FORMAT,
             "file_name": item.file_name,
             "height": int(height),
             "width": int(width),
             "source": stamp,
-            "annotations": detections_to_annotations(detections),
+            "annotations": annotations,
+            "files": files,
         }
+        begin_files(self.out_dir, item.key, files)
         if self.spec.png:
             self.write_pngs(detections, item)
         if self.spec.preview:
             self.write_preview(image, detections, item)
         write_record(self.out_dir, item, record)
+        end_files(self.out_dir, item.key)
         return None
+
+    def files_of(self, item: ImageItem, masks: int) -> list[str]:
+        """The files (and the mask folder, ending in ``/``) an image's result writes."""
+        files = []
+        if self.spec.png:
+            folder = f"masks/{item.output_stem}/"
+            files += [folder, *(f"{folder}mask_{i:03d}.png" for i in range(masks))]
+        if self.spec.preview:
+            files.append(f"previews/{item.output_stem}.jpg")
+        return files
 
     def segment(self, image: npt.NDArray[np.uint8], item: ImageItem) -> sv.Detections:
         """The masks of one image, largest first.
@@ -114,6 +178,14 @@ class ImageWorker:
             ``stability_score`` (and for automatic masks ``point_coords``, ``crop_box``;
             for boxes ``category_id``, ``prompt_box`` and ``score``).
         """
+        if self.spec.mode == "text":
+            from samkit.hf.sam3 import segment_text
+
+            texts, threshold = list(self.spec.texts), self.spec.text_threshold
+            found = segment_text(self.text_model, image, texts, threshold=threshold)
+            found.data["category_id"] = np.asarray(found.class_id, dtype=int) + 1
+            found.data["score"] = np.asarray(found.confidence, dtype=np.float32)
+            return found
         if self.generator is not None:  # a mask of no pixel (no threshold set) is no mask
             records = [r for r in self.generator.generate(image) if r["area"] > 0]
             return amg_to_detections(records)
@@ -176,6 +248,18 @@ class ImageWorker:
         if not len(xyxy):
             return masks, ious, stability
         predictor.set_image(image)
+        if not hasattr(predictor, "predict_torch"):  # SAM 2.1: one box at a time
+            for index, box in enumerate(xyxy):
+                logits, iou, _ = predictor.predict(
+                    box=box, multimask_output=False, return_logits=True
+                )
+                masks[index] = logits[0] > 0.0
+                ious[index] = iou[0]
+                stability[index] = float(
+                    calculate_stability_score(torch.from_numpy(logits[0]), 0.0, 1.0)
+                )
+            predictor.reset_image()
+            return masks, ious, stability
         threshold = predictor.model.mask_threshold
         for start in range(0, len(xyxy), BOX_BATCH):
             chunk = torch.as_tensor(xyxy[start : start + BOX_BATCH], device=predictor.device)
@@ -196,15 +280,13 @@ class ImageWorker:
         return masks, ious, stability
 
     def write_pngs(self, detections: sv.Detections, item: ImageItem) -> None:
-        """Write ``masks/<output_stem>/mask_NNN.png``, replacing an earlier set there."""
+        """Write ``masks/<output_stem>/mask_NNN.png``, replacing an earlier set as a whole.
+
+        Only the ``mask_NNN.png`` set is replaced (none for no masks); nothing else there.
+        """
         folder = self.out_dir / "masks" / item.output_stem
-        if folder.is_dir():
-            for stale in folder.glob("mask_*.png"):
-                stale.unlink()
-        if len(detections):
-            save_mask_pngs(detections, folder, prefix="mask")
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
+        masks = detections.mask if detections.mask is not None else np.zeros((0, 1, 1))
+        save_mask_pngs(np.asarray(masks, dtype=bool), folder, prefix="mask")
 
     def write_preview(
         self, image: npt.NDArray[np.uint8], detections: sv.Detections, item: ImageItem
@@ -269,9 +351,10 @@ def mask_annotation(
         "bbox": mask_bbox(mask),
         "iscrowd": 0,
         "category_id": int(data["category_id"][i]) if "category_id" in data else AMG_CATEGORY["id"],
-        "predicted_iou": float(data["predicted_iou"][i]),
-        "stability_score": float(data["stability_score"][i]),
     }
+    for key in ("predicted_iou", "stability_score"):  # SAM's own scores (not SAM 3's)
+        if key in data:
+            annotation[key] = finite_or_none(data[key][i])
     if "point_coords" in data:
         annotation["point_coords"] = np.asarray(data["point_coords"][i]).tolist()
     if "crop_box" in data:
@@ -280,5 +363,11 @@ def mask_annotation(
         x0, y0, x1, y1 = (float(v) for v in data["prompt_box"][i])
         annotation["prompt_box"] = [x0, y0, x1 - x0, y1 - y0]
     if "score" in data:
-        annotation["score"] = float(data["score"][i])
+        annotation["score"] = finite_or_none(data["score"][i])
     return annotation
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A score as a float, or ``None`` (JSON ``null``) when it is NaN or infinite."""
+    number = float(value)
+    return number if math.isfinite(number) else None

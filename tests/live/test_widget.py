@@ -166,6 +166,29 @@ def test_points_then_labels_from_python(
     assert live.used_mask_input
 
 
+def test_two_points_and_one_label_are_refused(
+    live_predictor: CountingPredictor, coffee: samkit.Sample
+) -> None:
+    message = (
+        r"labels must give one label \(1 include, 0 exclude\) per point, but got 1 labels "
+        r"for 2 points"
+    )
+    with pytest.raises(ValueError, match=message):
+        LiveSegmenter(live_predictor, coffee.image, points=[(5, 5), (50, 50)], labels=[1])
+
+
+def test_a_value_with_too_few_labels_is_refused_and_changes_nothing(
+    live_predictor: CountingPredictor, coffee: samkit.Sample
+) -> None:
+    live = LiveSegmenter(live_predictor, coffee.image, box=coffee.default_box)
+    before, mask = live.value, live.mask.copy()
+    with pytest.raises(ValueError, match="but got 1 labels for 2 points"):
+        live.value = {"box": [], "points": [[540.0, 210.0], [100.0, 100.0]], "labels": [1]}
+    assert live.value == before
+    assert live.error == ""
+    np.testing.assert_array_equal(live.mask, mask)  # the mask of the prompt it still shows
+
+
 # ------------------------------------------------------------------ bad arguments
 
 

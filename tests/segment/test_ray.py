@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from PIL import Image
 
 from samkit.export import rle_to_masks
 from samkit.segment.job import segment_images
-from samkit.segment.ray import import_ray, plan_actors
+from samkit.segment.ray import host_and_port, import_ray, plan_actors, start_ray
 from samkit.segment.spec import SegmentUsageError
 from samkit.shapes import make_scene
 
@@ -31,6 +35,78 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_bad_actor_count_is_refused(actors: Any, tmp_path: Path) -> None:
     with pytest.raises(SegmentUsageError, match="ray_actors must be a positive int"):
         segment_images([tmp_path], tmp_path.parent / "o", engine="ray", ray_actors=actors)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_ray_address_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from samkit.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(make_scene(1, height=32, width=40).image).save(folder / "a.png")
+    port = _free_port()  # closed again: nothing listens there
+    out = tmp_path / "out"
+    args = ["segment", str(folder), "--out", str(out), "--engine", "ray", "--no-progress"]
+    assert main([*args, "--model", "shapes", "--ray-address", f"127.0.0.1:{port}"]) == 2
+    assert capsys.readouterr().err == (
+        f"samkit segment: error: cannot reach the Ray cluster at 127.0.0.1:{port} (127.0.0.1 "
+        f"port {port}: Connection refused, within 60 s): check --ray-address (the head node's "
+        "address, such as ray://head:10001) and that the cluster is running; nothing was "
+        "written to --out\n"
+    )
+    assert not out.exists()
+
+
+class _Silent:
+    """A Ray that never finishes joining (as ray.init does at an address that never answers)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kwargs: Any) -> None:
+        self.release.wait(30)
+
+
+def test_joining_a_cluster_has_a_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as listening:  # something answers at the address, but not Ray
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"ray://127.0.0.1:{listening.getsockname()[1]}"
+        silent = _Silent()
+        start = time.monotonic()
+        message = (
+            f"could not join the Ray cluster at {address} within 0.5 s (something answers "
+            "there, but no Ray cluster joined): check --ray-address and that the cluster is "
+            "running; nothing was written to --out"
+        )
+        with pytest.raises(SegmentUsageError, match=re.escape(message)):
+            start_ray(silent, address, 0.5)
+        silent.release.set()
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("address", "parsed"),
+    [
+        ("ray://head:10001", ("head", 10001)),
+        ("10.0.0.2:6379", ("10.0.0.2", 6379)),
+        ("ray://[::1]:10001", ("::1", 10001)),
+        ("auto", None),  # found by Ray itself
+        ("head", None),
+    ],
+)
+def test_host_and_port(address: str, parsed: tuple[str, int] | None) -> None:
+    assert host_and_port(address) == parsed
 
 
 class _Cluster:

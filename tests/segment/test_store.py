@@ -12,15 +12,16 @@ from PIL import Image
 
 from samkit.cli import main
 from samkit.segment.job import segment_images
+from samkit.segment.source import source_stamp
 from samkit.segment.spec import STORE_FORMAT, ImageItem, JobSpec, SegmentUsageError
 from samkit.segment.store import (
     assemble,
+    check_store,
     fingerprint,
     is_done,
     open_store,
     read_record,
     settings_changes,
-    source_stamp,
     write_record,
 )
 from samkit.version import __version__
@@ -78,16 +79,19 @@ def _spec(out: Path, **changes: Any) -> JobSpec:
     return JobSpec(**{**settings, **changes})
 
 
+SHA = "ab" * 32
+
+
 def test_fingerprint_leaves_out_the_device_and_fast(tmp_path: Path) -> None:
-    plain = fingerprint(_spec(tmp_path), None)
-    assert fingerprint(_spec(tmp_path, device="cuda", fast=True), None) == plain
+    plain = fingerprint(_spec(tmp_path), None, SHA)
+    assert fingerprint(_spec(tmp_path, device="cuda", fast=True), None, SHA) == plain
     assert plain["format"] == STORE_FORMAT
     assert plain["amg"] == {"points_per_side": 4}
-    assert fingerprint(_spec(tmp_path, mode="boxes"), None)["amg"] is None
+    assert fingerprint(_spec(tmp_path, mode="boxes"), None, SHA)["amg"] is None
+    # the checkpoint is known by its content, not its path
     checkpoint = tmp_path / "weights.pt"
-    checkpoint.write_bytes(b"123")
-    given = fingerprint(_spec(tmp_path, checkpoint=str(checkpoint)), None)["checkpoint"]
-    assert given == {"path": str(checkpoint.resolve()), "size": 3}
+    given = fingerprint(_spec(tmp_path, checkpoint=str(checkpoint)), None, SHA)["checkpoint"]
+    assert given == {"sha256": SHA}
 
 
 @pytest.mark.parametrize(
@@ -106,7 +110,7 @@ def test_settings_changes(before: dict[str, Any], now: dict[str, Any], changes: 
 
 
 def test_open_store_removes_the_temp_file_of_a_killed_run(tmp_path: Path) -> None:
-    settings = fingerprint(_spec(tmp_path), None)
+    settings = fingerprint(_spec(tmp_path), None, SHA)
     open_store(tmp_path, settings, overwrite=False)
     stale = tmp_path / ".samkit" / "images" / ".abc.json.1234.tmp"
     stale.write_text("half")
@@ -115,16 +119,18 @@ def test_open_store_removes_the_temp_file_of_a_killed_run(tmp_path: Path) -> Non
     assert json.loads((tmp_path / ".samkit" / "settings.json").read_text()) == settings
 
 
-def test_overwrite_deletes_the_earlier_results(tmp_path: Path) -> None:
-    open_store(tmp_path, fingerprint(_spec(tmp_path), None), overwrite=False)
-    (tmp_path / "masks" / "a").mkdir(parents=True)
-    (tmp_path / "previews").mkdir()
-    (tmp_path / "annotations.json").write_text("{}")
-    other = fingerprint(_spec(tmp_path, png=True), None)
+def test_other_settings_are_refused_once_there_are_results(tmp_path: Path) -> None:
+    open_store(tmp_path, fingerprint(_spec(tmp_path), None, SHA), overwrite=False)
+    other = fingerprint(_spec(tmp_path, png=True), None, SHA)
+    check_store(tmp_path, other, overwrite=False)  # no result yet: nothing to mix
+    item = _item(tmp_path, "a.png")
+    write_record(tmp_path, item, _record(item, 1))
     with pytest.raises(SegmentUsageError, match=r"changed: png False -> True"):
-        open_store(tmp_path, other, overwrite=False)
+        check_store(tmp_path, other, overwrite=False)
+    check_store(tmp_path, other, overwrite=True)
     open_store(tmp_path, other, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".samkit"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".samkit", "a.png"]
+    assert not list((tmp_path / ".samkit" / "images").iterdir())
     assert json.loads((tmp_path / ".samkit" / "settings.json").read_text())["png"] is True
 
 
@@ -148,10 +154,12 @@ def _record(item: ImageItem, annotations: int) -> dict[str, Any]:
     ("content", "read"),
     [
         ("", False),  # empty: not JSON
-        ('{"format": "samkit-segment-1", "file_name": "a"}', True),
+        (f'{{"format": "{STORE_FORMAT}", "file_name": "a"}}', True),
         ('{"format": "samkit-segment-0"}', False),  # another format
         ("[1, 2]", False),  # not an object
-        ('{"format": "samkit-segment-1"', False),  # cut short
+        (f'{{"format": "{STORE_FORMAT}"', False),  # cut short
+        ('{"format": "samkit-segment-1", "file_name": "a"}', False),  # an earlier format
+        ("[" * 100_000, False),  # nested too deeply to parse
     ],
 )
 def test_read_record(tmp_path: Path, content: str, read: bool) -> None:

@@ -14,14 +14,15 @@ from pycocotools.coco import COCO
 
 from samkit.boxes import ImageBoxes
 from samkit.export import load_mask_png
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 from samkit.generator import MaskGenerator
 from samkit.images import load_image
 from samkit.model import load_sam
 from samkit.segment import worker as worker_module
 from samkit.segment.job import segment_images
+from samkit.segment.source import source_stamp
 from samkit.segment.spec import STORE_FORMAT, ImageItem, JobSpec
-from samkit.segment.store import read_record, source_stamp
+from samkit.segment.store import read_record
 from samkit.segment.worker import (
     ImageWorker,
     detections_to_annotations,
@@ -164,7 +165,8 @@ def test_process_writes_the_record_with_its_source(box_worker: ImageWorker, tmp_
     assert record is not None
     assert record["format"] == STORE_FORMAT
     assert (record["file_name"], record["height"], record["width"]) == ("x/a.png", *SIZE)
-    assert record["source"] == source_stamp(tmp_path / "a.png")
+    assert record["source"] == source_stamp(str(tmp_path / "a.png"))
+    assert record["files"] == []  # png and preview were not asked for
     assert [a["category_id"] for a in record["annotations"]] == [4, 5]
     assert [a["prompt_box"] for a in record["annotations"]] == [
         [x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in made.xyxy.astype(float).tolist()

@@ -11,7 +11,7 @@ from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.modeling import Sam
 
 import samkit
-from samkit.fast_amg import FastMaskGenerator
+from samkit.fast.amg import FastMaskGenerator
 
 
 @pytest.fixture(scope="module")

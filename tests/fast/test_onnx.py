@@ -12,7 +12,7 @@ from segment_anything.modeling import Sam
 
 import samkit
 from samkit.cli import main
-from samkit.onnx_export import export_decoder
+from samkit.fast.onnx import export_decoder
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,10 @@ def test_quantized_export_through_the_cli(
     [
         ("decoder.onx", 17, "out must be a file ending in .onnx"),
         ("", 17, "out must be a file ending in .onnx"),
-        ("decoder.onnx", 9, "opset must be an integer of at least 11"),
+        ("decoder.onnx", 9, r"opset must be an integer from 11 to 20 \(.*\), but got 9"),
+        # an opset the exporter lacks: refused before exporting, not torch's RuntimeError
+        ("decoder.onnx", 99, r"opset must be an integer from 11 to 20 \(the opsets torch .*'s "),
+        ("decoder.onnx", True, r"opset must be an integer from 11 to 20 .* but got True"),
     ],
 )
 def test_bad_arguments(
@@ -129,6 +132,7 @@ def test_bad_arguments(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         export_decoder(shapes_model, tmp_path / out if out else out, opset=opset)
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_cli_reports_a_bad_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ Inputs of the exported graph (all float32): ``image_embeddings`` ``(1, C, h, w)`
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from segment_anything.modeling import Sam
 from segment_anything.utils.onnx import SamOnnxModel
+
+from samkit.files import atomic_writer
 
 #: The graph's input names, in order.
 INPUT_NAMES = (
@@ -69,6 +72,36 @@ class _DynamicCropSamOnnxModel(SamOnnxModel):
         return F.interpolate(masks, size=target, mode="bilinear", align_corners=False)  # type: ignore[arg-type]
 
 
+def _export(model: torch.nn.Module, dummy: tuple[torch.Tensor, ...], out: Path, opset: int) -> None:
+    """Trace ``model`` on ``dummy`` into ``out``, the number of points dynamic."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and exporter notices
+        torch.onnx.export(
+            model,
+            dummy,
+            str(out),
+            dynamo=False,
+            export_params=True,
+            opset_version=opset,
+            do_constant_folding=True,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={
+                "point_coords": {1: "num_points"},
+                "point_labels": {1: "num_points"},
+            },
+        )
+
+
+def _quantize(path: Path) -> None:
+    """Replace an exported graph with its int8 copy (onnxruntime dynamic quantization)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantized = path.with_name(path.name + ".q")
+    quantize_dynamic(path, quantized, weight_type=QuantType.QUInt8)
+    os.replace(quantized, path)
+
+
 def export_decoder(
     sam: Sam,
     out: str | os.PathLike[str],
@@ -78,6 +111,9 @@ def export_decoder(
     return_single_mask: bool = True,
 ) -> Path:
     """Export SAM's prompt decoder to an ONNX file (written whole, then renamed).
+
+    The graph is made and checked in a scratch folder, then written to ``out`` with
+    :func:`samkit.files.atomic_writer`.
 
     Args:
         sam: A loaded ``Sam`` (any device; it is exported from the CPU).
@@ -92,13 +128,20 @@ def export_decoder(
         The written file.
 
     Raises:
-        ValueError: If ``out`` does not end in ``.onnx`` or ``opset`` is below 11.
+        ValueError: If ``out`` does not end in ``.onnx`` or ``opset`` is not from 11 to
+            the highest opset the installed torch exports (20 for torch 2.x's exporter).
     """
     path = Path(out).expanduser()
     if path.suffix != ".onnx":
         raise ValueError(f"out must be a file ending in .onnx, but got {str(out)!r}")
-    if not isinstance(opset, int) or opset < 11:
-        raise ValueError(f"opset must be an integer of at least 11, but got {opset!r}")
+    from torch.onnx import _constants as onnx_limits  # the exporter's own range
+
+    highest = int(getattr(onnx_limits, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17))
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 11 <= opset <= highest:
+        raise ValueError(
+            f"opset must be an integer from 11 to {highest} (the opsets torch "
+            f"{torch.__version__}'s ONNX exporter writes), but got {opset!r}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     model = _DynamicCropSamOnnxModel(sam.to("cpu").eval(), return_single_mask=return_single_mask)
     embed_dim = sam.prompt_encoder.embed_dim
@@ -112,41 +155,14 @@ def export_decoder(
         torch.tensor([1.0]),
         torch.tensor([1500.0, 2250.0]),
     )
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx.part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer and exporter notices
-            torch.onnx.export(
-                model,
-                dummy,
-                str(tmp),
-                dynamo=False,
-                export_params=True,
-                opset_version=opset,
-                do_constant_folding=True,
-                input_names=list(INPUT_NAMES),
-                output_names=list(OUTPUT_NAMES),
-                dynamic_axes={
-                    "point_coords": {1: "num_points"},
-                    "point_labels": {1: "num_points"},
-                },
-            )
+    with tempfile.TemporaryDirectory(prefix="samkit-onnx-") as scratch:
+        tmp = Path(scratch) / path.name
+        _export(model, dummy, tmp, opset)
         if quantize:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantized = tmp.with_name(tmp.name + ".q")
-            try:
-                quantize_dynamic(tmp, quantized, weight_type=QuantType.QUInt8)
-                os.replace(quantized, tmp)
-            finally:
-                quantized.unlink(missing_ok=True)
+            _quantize(tmp)
         import onnx
 
         onnx.checker.check_model(str(tmp))
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with tmp.open("rb") as source, atomic_writer(path) as target:
+            shutil.copyfileobj(source, target)
     return path
