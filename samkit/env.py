@@ -276,6 +276,31 @@ def gpu_report() -> str:
     return "\n".join(lines)
 
 
+def device_report() -> str:
+    """Which device samkit chose and how to change it, as Spanish text to print.
+
+    Returns:
+        Two lines: the device :func:`default_device` gives and why, and how to change
+        it (``%env SAMKIT_DEVICE=cpu`` in a cell before the model is loaded).
+
+    Raises:
+        ValueError: If ``SAMKIT_DEVICE`` names an unknown device or one this machine lacks.
+    """
+    device = default_device()
+    why = {
+        "cuda": "hay una GPU con CUDA",
+        "mps": "hay una GPU de Apple (MPS)",
+        "cpu": "no hay GPU: SAM corre en la CPU, más lento pero con los mismos resultados",
+    }.get(device, "")
+    if variable(DEVICE_ENV):
+        why = f"lo pediste con {DEVICE_ENV}"
+    return (
+        f"dispositivo elegido: {device} ({why})\n"
+        f"Para cambiarlo: %env {DEVICE_ENV}=cpu en una celda antes de cargar el modelo "
+        f"(en una terminal: {DEVICE_ENV}=cpu); los valores son cpu, cuda, cuda:N y mps."
+    )
+
+
 def fast_precision() -> str:
     """The precision asked of the fast CPU encoder: ``SAMKIT_FAST_PRECISION``.
 

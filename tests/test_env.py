@@ -342,3 +342,40 @@ def test_isa_cap_reaches_torch_and_openvino_in_a_new_process() -> None:
     assert found["torch"] == "AVX2"
     (conv,) = [kind for kind in found["openvino"] if "conv" in kind]
     assert "avx2" in conv and "avx512" not in conv, found
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "forced", "first_line"),
+    [
+        # a CUDA GPU
+        (1, False, None, "dispositivo elegido: cuda (hay una GPU con CUDA)"),
+        # a Mac with Apple's GPU
+        (0, True, None, "dispositivo elegido: mps (hay una GPU de Apple (MPS))"),
+        # no GPU at all
+        (
+            0,
+            False,
+            None,
+            "dispositivo elegido: cpu (no hay GPU: SAM corre en la CPU, más lento pero con "
+            "los mismos resultados)",
+        ),
+        # the CPU forced on a Mac
+        (0, True, "cpu", "dispositivo elegido: cpu (lo pediste con SAMKIT_DEVICE)"),
+    ],
+)
+def test_device_report_says_which_device_and_how_to_change_it(
+    monkeypatch: pytest.MonkeyPatch,
+    no_device_env: None,
+    cuda: int,
+    mps: bool,
+    forced: str | None,
+    first_line: str,
+) -> None:
+    fake_machine(monkeypatch, cuda=cuda, mps=mps)
+    if forced is not None:
+        monkeypatch.setenv("SAMKIT_DEVICE", forced)
+    assert samkit.env.device_report().splitlines() == [
+        first_line,
+        "Para cambiarlo: %env SAMKIT_DEVICE=cpu en una celda antes de cargar el modelo "
+        "(en una terminal: SAMKIT_DEVICE=cpu); los valores son cpu, cuda, cuda:N y mps.",
+    ]

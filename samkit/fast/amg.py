@@ -1,9 +1,10 @@
-"""``FastMaskGenerator``: segment-anything's automatic mask generator, faster.
+"""``FastMaskGenerator``: samkit's automatic mask generator with a faster decoder.
 
-It subclasses ``SamAutomaticMaskGenerator`` and replaces only the processing of one
-batch of grid points; crops, NMS, small-region cleaning and the output records are the
-stock code. Where the stock batch repeats the whole image embedding once per point and
-decodes, upscales and scores every mask, this one:
+It subclasses ``samkit.generator.MaskGenerator`` (the generator under every samkit
+entry point: memory bounded by chunks, float32 prompts, no crash when nothing passes)
+and replaces only the decoding of one batch of grid points
+(``MaskGenerator.decode_points``). Where the stock decoder repeats the whole image
+embedding once per point and decodes every mask, this one:
 
 1. runs the first two-way layer of the prompt decoder with the image side shared by all
    points: the token-to-image keys and values and the image-to-token queries are
@@ -12,42 +13,23 @@ decodes, upscales and scores every mask, this one:
    = softmax(QK^T) (V W_o)``); never projects a per-point image side: with a few tokens
    ``(q W_k) x^T`` and ``(softmax x) W_v^T`` cost a fraction of ``q (x W_k^T)^T`` and
    ``softmax (x W_v^T)``, and the shared positions enter as one product (reassociated);
-3. predicts every mask's IoU from the transformer's tokens, then drops the masks under
-   ``pred_iou_thresh`` before anything is upscaled: the decoder's upscaling network
-   runs only for points with a surviving mask, and the hypernetwork product only for
-   surviving masks;
-4. drops masks whose stability at the decoder's low resolution is clearly under
-   ``stability_score_thresh`` (by a safety margin), before upscaling;
-5. upscales only the survivors to the image size, and scores them exactly as stock
-   does there (so the records' ``stability_score`` is the stock one).
+3. predicts every mask's IoU from the transformer's tokens, and runs the decoder's
+   upscaling network only for points with a mask that passed ``pred_iou_thresh``, and
+   the hypernetwork product only for those masks.
 
-Use it on a ``load_sam(..., fast=True)`` model to have the image encoder fast too.
+The filters, the chunked upscaling and the records are ``MaskGenerator``'s, so the
+records' scores are the stock ones to float precision. Use it on a
+``load_sam(..., fast=True)`` model to have the image encoder fast too.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.modeling.transformer import Attention as DecoderAttention
-from segment_anything.utils.amg import (
-    MaskData,
-    batched_mask_to_box,
-    calculate_stability_score,
-    is_box_near_crop_edge,
-    mask_to_rle_pytorch,
-    uncrop_masks,
-)
 
-from samkit.images import check_rgb_image
-
-#: A low-resolution stability this far under the threshold is never kept at full
-#: resolution (the counts scale together with the resolution; the margin covers the
-#: rounding of the bilinear upscaling).
-STABILITY_MARGIN = 0.05
+from samkit.amg.generator import Decoded, MaskGenerator
 
 
 def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -200,7 +182,7 @@ def _attend_image_to_tokens(
     return out
 
 
-class FastMaskGenerator(SamAutomaticMaskGenerator):
+class FastMaskGenerator(MaskGenerator):
     """A drop-in for ``SamAutomaticMaskGenerator``: the same arguments and records.
 
     ``generate(image)`` returns the same list of dicts (``segmentation``, ``area``,
@@ -215,22 +197,21 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         ```
     """
 
-    @torch.inference_mode()
-    def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
-        """Generate masks for an image (see ``SamAutomaticMaskGenerator.generate``).
+    def decode_points(self, coords: torch.Tensor) -> Decoded:
+        """Decode single positive points, predicting the IoU before any mask.
 
         Args:
-            image: The image, shape ``(H, W, 3)``, uint8 RGB.
+            coords: Points in the model's input frame, shape ``(B, 2)``, float32.
 
         Returns:
-            One record per mask, as the stock generator gives.
-
-        Raises:
-            ValueError: If ``image`` is not an RGB uint8 array.
+            The IoU predictions ``(B, 3)`` and a function from ``(point_index,
+            mask_index)`` to the low-resolution logits of only those masks
+            ``(M, h, w)`` (see ``MaskGenerator.decode_points``).
         """
-        check_rgb_image(image)
-        records: list[dict[str, Any]] = super().generate(image)
-        return records
+        queries, keys, iou_pred, shape = self._decode_tokens(coords)
+        return iou_pred, lambda point_index, mask_index: self._low_res_masks(
+            queries, keys, shape, point_index, mask_index
+        )
 
     def _decode_tokens(
         self, coords: torch.Tensor
@@ -334,67 +315,3 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
                 hyper[chosen] = mlp(queries[point_index[chosen], j + 2])
         flat = upscaled.reshape(len(points), c_up, h_up * w_up)[inverse]  # (M, C', HW')
         return (hyper[:, None, :] @ flat).reshape(-1, h_up, w_up)
-
-    def _process_batch(
-        self,
-        points: np.ndarray,
-        im_size: tuple[int, ...],
-        crop_box: list[int],
-        orig_size: tuple[int, ...],
-    ) -> MaskData:
-        """Process one batch of grid points (the stock contract: records before NMS).
-
-        Args:
-            points: Points in the crop's pixel frame, shape ``(B, 2)``.
-            im_size: The crop's ``(H, W)``.
-            crop_box: The crop, xyxy in the image.
-            orig_size: The image's ``(H, W)``.
-
-        Returns:
-            ``MaskData`` with ``rles``, ``boxes``, ``iou_preds``, ``points`` and
-            ``stability_score``, as the stock ``_process_batch`` gives.
-        """
-        orig_h, orig_w = orig_size
-        model = self.predictor.model
-        device = self.predictor.device
-        transformed = self.predictor.transform.apply_coords(points, im_size)
-        coords = torch.as_tensor(transformed, device=device, dtype=torch.float)
-        queries, keys, iou_pred, shape = self._decode_tokens(coords)
-        keep = torch.ones_like(iou_pred, dtype=torch.bool)
-        if self.pred_iou_thresh > 0.0:
-            keep = iou_pred > self.pred_iou_thresh
-        point_index, mask_index = torch.nonzero(keep, as_tuple=True)  # row-major, as stock
-        low_res = self._low_res_masks(queries, keys, shape, point_index, mask_index)
-        if self.stability_score_thresh > 0.0 and len(low_res):
-            rough = calculate_stability_score(
-                low_res, model.mask_threshold, self.stability_score_offset
-            )
-            survive = rough >= self.stability_score_thresh - STABILITY_MARGIN
-            low_res, point_index, mask_index = (
-                low_res[survive],
-                point_index[survive],
-                mask_index[survive],
-            )
-        masks = model.postprocess_masks(
-            low_res[:, None], self.predictor.input_size, self.predictor.original_size
-        )[:, 0]
-        data = MaskData(
-            masks=masks,
-            iou_preds=iou_pred[point_index, mask_index],
-            points=torch.as_tensor(points[point_index.cpu().numpy()]),
-        )
-        del masks
-        data["stability_score"] = calculate_stability_score(
-            data["masks"], model.mask_threshold, self.stability_score_offset
-        )
-        if self.stability_score_thresh > 0.0:
-            data.filter(data["stability_score"] >= self.stability_score_thresh)
-        data["masks"] = data["masks"] > model.mask_threshold
-        data["boxes"] = batched_mask_to_box(data["masks"])
-        keep_mask = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
-        if not torch.all(keep_mask):
-            data.filter(keep_mask)
-        data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
-        data["rles"] = mask_to_rle_pytorch(data["masks"])
-        del data["masks"]
-        return data
