@@ -14,6 +14,7 @@ from samkit.fast.info import FastBackendWarning
 from samkit.fast.openvino import OpenVINOImageEncoder
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_second_load_hits_the_cache(home: Path, conversions: list[int]) -> None:
     first = samkit.load_sam("shapes", device="cpu", fast=True)
     assert conversions == [1]
@@ -28,6 +29,7 @@ def test_second_load_hits_the_cache(home: Path, conversions: list[int]) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate_bin", "garbage_xml", "drop_manifest"])
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_corrupted_cache_entry_is_converted_again_with_a_warning(
     home: Path, conversions: list[int], damage: str
 ) -> None:

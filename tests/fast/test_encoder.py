@@ -36,6 +36,7 @@ def _predict(sam: torch.nn.Module, image: np.ndarray, box: np.ndarray) -> tuple[
     return predictor.predict(box=box, multimask_output=False)
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_fast_shapes_gives_the_same_embedding_and_masks(home: Path) -> None:
     scene = samkit.shapes.make_scene(3, 240, 320)
     plain = samkit.load_sam("shapes", device="cpu")
@@ -61,6 +62,7 @@ def _manifest(home: Path, precision: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_reduced_precision_is_kept_when_its_masks_hold(
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -104,6 +106,7 @@ def test_reduced_precision_is_kept_when_its_masks_hold(
     assert (conversions, quantizations) == ([1], quantized)
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_int8_is_refused_when_its_masks_do_not_hold(
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -136,6 +139,7 @@ def test_int8_is_refused_when_its_masks_do_not_hold(
     assert (conversions, quantizations) == ([1], [1])
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_missing_nncf_warns_once_and_keeps_float32(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,6 +179,7 @@ def _fake_probe(monkeypatch: pytest.MonkeyPatch, seconds: dict[str, float]) -> l
     return timed
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_auto_refuses_a_bf16_that_is_slower_and_reuses_the_choice(
     home: Path, monkeypatch: pytest.MonkeyPatch, conversions: list[int]
 ) -> None:
@@ -208,6 +213,7 @@ def test_auto_refuses_a_bf16_that_is_slower_and_reuses_the_choice(
     assert (len(timed), trials, conversions) == (3, [1], [1])
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_auto_keeps_float32_when_nothing_is_faster(
     home: Path, monkeypatch: pytest.MonkeyPatch, quantizations: list[int]
 ) -> None:
@@ -223,6 +229,7 @@ def test_auto_keeps_float32_when_nothing_is_faster(
     assert (sorted(timed), quantizations) == (["f32", "int8"], [1])  # int8 tried there too
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_auto_falls_back_with_one_warning_when_int8_fails(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -237,6 +237,7 @@ def test_pending_items_counts_the_done_as_skipped(
 _RUN = "import sys; from samkit.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
+@pytest.mark.slow  # a child process segments, is killed and resumed
 def test_resume_after_kill_9(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     scenes_folder(folder, 8, size=(96, 128))
