@@ -87,4 +87,5 @@ bench: $(BIN)/samkit ## Speed, memory and fidelity against stock segment-anythin
 	$(BIN)/python -m tools.bench
 	$(BIN)/python -m tools.bench_segment
 	$(BIN)/python -m tools.bench_sam2
+	$(BIN)/python -m tools.bench_memory
 	$(BIN)/python -m tools.bench_finetune

@@ -9,6 +9,7 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.files``: atomic writes, sha256, what a file really is;
 - ``samkit.checks``: the checks of user input (numbers, ranges, images, paths);
 - ``samkit.env``: Colab, the device, the environment variables;
+- ``samkit.cpu_isa``: the instruction-set caps of ``SAMKIT_MAX_CPU_ISA``;
 - ``samkit.locations``: where the bundled data, weights and outputs are;
 - ``samkit.settings``: the automatic mask generator's settings per model;
 - ``samkit.generator``: segment-anything's automatic mask generator, with crops that
@@ -40,6 +41,8 @@ ever needs ``import samkit``; everything else is importable from its module:
 
 from __future__ import annotations
 
+# env first: it passes SAMKIT_MAX_CPU_ISA on to torch and OpenVINO before they load
+from samkit import env as env
 from samkit import finetune as finetune
 from samkit import generator as generator
 from samkit import hf as hf

@@ -193,7 +193,7 @@ def _env() -> None:
         f"SAM 2.1 and SAM 3 ({', '.join(hub)}): transformers {_version('transformers')}, "
         f"weights {env.hf_weights()} (samkit.hf.load_hf)"
     )
-    print(f"default device: {env.default_device()}")
+    print(f"default device: {env.default_device()} (change it with {env.DEVICE_ENV}=cpu)")
     print(f"weights directory: {weights_dir()}")
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
-import torch
+from samkit.cpu_isa import CPU_ISA_CAPS, isa_cap_variables
 
 #: Every environment variable samkit reads, with what it does (the README's table).
 VARIABLES: dict[str, str] = {
@@ -29,10 +30,15 @@ VARIABLES: dict[str, str] = {
     "SAMKIT_OUTPUT_DIR": "Folder that notebooks write their files to; default "
     "`build/outputs` in a checkout, `/content/samkit_outputs` in Colab.",
     "SAMKIT_FAST_PRECISION": "`auto` (default), `f32`, `bf16` or `int8` for `fast=True` "
-    "on a CPU. `auto` tries bf16 where the CPU computes it natively (and a probe confirms "
-    "it is faster), else int8 where it reports native int8 dot products (VNNI), else f32; "
-    "a bf16 or int8 encoder is kept only if its masks match the plain ones (mean IoU at "
-    "least 0.98). `int8` tries it on any CPU; `bf16` only where it is native.",
+    "on a CPU. `auto` times bf16 (where the CPU computes it natively) and int8 (on every "
+    "CPU) against f32 on this machine, keeps those at least 1.1x faster whose masks match "
+    "the plain ones (mean IoU at least 0.98), and uses the fastest; the choice is cached "
+    "with the converted encoder. `int8` and `bf16` only try that one (bf16 only where it "
+    "is native), without timing it.",
+    "SAMKIT_MAX_CPU_ISA": "Cap the CPU instruction set of torch (ATen, MKL, oneDNN) and "
+    "OpenVINO: `avx2`, `avx512`, `avx512_vnni`, `avx512_bf16` or `amx`; unset, no cap. "
+    "Read when samkit is imported, so set it before torch is (a notebook's first cell): "
+    "a big CPU then measures what an AVX2 laptop would.",
     "SAMKIT_AMG_POINTS_PER_SIDE": "Grid of the automatic mask generator in "
     "`amg_settings` (points per side) for every model, instead of the model's own: a "
     "quick run on a slow CPU (the tests' photo-path run sets 4). Settings passed by name "
@@ -169,12 +175,16 @@ def enable_widgets() -> bool:
 
 def _mps_available() -> bool:
     """Whether Apple's Metal GPU backend can be used."""
+    import torch
+
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
 
 
 def _check_device(value: str) -> str:
     """Validate a ``SAMKIT_DEVICE`` value against this machine and return it."""
+    import torch
+
     hint = f"{DEVICE_ENV} must be 'cpu', 'cuda', 'cuda:N' or 'mps'"
     try:
         device = torch.device(value)
@@ -214,6 +224,8 @@ def default_device() -> str:
         sam.to(device=samkit.env.default_device())
         ```
     """
+    import torch
+
     forced = variable(DEVICE_ENV)
     if forced:
         return _check_device(forced)
@@ -247,6 +259,8 @@ def gpu_report() -> str:
         print(samkit.gpu_report())
         ```
     """
+    import torch
+
     if torch.cuda.is_available():
         lines = []
         for index in range(torch.cuda.device_count()):
@@ -262,13 +276,38 @@ def gpu_report() -> str:
     return "\n".join(lines)
 
 
+def device_report() -> str:
+    """Which device samkit chose and how to change it, as Spanish text to print.
+
+    Returns:
+        Two lines: the device :func:`default_device` gives and why, and how to change
+        it (``%env SAMKIT_DEVICE=cpu`` in a cell before the model is loaded).
+
+    Raises:
+        ValueError: If ``SAMKIT_DEVICE`` names an unknown device or one this machine lacks.
+    """
+    device = default_device()
+    why = {
+        "cuda": "hay una GPU con CUDA",
+        "mps": "hay una GPU de Apple (MPS)",
+        "cpu": "no hay GPU: SAM corre en la CPU, más lento pero con los mismos resultados",
+    }.get(device, "")
+    if variable(DEVICE_ENV):
+        why = f"lo pediste con {DEVICE_ENV}"
+    return (
+        f"dispositivo elegido: {device} ({why})\n"
+        f"Para cambiarlo: %env {DEVICE_ENV}=cpu en una celda antes de cargar el modelo "
+        f"(en una terminal: {DEVICE_ENV}=cpu); los valores son cpu, cuda, cuda:N y mps."
+    )
+
+
 def fast_precision() -> str:
     """The precision asked of the fast CPU encoder: ``SAMKIT_FAST_PRECISION``.
 
     Returns:
         ``"auto"`` (the default, also when unset or empty), ``"f32"``, ``"int8"`` or
         ``"bf16"``. What is used is still up to the machine and the masks
-        (``samkit.fast.choose_precision``).
+        (``samkit.fast.precision_candidates``).
 
     Raises:
         ValueError: If it is set to anything else.
@@ -300,3 +339,58 @@ def hf_weights() -> str:
             + f", but got {wanted!r}"
         )
     return wanted
+
+
+def max_cpu_isa() -> str | None:
+    """``SAMKIT_MAX_CPU_ISA``: the instruction set torch and OpenVINO are capped to.
+
+    Returns:
+        A key of :data:`CPU_ISA_CAPS`, or ``None`` when it is unset (no cap).
+
+    Raises:
+        ValueError: If it is set to anything else.
+    """
+    value = variable("SAMKIT_MAX_CPU_ISA")
+    if value is None:
+        return None
+    wanted = value.lower()
+    if wanted not in CPU_ISA_CAPS:
+        raise ValueError(
+            f"SAMKIT_MAX_CPU_ISA must be one of {', '.join(map(repr, CPU_ISA_CAPS))}, "
+            f"but got {value!r}"
+        )
+    return wanted
+
+
+def apply_cpu_isa_cap() -> str | None:
+    """Pass ``SAMKIT_MAX_CPU_ISA`` on to oneDNN, torch (ATen, MKL) and OpenVINO.
+
+    They read their variables once, when they are loaded: importing this module (the
+    first thing ``import samkit`` does, before torch is imported) calls it. Where torch
+    or OpenVINO was imported already, the cap is still set for child processes, and a
+    ``RuntimeWarning`` says that the loaded one is not capped.
+
+    Returns:
+        The cap, or ``None`` when there is none.
+
+    Raises:
+        ValueError: If ``SAMKIT_MAX_CPU_ISA`` is not one of its values.
+    """
+    isa = max_cpu_isa()
+    if isa is None:
+        return None
+    os.environ.update(isa_cap_variables(isa))
+    late = [name for name in ("torch", "openvino") if name in sys.modules]
+    if late:
+        warnings.warn(
+            f"SAMKIT_MAX_CPU_ISA={isa}: {' and '.join(late)} "
+            f"{'was' if len(late) == 1 else 'were'} imported before samkit, "
+            "so it is not capped; set the variable before the first import",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return isa
+
+
+# Imported before torch by ``import samkit``: the cap must be in place when torch loads.
+apply_cpu_isa_cap()

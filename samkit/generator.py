@@ -1,12 +1,18 @@
-"""segment-anything's automatic mask generator, with one known failure fixed.
+"""The automatic mask generator of samkit: ``MaskGenerator``.
 
-With crops (``crop_n_layers`` above 0), ``SamAutomaticMaskGenerator.generate`` raises
-``IndexError: index 2 is out of bounds for dimension 1 with size 0`` when no crop keeps
-any mask (a hard image, strict thresholds, or untrained weights): a crop without masks
-records its crop boxes as a tensor of shape `(0,)` instead of `(0, 4)`, and the step that
-removes duplicates between crops cannot take their areas (segment-anything issue 614).
-:class:`MaskGenerator` is the same class, with the same arguments and the same records,
-that records them as `(0, 4)`, so that ``generate`` returns an empty list instead.
+Every entry point that generates masks automatically (``samkit segment``, both
+engines; ``samkit.FastMaskGenerator``; the notebooks) uses this one class, defined in
+:mod:`samkit.amg.generator`. It takes the same arguments and gives the same records as
+segment-anything's ``SamAutomaticMaskGenerator``, and fixes what fails there on real
+photos and machines:
+
+- a 12-megapixel photo: the stock generator upscales every candidate mask of a batch
+  to the photo's size before filtering (over 12 GB of memory); here candidates are
+  filtered at the decoder's low resolution and the survivors upscaled in chunks;
+- a Mac: the stock generator sends its point grid as float64, which MPS refuses;
+  here points are float32 on every device;
+- a hard image with crops: the stock generator raises ``IndexError`` when no crop
+  keeps a mask (segment-anything issue 614); here ``generate`` returns ``[]``.
 
 Example:
     ```python
@@ -17,23 +23,6 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from samkit.amg.generator import STABILITY_MARGIN, MaskGenerator
 
-import torch
-from segment_anything import SamAutomaticMaskGenerator
-from segment_anything.utils.amg import MaskData
-
-
-class MaskGenerator(SamAutomaticMaskGenerator):
-    """``SamAutomaticMaskGenerator`` that also returns ``[]`` with crops and no mask.
-
-    Takes the same arguments as ``SamAutomaticMaskGenerator`` and gives the same
-    records; only the crop boxes of a crop without masks get their proper shape `(0, 4)`.
-    """
-
-    def _process_crop(self, *args: Any, **kwargs: Any) -> MaskData:
-        data: MaskData = super()._process_crop(*args, **kwargs)
-        crop_boxes = data["crop_boxes"]
-        if isinstance(crop_boxes, torch.Tensor) and crop_boxes.numel() == 0:
-            data["crop_boxes"] = torch.zeros((0, 4), dtype=torch.int64)
-        return data
+__all__ = ["STABILITY_MARGIN", "MaskGenerator"]

@@ -7,6 +7,7 @@ import io
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -229,3 +230,123 @@ def encode_image(
     options: dict[str, Any] = {"quality": 95} if chosen == "jpeg" else {}
     Image.fromarray(pixels).save(buffer, format=chosen.upper(), **options)
     return f"data:{_MIME[chosen]};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+#: The longest side of the copy a widget shows (a phone photo is 4000 pixels wide).
+DISPLAY_MAX_SIDE = 1024
+
+
+@dataclass(frozen=True)
+class DisplayCopy:
+    """A photo scaled down for a widget, and the way back to the photo's own pixels.
+
+    Attributes:
+        image: The copy the widget shows, RGB uint8 `(h, w, 3)` (the photo itself when
+            it already fits).
+        scale: The copy's pixels per photo pixel, in ``(0, 1]``.
+        photo_shape: The photo's ``(H, W)``.
+    """
+
+    image: npt.NDArray[np.uint8]
+    scale: float
+    photo_shape: tuple[int, int]
+
+    def to_photo(self, bboxes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Widget boxes drawn on the copy, in the photo's pixels (``label`` kept).
+
+        Args:
+            bboxes: ``BBoxWidget.bboxes``: dicts with ``x``, ``y``, ``width``, ``height``.
+
+        Returns:
+            New dicts with those four values divided by :attr:`scale`.
+        """
+        return [_scaled(bbox, 1 / self.scale) for bbox in bboxes]
+
+    def to_display(self, bboxes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Widget boxes in the photo's pixels, on the copy (to preset them in a widget)."""
+        return [_scaled(bbox, self.scale) for bbox in bboxes]
+
+
+def _scaled(bbox: Mapping[str, Any], factor: float) -> dict[str, Any]:
+    if not isinstance(bbox, Mapping):
+        raise ValueError(f"a box must be a dict with keys x, y, width, height, but got {bbox!r}")
+    scaled = dict(bbox)
+    for key in ("x", "y", "width", "height"):
+        if key in scaled:
+            scaled[key] = float(scaled[key]) * factor
+    return scaled
+
+
+def display_copy(image: npt.NDArray[np.uint8], max_side: int = DISPLAY_MAX_SIDE) -> DisplayCopy:
+    """A copy of a photo small enough for a widget, with the scale back to the photo.
+
+    A 12-megapixel photo sent whole to ``BBoxWidget`` is a data URL of tens of
+    megabytes; SAM itself sees the photo at 1024 pixels a side. Show the copy, and map
+    what is drawn on it back with :meth:`DisplayCopy.to_photo`.
+
+    Args:
+        image: The photo, RGB uint8 `(H, W, 3)`.
+        max_side: The copy's longest side at most.
+
+    Returns:
+        The :class:`DisplayCopy` (the photo itself, scale 1, when it fits).
+
+    Raises:
+        ValueError: If ``image`` is not RGB uint8 or ``max_side`` is not a whole number
+            from 1 up.
+
+    Example:
+        ```pycon
+        >>> import numpy as np, samkit
+        >>> shown = samkit.images.display_copy(np.zeros((3000, 4000, 3), np.uint8))
+        >>> shown.image.shape, shown.scale
+        ((768, 1024, 3), 0.256)
+        >>> shown.to_photo([{"x": 256, "y": 0, "width": 512, "height": 128, "label": ""}])
+        [{'x': 1000.0, 'y': 0.0, 'width': 2000.0, 'height': 500.0, 'label': ''}]
+
+        ```
+    """
+    check_rgb_image(image)
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
+        raise ValueError(f"max_side must be a whole number from 1 up, but got {max_side!r}")
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return DisplayCopy(image, 1.0, (height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = Image.fromarray(image).resize(size, Image.Resampling.LANCZOS)
+    return DisplayCopy(np.asarray(small, dtype=np.uint8), scale, (height, width))
+
+
+def size_report(image: npt.NDArray[np.uint8]) -> str:
+    """How big a learner's photo is and what samkit does with it, as Spanish text.
+
+    Args:
+        image: The photo, RGB uint8 `(H, W, 3)`.
+
+    Returns:
+        One or three lines: the size in pixels and megapixels; for a photo larger than
+        SAM's 1024-pixel input, that SAM sees a reduced copy, the masks come back at
+        the photo's size, and the widgets show a copy of at most 1024 pixels a side.
+
+    Example:
+        ```pycon
+        >>> import numpy as np, samkit
+        >>> print(samkit.images.size_report(np.zeros((3000, 4000, 3), np.uint8)))
+        tu foto: 4000 × 3000 píxeles (12.0 megapíxeles)
+        SAM la ve reducida a 1024 píxeles de lado y devuelve máscaras del tamaño de tu foto.
+        Los widgets muestran una copia de 1024 × 768 y llevan tus cajas y puntos a la foto.
+
+        ```
+    """
+    check_rgb_image(image)
+    height, width = image.shape[:2]
+    line = f"tu foto: {width} × {height} píxeles ({height * width / 1e6:.1f} megapíxeles)"
+    if max(height, width) <= DISPLAY_MAX_SIDE:
+        return line
+    shown = display_copy(image).image
+    return (
+        f"{line}\nSAM la ve reducida a 1024 píxeles de lado y devuelve máscaras del "
+        f"tamaño de tu foto.\nLos widgets muestran una copia de {shown.shape[1]} × "
+        f"{shown.shape[0]} y llevan tus cajas y puntos a la foto."
+    )

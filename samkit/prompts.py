@@ -60,13 +60,42 @@ def _image_size(image_shape: Any) -> tuple[int, int]:
     )
 
 
-def _clip_to_image(row: list[float], size: tuple[int, int], where: str) -> list[float]:
-    """Clip one xyxy row to the image ``[0, W] x [0, H]``; refuse it when nothing is inside."""
-    height, width = size
-    x_min, y_min, x_max, y_max = row
+def clip_box(
+    xyxy: Sequence[float], image_shape: tuple[int, int], where: str = "box"
+) -> list[float]:
+    """Clip one box to the image; refuse it only when no pixel of it is inside.
+
+    The one rule for boxes past the edge, used by :func:`bboxes_to_xyxy` and the live
+    widget (``samkit.LiveSegmenter``): a box that reaches past the image is clipped to
+    ``0 <= x <= W``, ``0 <= y <= H``; a box wholly outside is refused, since SAM would
+    still return a confident mask for it, of something else.
+
+    Args:
+        xyxy: ``[x_min, y_min, x_max, y_max]`` in pixels (finite numbers).
+        image_shape: The image's ``(H, W)`` (``image.shape[:2]``).
+        where: How the message names the box (``"box 0"``, ``"default box 1"``).
+
+    Returns:
+        The clipped ``[x_min, y_min, x_max, y_max]``, floats.
+
+    Raises:
+        ValueError: If ``image_shape`` is not two positive integers, or the box lies
+            wholly outside the image: ``"box [x_min, y_min, x_max, y_max] = [...] lies
+            outside the image of width W and height H: no pixel of it is inside"``.
+
+    Example:
+        ```pycon
+        >>> import samkit
+        >>> samkit.prompts.clip_box([-10, 5, 50, 500], (100, 200))
+        [0.0, 5.0, 50.0, 100.0]
+
+        ```
+    """
+    height, width = _image_size(image_shape)
+    x_min, y_min, x_max, y_max = (float(v) for v in xyxy)
     if x_max <= 0 or y_max <= 0 or x_min >= width or y_min >= height:
         raise ValueError(
-            f"{where} [x_min, y_min, x_max, y_max] = {[_plain_number(v) for v in row]} lies "
+            f"{where} [x_min, y_min, x_max, y_max] = {[_plain_number(v) for v in xyxy]} lies "
             f"outside the image of width {width} and height {height}: no pixel of it is "
             "inside"
         )
@@ -152,7 +181,7 @@ def bboxes_to_xyxy(
         if not all(abs(v) <= _FLOAT32_MAX for v in row):
             raise ValueError(f"{where} {i} reaches {row}, past float32 range (about ±3.4e38)")
         if size is not None:
-            rows[i] = _clip_to_image(row, size, f"{where} {i}")
+            rows[i] = clip_box(row, size, f"{where} {i}")
     return np.array(rows, dtype=np.float32).reshape(-1, 4)
 
 

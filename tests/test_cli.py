@@ -174,7 +174,7 @@ def test_env_prints_report_and_defaults(
         f"{env.gpu_report()}\n"
         f"default model type: shapes (choices: {CHOICES})\n"
         f"{HF_LINE}\n"
-        "default device: cpu\n"
+        "default device: cpu (change it with SAMKIT_DEVICE=cpu)\n"
         f"weights directory: {tmp_path}\n",
         "",
     )
@@ -242,7 +242,7 @@ def test_console_script_env_runs(tmp_path: Path) -> None:
     assert result.stdout.endswith(
         f"default model type: shapes (choices: {CHOICES})\n"
         f"{HF_LINE}\n"
-        "default device: cpu\n"
+        "default device: cpu (change it with SAMKIT_DEVICE=cpu)\n"
         f"weights directory: {tmp_path}\n"
     )
 

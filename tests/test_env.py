@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -11,6 +14,7 @@ import torch
 
 import samkit
 from samkit import env
+from samkit.cpu_isa import isa_cap_variables
 
 
 def exactly(message: str) -> str:
@@ -254,3 +258,124 @@ def test_colab_upload_outside_colab(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     with pytest.raises(RuntimeError, match="an upload button needs Google Colab"):
         env.colab_upload()
+
+
+@pytest.mark.parametrize(
+    ("value", "onednn", "aten", "mkl"),
+    [
+        ("avx2", "AVX2", "avx2", "AVX2"),
+        (" AVX512 ", "AVX512_CORE", "avx512", "AVX512"),
+        ("avx512_vnni", "AVX512_CORE_VNNI", "avx512", "AVX512_E1"),
+        ("avx512_bf16", "AVX512_CORE_BF16", "avx512", "AVX512_E1"),
+        ("amx", "AVX512_CORE_AMX", "avx512", "AVX512_E4"),
+    ],
+)
+def test_isa_cap_is_passed_on_to_onednn_torch_mkl_and_openvino(
+    monkeypatch: pytest.MonkeyPatch, value: str, onednn: str, aten: str, mkl: str
+) -> None:
+    for name in isa_cap_variables("avx2"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    monkeypatch.setenv("SAMKIT_MAX_CPU_ISA", value)
+    # torch is loaded already in this process: the cap still goes to child processes
+    with pytest.warns(RuntimeWarning, match="torch .*imported before samkit"):
+        assert env.apply_cpu_isa_cap() == value.strip().lower()
+    assert {name: os.environ[name] for name in isa_cap_variables("avx2")} == {
+        "ONEDNN_MAX_CPU_ISA": onednn,
+        "DNNL_MAX_CPU_ISA": onednn,
+        "OV_CPU_MAX_ISA": onednn,
+        "ATEN_CPU_CAPABILITY": aten,
+        "MKL_ENABLE_INSTRUCTIONS": mkl,
+    }
+
+
+def test_no_isa_cap_sets_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAMKIT_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert env.apply_cpu_isa_cap() is None
+    assert "ONEDNN_MAX_CPU_ISA" not in os.environ
+
+
+def test_bad_isa_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMKIT_MAX_CPU_ISA", "sse2")
+    with pytest.raises(
+        ValueError,
+        match=exactly(
+            "SAMKIT_MAX_CPU_ISA must be one of 'avx2', 'avx512', 'avx512_vnni', 'avx512_bf16', "
+            "'amx', but got 'sse2'"
+        ),
+    ):
+        env.max_cpu_isa()
+
+
+ISA_PROBE = """
+import json
+import numpy as np
+import samkit  # first: it passes SAMKIT_MAX_CPU_ISA on
+import openvino as ov
+import openvino.opset13 as ops
+import torch
+
+x = ops.parameter([1, 32, 32, 32], np.float32)
+w = ops.constant(np.ones((32, 32, 3, 3), np.float32))
+model = ov.Model([ops.convolution(x, w, [1, 1], [1, 1], [1, 1], [1, 1])], [x])
+compiled = ov.Core().compile_model(model, "CPU")
+ops_run = compiled.get_runtime_model().get_ops()
+kinds = [op.get_rt_info()["primitiveType"].astype(str) for op in ops_run]
+print(json.dumps({"torch": torch.backends.cpu.get_cpu_capability(), "openvino": kinds}))
+"""
+
+
+@pytest.mark.slow
+def test_isa_cap_reaches_torch_and_openvino_in_a_new_process() -> None:
+    environ = {
+        k: v for k, v in os.environ.items() if not k.endswith(("_MAX_CPU_ISA", "CAPABILITY"))
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", ISA_PROBE],
+        env={**environ, "SAMKIT_MAX_CPU_ISA": "avx2"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    found = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert found["torch"] == "AVX2"
+    (conv,) = [kind for kind in found["openvino"] if "conv" in kind]
+    assert "avx2" in conv and "avx512" not in conv, found
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "forced", "first_line"),
+    [
+        # a CUDA GPU
+        (1, False, None, "dispositivo elegido: cuda (hay una GPU con CUDA)"),
+        # a Mac with Apple's GPU
+        (0, True, None, "dispositivo elegido: mps (hay una GPU de Apple (MPS))"),
+        # no GPU at all
+        (
+            0,
+            False,
+            None,
+            "dispositivo elegido: cpu (no hay GPU: SAM corre en la CPU, más lento pero con "
+            "los mismos resultados)",
+        ),
+        # the CPU forced on a Mac
+        (0, True, "cpu", "dispositivo elegido: cpu (lo pediste con SAMKIT_DEVICE)"),
+    ],
+)
+def test_device_report_says_which_device_and_how_to_change_it(
+    monkeypatch: pytest.MonkeyPatch,
+    no_device_env: None,
+    cuda: int,
+    mps: bool,
+    forced: str | None,
+    first_line: str,
+) -> None:
+    fake_machine(monkeypatch, cuda=cuda, mps=mps)
+    if forced is not None:
+        monkeypatch.setenv("SAMKIT_DEVICE", forced)
+    assert samkit.env.device_report().splitlines() == [
+        first_line,
+        "Para cambiarlo: %env SAMKIT_DEVICE=cpu en una celda antes de cargar el modelo "
+        "(en una terminal: SAMKIT_DEVICE=cpu); los valores son cpu, cuda, cuda:N y mps.",
+    ]

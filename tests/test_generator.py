@@ -27,6 +27,7 @@ def test_the_stock_generator_fails_there(shapes_sam: Sam, shapes_image: np.ndarr
 
 
 @pytest.mark.parametrize("output_mode", ["binary_mask", "coco_rle"])
+@pytest.mark.slow  # runs the stock and samkit generators with crops (a minute)
 def test_same_records_as_the_stock_generator(
     shapes_sam: Sam, shapes_image: np.ndarray, output_mode: str
 ) -> None:

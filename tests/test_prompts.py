@@ -443,3 +443,42 @@ def test_clipped_box_drives_the_real_predictor(predictor: Any, shapes_image: Any
     )
     np.testing.assert_array_equal(masks, inside)
     np.testing.assert_array_equal(scores, inside_scores)
+
+
+@pytest.mark.parametrize(
+    ("xyxy", "expected"),
+    [
+        # inside: unchanged
+        ([10, 20, 30, 40], [10.0, 20.0, 30.0, 40.0]),
+        # past every edge: the whole image
+        ([-5, -5, 500, 500], [0.0, 0.0, 128.0, 96.0]),
+        # touching the image from inside on its right edge
+        ([100, 0, 128, 96], [100.0, 0.0, 128.0, 96.0]),
+    ],
+)
+def test_clip_box(xyxy: list[float], expected: list[float]) -> None:
+    assert samkit.prompts.clip_box(xyxy, (96, 128)) == expected
+
+
+@pytest.mark.parametrize(
+    ("xyxy", "where", "message"),
+    [
+        # touching the left edge from outside: no pixel inside
+        (
+            [-10, 0, 0, 10],
+            "box",
+            "box [x_min, y_min, x_max, y_max] = [-10, 0, 0, 10] lies outside the image of "
+            "width 128 and height 96: no pixel of it is inside",
+        ),
+        # below the image, named as the caller names it
+        (
+            [0, 96.5, 10, 100],
+            "box 3",
+            "box 3 [x_min, y_min, x_max, y_max] = [0, 96.5, 10, 100] lies outside the image "
+            "of width 128 and height 96: no pixel of it is inside",
+        ),
+    ],
+)
+def test_clip_box_refuses_a_box_wholly_outside(xyxy: list[float], where: str, message: str) -> None:
+    with pytest.raises(ValueError, match=exactly(message)):
+        samkit.prompts.clip_box(xyxy, (96, 128), where)

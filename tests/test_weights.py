@@ -610,6 +610,7 @@ print(files.sha256_file(path))
 """
 
 
+@pytest.mark.slow  # two processes race through a real server
 def test_two_downloads_of_one_checkpoint_into_one_folder_at_once(
     make_mirror: Callable[..., Mirror], tmp_path: Path
 ) -> None:

@@ -6,13 +6,14 @@
 
 - on a CPU, the encoder is converted once to OpenVINO, and the converted model is
   cached on disk next to the weights, keyed by the checkpoint's sha256, OpenVINO's
-  version, the input size and the precision. Where the CPU computes bfloat16 natively
-  (AMX or AVX512-BF16, confirmed by a probe), it is compiled for bfloat16; else, where
-  it reports native int8 dot products (VNNI), it is quantized to int8 with NNCF,
-  calibrated on the bundled images. Either is a trial, kept only if its masks match the
-  PyTorch encoder's (mean IoU at least :data:`MIN_MASK_IOU` on images and prompts it
-  was not calibrated on); otherwise it runs in float32, the same embedding to about
-  1e-6 (see :func:`choose_precision`);
+  version, the instruction set, the input size and the precision. Where the CPU computes
+  bfloat16 natively (AMX or AVX512-BF16, confirmed by a probe), it is tried compiled for
+  bfloat16; on every CPU, it is tried quantized to int8 with NNCF, calibrated on the
+  bundled images. Each is a trial, timed against float32 here and kept only if it is
+  faster and its masks match the PyTorch encoder's (mean IoU at least
+  :data:`MIN_MASK_IOU` on images and prompts it was not calibrated on); the fastest kept
+  one is used, otherwise float32, the same embedding to about 1e-6 (see
+  :func:`precision_candidates` and ``samkit.fast.encoder``);
 - on a CUDA GPU, the encoder runs under float16 autocast with its attention rewritten
   as one fused ``scaled_dot_product_attention`` (relative positions as its mask)
   (nothing is converted, nothing is cached);
@@ -23,13 +24,15 @@ Its modules:
 
 - ``samkit.fast.info``: :class:`FastInfo` (what was done) and :class:`FastBackendWarning`;
 - ``samkit.fast.attention``: fused SDPA attention and float16 autocast, for CUDA;
-- ``samkit.fast.cpu``: the CPU's features and threads, the bfloat16 probe, the precision;
+- ``samkit.fast.cpu``: the CPU's features (under ``SAMKIT_MAX_CPU_ISA``), threads, the
+  bfloat16 probe, the precisions worth trying;
 - ``samkit.fast.cache``: the on-disk cache of converted encoders;
 - ``samkit.fast.trial``: the fidelity trial (calibration images, mask agreement);
 - ``samkit.fast.openvino``: conversion, int8 quantization, the OpenVINO encoder module;
 - ``samkit.fast.encoder``: the CPU encoder from the cache, or converted, tried, cached;
 - ``samkit.fast.amg``: :class:`FastMaskGenerator`, the automatic mask generator, faster;
-- ``samkit.fast.onnx``: the prompt decoder exported to ONNX.
+- ``samkit.fast.onnx``: the prompt decoder exported to ONNX;
+- ``samkit.fast.estimate``: how long automatic masks will take here, in Spanish.
 """
 
 from __future__ import annotations
@@ -44,12 +47,15 @@ from samkit.fast.amg import FastMaskGenerator
 from samkit.fast.attention import autocast_forward, use_sdpa_attention
 from samkit.fast.cache import CACHE_DIRNAME, CACHE_FORMAT, cache_dir_for, cache_key
 from samkit.fast.cpu import (
-    choose_precision,
     cpu_reports_native_bf16,
     cpu_reports_native_int8,
+    cpu_summary,
     cpu_threads,
+    effective_isa,
+    precision_candidates,
 )
 from samkit.fast.encoder import openvino_encoder
+from samkit.fast.estimate import estimate_line
 from samkit.fast.info import FastBackendWarning, FastInfo, warn
 from samkit.fast.onnx import export_decoder
 from samkit.fast.openvino import OpenVINOImageEncoder
@@ -67,12 +73,15 @@ __all__ = [
     "cache_dir_for",
     "cache_key",
     "calibration_images",
-    "choose_precision",
     "cpu_reports_native_bf16",
     "cpu_reports_native_int8",
+    "cpu_summary",
     "cpu_threads",
+    "effective_isa",
+    "estimate_line",
     "export_decoder",
     "mask_agreement",
+    "precision_candidates",
     "use_sdpa_attention",
 ]
 

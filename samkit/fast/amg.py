@@ -1,52 +1,35 @@
-"""``FastMaskGenerator``: segment-anything's automatic mask generator, faster.
+"""``FastMaskGenerator``: samkit's automatic mask generator with a faster decoder.
 
-It subclasses ``SamAutomaticMaskGenerator`` and replaces only the processing of one
-batch of grid points; crops, NMS, small-region cleaning and the output records are the
-stock code. Where the stock batch repeats the whole image embedding once per point and
-decodes, upscales and scores every mask, this one:
+It subclasses ``samkit.generator.MaskGenerator`` (the generator under every samkit
+entry point: memory bounded by chunks, float32 prompts, no crash when nothing passes)
+and replaces only the decoding of one batch of grid points
+(``MaskGenerator.decode_points``). Where the stock decoder repeats the whole image
+embedding once per point and decodes every mask, this one:
 
 1. runs the first two-way layer of the prompt decoder with the image side shared by all
    points: the token-to-image keys and values and the image-to-token queries are
    projected once, not once per point (the same numbers, broadcast);
-2. in that layer's image-to-token attention, folds the output projection into the
-   per-point values (``softmax(QK^T) V W_o = softmax(QK^T) (V W_o)``): fewer
-   multiplications per point, the same sum;
-3. predicts every mask's IoU from the transformer's tokens, then drops the masks under
-   ``pred_iou_thresh`` before anything is upscaled: the decoder's upscaling network
-   runs only for points with a surviving mask, and the hypernetwork product only for
-   surviving masks;
-4. drops masks whose stability at the decoder's low resolution is clearly under
-   ``stability_score_thresh`` (by a safety margin), before upscaling;
-5. upscales only the survivors to the image size, and scores them exactly as stock
-   does there (so the records' ``stability_score`` is the stock one).
+2. folds each image-to-token output projection into the values (``softmax(QK^T) V W_o
+   = softmax(QK^T) (V W_o)``); never projects a per-point image side: with a few tokens
+   ``(q W_k) x^T`` and ``(softmax x) W_v^T`` cost a fraction of ``q (x W_k^T)^T`` and
+   ``softmax (x W_v^T)``, and the shared positions enter as one product (reassociated);
+3. predicts every mask's IoU from the transformer's tokens, and runs the decoder's
+   upscaling network only for points with a mask that passed ``pred_iou_thresh``, and
+   the hypernetwork product only for those masks.
 
-Use it on a ``load_sam(..., fast=True)`` model to have the image encoder fast too.
+The filters, the chunked upscaling and the records are ``MaskGenerator``'s, so the
+records' scores are the stock ones to float precision. Use it on a
+``load_sam(..., fast=True)`` model to have the image encoder fast too.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.modeling.transformer import Attention as DecoderAttention
-from segment_anything.utils.amg import (
-    MaskData,
-    batched_mask_to_box,
-    calculate_stability_score,
-    is_box_near_crop_edge,
-    mask_to_rle_pytorch,
-    uncrop_masks,
-)
 
-from samkit.images import check_rgb_image
-
-#: A low-resolution stability this far under the threshold is never kept at full
-#: resolution (the counts scale together with the resolution; the margin covers the
-#: rounding of the bilinear upscaling).
-STABILITY_MARGIN = 0.05
+from samkit.amg.generator import Decoded, MaskGenerator
 
 
 def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -72,39 +55,117 @@ def _attend(
     qh = _heads(attn.q_proj(q), attn.num_heads)
     kh = _heads(attn.k_proj(k), attn.num_heads)
     vh = _heads(attn.v_proj(v), attn.num_heads)
-    if qh.shape[0] != kh.shape[0]:  # fused attention wants one batch size
+    b, heads, n, d = qh.shape
+    if kh.shape[0] == 1 and b > 1:  # keys shared by every point: one batch of B * N queries
+        qh = qh.transpose(0, 1).reshape(1, heads, b * n, d)
+    elif qh.shape[0] != kh.shape[0]:  # fused attention wants one batch size
         size = max(qh.shape[0], kh.shape[0])
         qh, kh, vh = (t.expand(size, -1, -1, -1) for t in (qh, kh, vh))
     # softmax(Q K^T / sqrt(d)) V in one fused call: no copies of the strided heads
     out = F.scaled_dot_product_attention(qh, kh, vh)
+    out = out.reshape(heads, -1, n, d).transpose(0, 1) if out.shape[0] != b else out
     b, heads, n, d = out.shape
     result: torch.Tensor = attn.out_proj(out.transpose(1, 2).reshape(b, n, heads * d))
     return result
 
 
-def _attend_image_to_tokens(
-    attn: DecoderAttention, q_shared: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+def _logits_against_image(
+    small: torch.Tensor, image: torch.Tensor, pos: torch.Tensor
 ) -> torch.Tensor:
-    """Image-to-token attention with shared image queries and a folded output projection.
+    """``small @ (image + pos)^T`` without adding ``pos`` to every point's image side.
+
+    Args:
+        small: Shape ``(B, N, C)``, ``N`` small (heads x tokens).
+        image: Per-point image side, shape ``(B, HW, C)``.
+        pos: Shared positions, shape ``(1, HW, C)``.
+
+    Returns:
+        Shape ``(B, N, HW)``.
+    """
+    b, n, c = small.shape
+    shared = (small.reshape(b * n, c) @ pos[0].T).reshape(b, n, -1)  # one product
+    return torch.baddbmm(shared, small, image.transpose(1, 2))
+
+
+def _attend_tokens_to_image(
+    attn: DecoderAttention, q: torch.Tensor, keys: torch.Tensor, pos: torch.Tensor
+) -> torch.Tensor:
+    """Token-to-image attention over per-point keys, without projecting the image side.
+
+    ``(q W_k) (keys + pos)^T`` and ``(softmax keys) W_v^T``: the same sums, reassociated.
+    The key bias adds a constant to a query's logits (the softmax ignores it); the value
+    bias passes through whole (the weights sum to 1).
 
     Args:
         attn: The attention module.
-        q_shared: The image side (embedding + positions), shape ``(1, HW, C)`` (shared by
-            all points) or ``(B, HW, C)``.
+        q: Token queries (tokens + their embedding), shape ``(B, T, C)``.
+        keys: The image side, shape ``(B, HW, C)``.
+        pos: Its positions, shared, shape ``(1, HW, C)``.
+
+    Returns:
+        Shape ``(B, T, C)``: the same as ``attn(q=q, k=keys + pos, v=keys)``.
+    """
+    heads = attn.num_heads
+    qh = _heads(attn.q_proj(q), heads)  # (B, h, T, d)
+    b, _, t, d = qh.shape
+    c = keys.shape[-1]
+    qk = (qh @ attn.k_proj.weight.reshape(heads, d, c)).reshape(b, heads * t, c)
+    weights = torch.softmax(_logits_against_image(qk, keys, pos) / np.sqrt(d), dim=-1)
+    pooled = (weights @ keys).reshape(b, heads, t, c)  # (B, h, T, C)
+    wv = attn.v_proj.weight.reshape(heads, d, c)
+    out = pooled @ wv.transpose(-2, -1) + attn.v_proj.bias.reshape(heads, 1, d)  # (B, h, T, d)
+    result: torch.Tensor = attn.out_proj(out.transpose(1, 2).reshape(b, t, heads * d))
+    return result
+
+
+def _image_to_token_logits(
+    attn: DecoderAttention, image: torch.Tensor, pos: torch.Tensor, kh: torch.Tensor
+) -> torch.Tensor:
+    """The logits of image-to-token attention, ``(B, h, T, HW)``, scaled by ``1/sqrt(d)``.
+
+    A shared image side ``(1, HW, C)`` is projected once; a per-point one ``(B, HW, C)``
+    is never projected: ``k_h (W_q,h x^T + b_q,h) = (k_h W_q,h) x^T + k_h b_q,h``, a
+    fraction of the work with a few tokens.
+    """
+    heads = attn.num_heads
+    b, _, t, d = kh.shape
+    if image.shape[0] == 1:
+        qh = _heads(attn.q_proj(image + pos), heads)  # (1, h, HW, d), once for all points
+        return (kh @ qh.transpose(-2, -1)) / np.sqrt(d)
+    c = image.shape[-1]
+    kq = (kh @ attn.q_proj.weight.reshape(heads, d, c)).reshape(b, heads * t, c)
+    bias = kh @ attn.q_proj.bias.reshape(heads, d, 1)  # (B, h, T, 1)
+    logits = _logits_against_image(kq, image, pos).reshape(b, heads, t, -1) + bias
+    return logits / np.sqrt(d)
+
+
+def _attend_image_to_tokens(
+    attn: DecoderAttention,
+    image: torch.Tensor,
+    pos: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+) -> torch.Tensor:
+    """The image side plus its attention to the tokens, with a folded output projection.
+
+    Args:
+        attn: The attention module.
+        image: The image side, shape ``(1, HW, C)`` (shared by all points) or
+            ``(B, HW, C)``.
+        pos: Its positions, shape ``(1, HW, C)``.
         k: Token keys (tokens + their embedding), shape ``(B, T, C)``.
         v: Token values, shape ``(B, T, C)``.
 
     Returns:
-        Shape ``(B, HW, C)``: the same as ``attn(q=q_shared, k=k, v=v)``.
+        Shape ``(B, HW, C)``: ``image + attn(q=image + pos, k=k, v=v)``, the residual
+        added inside the last product.
     """
     heads = attn.num_heads
-    qh = _heads(attn.q_proj(q_shared), heads)  # (1, h, HW, d), once for all points
     kh = _heads(attn.k_proj(k), heads)  # (B, h, T, d)
     vh = _heads(attn.v_proj(v), heads)  # (B, h, T, d)
-    d = qh.shape[-1]
-    # The logits as (B, h, T, HW): the softmax over the few tokens then runs along the
-    # long image axis, which vectorizes (over a last axis of ~7 it is several times slower).
-    weights = torch.softmax(kh @ qh.transpose(-2, -1) / np.sqrt(d), dim=-2)
+    d = kh.shape[-1]
+    # (B, h, T, HW): the softmax over the tokens runs along the long axis, which vectorizes
+    weights = torch.softmax(_image_to_token_logits(attn, image, pos, kh), dim=-2)
     w_out = attn.out_proj.weight  # (C, h*d)
     # V_h W_o,h for each head: (B, h, T, C)
     folded = vh @ w_out.reshape(w_out.shape[0], heads, d).permute(1, 2, 0)
@@ -112,14 +173,16 @@ def _attend_image_to_tokens(
     # value adds the bias once to the output: no pass over the (B, HW, C) result for it.
     folded = folded + attn.out_proj.bias / heads
     b, _, t, hw = weights.shape
-    # (B, HW, h*T) @ (B, h*T, C); the transpose is free for the product
-    out: torch.Tensor = weights.reshape(b, heads * t, hw).transpose(1, 2) @ folded.reshape(
-        b, heads * t, -1
+    # image + (B, HW, h*T) @ (B, h*T, C); the transpose is free for the product
+    out: torch.Tensor = torch.baddbmm(
+        image.expand(b, -1, -1),
+        weights.reshape(b, heads * t, hw).transpose(1, 2),
+        folded.reshape(b, heads * t, -1),
     )
     return out
 
 
-class FastMaskGenerator(SamAutomaticMaskGenerator):
+class FastMaskGenerator(MaskGenerator):
     """A drop-in for ``SamAutomaticMaskGenerator``: the same arguments and records.
 
     ``generate(image)`` returns the same list of dicts (``segmentation``, ``area``,
@@ -134,22 +197,21 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         ```
     """
 
-    @torch.inference_mode()
-    def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
-        """Generate masks for an image (see ``SamAutomaticMaskGenerator.generate``).
+    def decode_points(self, coords: torch.Tensor) -> Decoded:
+        """Decode single positive points, predicting the IoU before any mask.
 
         Args:
-            image: The image, shape ``(H, W, 3)``, uint8 RGB.
+            coords: Points in the model's input frame, shape ``(B, 2)``, float32.
 
         Returns:
-            One record per mask, as the stock generator gives.
-
-        Raises:
-            ValueError: If ``image`` is not an RGB uint8 array.
+            The IoU predictions ``(B, 3)`` and a function from ``(point_index,
+            mask_index)`` to the low-resolution logits of only those masks
+            ``(M, h, w)`` (see ``MaskGenerator.decode_points``).
         """
-        check_rgb_image(image)
-        records: list[dict[str, Any]] = super().generate(image)
-        return records
+        queries, keys, iou_pred, shape = self._decode_tokens(coords)
+        return iou_pred, lambda point_index, mask_index: self._low_res_masks(
+            queries, keys, shape, point_index, mask_index
+        )
 
     def _decode_tokens(
         self, coords: torch.Tensor
@@ -192,30 +254,29 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         )
         queries = first.norm3(queries + first.mlp(queries))
         keys = first.norm4(
-            src
-            + _attend_image_to_tokens(
-                first.cross_attn_image_to_token, src + pos, queries + tokens, queries
+            _attend_image_to_tokens(
+                first.cross_attn_image_to_token, src, pos, queries + tokens, queries
             )
         )
-        for layer in layers[1:]:  # the stock block, with one "keys + pos" and a folded W_o
-            keyed = keys + pos
+        for layer in layers[1:]:  # the stock block, reassociated (no "keys + pos" formed)
             if layer.skip_first_layer_pe:
                 queries = layer.self_attn(q=queries, k=queries, v=queries)
             else:
                 q = queries + tokens
                 queries = queries + _attend(layer.self_attn, q, q, queries)
             queries = layer.norm1(queries)
-            attn_out = _attend(layer.cross_attn_token_to_image, queries + tokens, keyed, keys)
+            attn_out = _attend_tokens_to_image(
+                layer.cross_attn_token_to_image, queries + tokens, keys, pos
+            )
             queries = layer.norm2(queries + attn_out)
             queries = layer.norm3(queries + layer.mlp(queries))
             keys = layer.norm4(
-                keys
-                + _attend_image_to_tokens(
-                    layer.cross_attn_image_to_token, keyed, queries + tokens, queries
+                _attend_image_to_tokens(
+                    layer.cross_attn_image_to_token, keys, pos, queries + tokens, queries
                 )
             )
         final = transformer.final_attn_token_to_image
-        attn_out = _attend(final, queries + tokens, keys + pos, keys)
+        attn_out = _attend_tokens_to_image(final, queries + tokens, keys, pos)
         queries = transformer.norm_final_attn(queries + attn_out)
         iou_pred = decoder.iou_prediction_head(queries[:, 0, :])[:, 1:]
         return queries, keys, iou_pred, (c, h, w)
@@ -254,67 +315,3 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
                 hyper[chosen] = mlp(queries[point_index[chosen], j + 2])
         flat = upscaled.reshape(len(points), c_up, h_up * w_up)[inverse]  # (M, C', HW')
         return (hyper[:, None, :] @ flat).reshape(-1, h_up, w_up)
-
-    def _process_batch(
-        self,
-        points: np.ndarray,
-        im_size: tuple[int, ...],
-        crop_box: list[int],
-        orig_size: tuple[int, ...],
-    ) -> MaskData:
-        """Process one batch of grid points (the stock contract: records before NMS).
-
-        Args:
-            points: Points in the crop's pixel frame, shape ``(B, 2)``.
-            im_size: The crop's ``(H, W)``.
-            crop_box: The crop, xyxy in the image.
-            orig_size: The image's ``(H, W)``.
-
-        Returns:
-            ``MaskData`` with ``rles``, ``boxes``, ``iou_preds``, ``points`` and
-            ``stability_score``, as the stock ``_process_batch`` gives.
-        """
-        orig_h, orig_w = orig_size
-        model = self.predictor.model
-        device = self.predictor.device
-        transformed = self.predictor.transform.apply_coords(points, im_size)
-        coords = torch.as_tensor(transformed, device=device, dtype=torch.float)
-        queries, keys, iou_pred, shape = self._decode_tokens(coords)
-        keep = torch.ones_like(iou_pred, dtype=torch.bool)
-        if self.pred_iou_thresh > 0.0:
-            keep = iou_pred > self.pred_iou_thresh
-        point_index, mask_index = torch.nonzero(keep, as_tuple=True)  # row-major, as stock
-        low_res = self._low_res_masks(queries, keys, shape, point_index, mask_index)
-        if self.stability_score_thresh > 0.0 and len(low_res):
-            rough = calculate_stability_score(
-                low_res, model.mask_threshold, self.stability_score_offset
-            )
-            survive = rough >= self.stability_score_thresh - STABILITY_MARGIN
-            low_res, point_index, mask_index = (
-                low_res[survive],
-                point_index[survive],
-                mask_index[survive],
-            )
-        masks = model.postprocess_masks(
-            low_res[:, None], self.predictor.input_size, self.predictor.original_size
-        )[:, 0]
-        data = MaskData(
-            masks=masks,
-            iou_preds=iou_pred[point_index, mask_index],
-            points=torch.as_tensor(points[point_index.cpu().numpy()]),
-        )
-        del masks
-        data["stability_score"] = calculate_stability_score(
-            data["masks"], model.mask_threshold, self.stability_score_offset
-        )
-        if self.stability_score_thresh > 0.0:
-            data.filter(data["stability_score"] >= self.stability_score_thresh)
-        data["masks"] = data["masks"] > model.mask_threshold
-        data["boxes"] = batched_mask_to_box(data["masks"])
-        keep_mask = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
-        if not torch.all(keep_mask):
-            data.filter(keep_mask)
-        data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
-        data["rles"] = mask_to_rle_pytorch(data["masks"])
-        del data["masks"]
-        return data

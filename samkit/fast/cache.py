@@ -25,7 +25,7 @@ from samkit.files import sha256_file
 from samkit.locations import data_dir, weights_dir
 
 #: Bumped when the layout of a cache entry or the conversion changes.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 #: The folder, inside a weights directory, that holds converted encoders.
 CACHE_DIRNAME = "fast-cache"
 #: The converted model's files and the manifest, inside an entry.
@@ -73,7 +73,8 @@ def cache_key(checkpoint_sha256: str, backend_version: str, input_size: int, pre
 
     Args:
         checkpoint_sha256: The weights file's hex sha256.
-        backend_version: The backend's version string (``openvino.__version__``).
+        backend_version: The backend's version string (``openvino.__version__``), with
+            the instruction set the entry's speed was measured on.
         input_size: The encoder's input side in pixels (1024 for the official models).
         precision: ``"f32"``, ``"int8"`` or ``"bf16"``.
 
@@ -84,7 +85,7 @@ def cache_key(checkpoint_sha256: str, backend_version: str, input_size: int, pre
         ```pycon
         >>> from samkit.fast.cache import cache_key
         >>> cache_key("0123456789abcdef0123456789", "2025.1.0-17911/x", 1024, "int8")
-        'encoder-0123456789abcdef0123-openvino2025.1.0_17911_x-1024px-int8-v2'
+        'encoder-0123456789abcdef0123-openvino2025.1.0_17911_x-1024px-int8-v3'
 
         ```
     """

@@ -1,20 +1,26 @@
-"""The CPU encoder on OpenVINO: from the cache, or converted (and tried) now, then cached.
+"""The CPU encoder on OpenVINO: from the cache, or converted, measured and tried now, then cached.
 
-The precision comes from :func:`~samkit.fast.cpu.choose_precision`. A reduced one
-(bfloat16, or int8: the float32 conversion quantized) is a trial: it is kept only if its
-masks hold (:mod:`samkit.fast.trial`). The verdict is cached too, so a refused trial is
-not run again, and float32 is used instead.
+The precisions tried come from :func:`~samkit.fast.cpu.precision_candidates`. A reduced
+one (bfloat16, or int8: the float32 conversion quantized) is a trial. With
+``SAMKIT_FAST_PRECISION=auto`` it is first timed against float32 on this machine (a few
+runs of the compiled encoder) and kept only if it is at least :data:`MIN_SPEEDUP` times
+faster; then its masks must hold (:mod:`samkit.fast.trial`). Of those kept, the fastest
+is used. Each verdict (the times, the mask IoU, kept or not) is cached in the entry's
+manifest, so the choice is made once per checkpoint, OpenVINO version and instruction
+set, and a refused trial is not run again.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from segment_anything.modeling import Sam
 
+from samkit.env import fast_precision
 from samkit.fast.cache import (
     MODEL_XML,
     CacheEntry,
@@ -23,7 +29,7 @@ from samkit.fast.cache import (
     read_entry,
     save_entry,
 )
-from samkit.fast.cpu import choose_precision, cpu_threads
+from samkit.fast.cpu import cpu_threads, effective_isa, precision_candidates
 from samkit.fast.info import FastInfo, warn
 from samkit.fast.openvino import (
     OpenVINOImageEncoder,
@@ -31,8 +37,51 @@ from samkit.fast.openvino import (
     convert_openvino,
     quantize_int8,
 )
-from samkit.fast.trial import calibration_images, holds, mask_agreement, refusal
+from samkit.fast.trial import (
+    calibration_images,
+    encoder_input,
+    holds,
+    mask_agreement,
+    refusal,
+)
 from samkit.files import sha256_file
+
+#: A reduced precision is kept only where the probe finds it at least this much faster
+#: than float32 (an AVX2 CPU runs a bfloat16 hint in emulation, slower than float32).
+MIN_SPEEDUP = 1.1
+#: Where a kept bfloat16 is already this much faster than float32, int8 (2-3x where it
+#: was measured) is not tried: its calibration would cost minutes for no gain.
+ENOUGH_SPEEDUP = 2.5
+
+
+def probe_seconds(compiled: Any, x: np.ndarray, precision: str) -> float:
+    """How long a compiled encoder takes for one image: best of two runs after a warm-up.
+
+    Args:
+        compiled: The compiled OpenVINO encoder.
+        x: One preprocessed image, shape ``(1, 3, S, S)``, float32.
+        precision: What ``compiled`` runs in (``"f32"``, ``"bf16"`` or ``"int8"``).
+
+    Returns:
+        Seconds.
+    """
+    del precision  # the same measurement for every precision
+    request = compiled.create_infer_request()
+    request.infer({0: x})
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        request.infer({0: x})
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def speedup(record: dict[str, Any]) -> float:
+    """float32 time / this precision's time, from a verdict (``nan`` if it was not timed)."""
+    seconds = record.get("probe_seconds") or {}
+    if "f32" not in seconds or record["precision"] not in seconds:
+        return float("nan")
+    return float(seconds["f32"]) / max(float(seconds[record["precision"]]), 1e-9)
 
 
 @dataclass
@@ -48,7 +97,9 @@ class _Build:
         hit: Whether everything came from the cache so far.
         converted: The float32 conversion, once this call has made one.
         mask_iou: The mean mask IoU of a reduced-precision trial (run now, or cached).
-        note: What ``FastInfo.detail`` adds about the reduced precision.
+        note: What ``FastInfo.detail`` adds about the reduced precisions.
+        measure: Whether reduced precisions are timed against float32 (``auto``).
+        f32_seconds: The float32 encoder's probe time, once measured.
     """
 
     sam: Sam
@@ -60,6 +111,8 @@ class _Build:
     converted: Any = None
     mask_iou: float | None = None
     note: str = ""
+    measure: bool = False
+    f32_seconds: float | None = field(default=None, repr=False)
 
     @property
     def input_size(self) -> int:
@@ -69,13 +122,34 @@ class _Build:
     def entry(self, precision: str) -> CacheEntry:
         """The cache entry of this encoder in ``precision``."""
         version = self.ov.__version__
-        return cache_entry(self.folder, self.checkpoint_sha256, version, self.input_size, precision)
+        return cache_entry(
+            self.folder,
+            self.checkpoint_sha256,
+            f"{version}-{effective_isa()}",
+            self.input_size,
+            precision,
+        )
 
     def convert(self) -> Any:
-        """The float32 conversion, made once per call."""
+        """The float32 conversion, made once per call (it says so: it takes a while)."""
         if self.converted is None:
+            print(
+                "samkit: convirtiendo el codificador de imágenes a OpenVINO (solo esta vez: "
+                f"queda guardado en {self.folder}); puede tardar unos minutos"
+            )
             self.converted = convert_openvino(self.sam.image_encoder, self.input_size, self.ov)
         return self.converted
+
+    def seconds(self, compiled: Any, precision: str) -> float:
+        """The probe time of ``compiled`` on one calibration image."""
+        x = encoder_input(self.sam, calibration_images()[1][0]).numpy()
+        return probe_seconds(compiled, x, precision)
+
+    def float32_seconds(self) -> float:
+        """The float32 encoder's probe time, measured once per call."""
+        if self.f32_seconds is None:
+            self.f32_seconds = self.seconds(self.compile(self.convert(), "f32"), "f32")
+        return self.f32_seconds
 
     def compile(self, ov_model: Any, precision: str) -> Any:
         """``ov_model`` compiled for this CPU in ``precision``."""
@@ -86,11 +160,11 @@ class _Build:
         return self.core.read_model(str(entry.path / MODEL_XML))
 
 
-def _try_precision(build: _Build, entry: CacheEntry, precision: str) -> Any | None:
-    """Convert, quantize (int8) and compile; keep it if its masks hold; cache the verdict.
+def _try_precision(build: _Build, entry: CacheEntry, precision: str) -> dict[str, Any]:
+    """Convert, quantize (int8), compile, time (``auto``), try the masks; cache the verdict.
 
     Returns:
-        The compiled model, or ``None`` when its masks did not hold.
+        The verdict (the entry's manifest); ``"compiled"`` is added when it is kept.
     """
     calibration, check = calibration_images()
     converted = build.convert()
@@ -100,22 +174,30 @@ def _try_precision(build: _Build, entry: CacheEntry, precision: str) -> Any | No
         else converted  # bfloat16 is a property of the compiled model
     )
     trial = build.compile(candidate, precision)
-    trial_encoder = OpenVINOImageEncoder(
-        trial, build.input_size, FastInfo("openvino", precision, "trial")
-    )
-    mask_iou, lowest = mask_agreement(build.sam, trial_encoder, check)
-    build.mask_iou = mask_iou
-    keep = holds(mask_iou)
-    verdict = {**entry.manifest, "mask_iou_mean": mask_iou, "mask_iou_min": lowest}
+    verdict: dict[str, Any] = {**entry.manifest, "mask_iou_mean": None, "mask_iou_min": None}
+    keep = True
+    if build.measure:
+        verdict["probe_seconds"] = {
+            "f32": build.float32_seconds(),
+            precision: build.seconds(trial, precision),
+        }
+        keep = speedup(verdict) >= MIN_SPEEDUP
+    if keep:
+        trial_encoder = OpenVINOImageEncoder(
+            trial, build.input_size, FastInfo("openvino", precision, "trial")
+        )
+        mask_iou, lowest = mask_agreement(build.sam, trial_encoder, check)
+        verdict.update(mask_iou_mean=mask_iou, mask_iou_min=lowest)
+        keep = holds(mask_iou)
     save_entry(entry.path, candidate if keep else None, build.ov, verdict)
-    return trial if keep else None
+    return {**verdict, "model": keep, **({"compiled": trial} if keep else {})}
 
 
-def _trial(build: _Build, entry: CacheEntry, precision: str) -> Any | None:
+def _trial(build: _Build, entry: CacheEntry, precision: str) -> dict[str, Any] | None:
     """:func:`_try_precision`; a failure (NNCF missing, an error) is warned of, not raised.
 
     Returns:
-        The compiled model, or ``None`` when it was refused or failed.
+        The verdict, or ``None`` when the trial failed.
     """
     build.convert()  # a failed conversion fails the whole backend, not only the trial
     try:
@@ -128,29 +210,67 @@ def _trial(build: _Build, entry: CacheEntry, precision: str) -> Any | None:
             else f"the {precision} trial failed ({type(exc).__name__}: {reason})"
         )
         warn(f"fast=True: {why}; using the float32 OpenVINO encoder instead")
-        build.note = f"; {precision} not used: {why}"
+        build.note += f"; {precision} not used: {why}"
         return None
 
 
-def _reduced(build: _Build, precision: str) -> Any | None:
-    """The encoder compiled in ``precision`` (``"int8"`` or ``"bf16"``), if it is kept.
+def _verdict(build: _Build, precision: str) -> dict[str, Any] | None:
+    """The verdict on ``precision``: cached, or tried now (see :func:`_try_precision`).
+
+    A cached verdict without times is tried again when times are wanted (``auto``).
 
     Returns:
-        The compiled model, or ``None``: float32 is to be used.
+        The verdict, or ``None`` when its trial failed.
     """
     entry = build.entry(precision)
     record = read_entry(entry)
-    if record is not None:
-        build.mask_iou = float(record["mask_iou_mean"])
-        compiled = build.compile(build.read(entry), precision) if record["model"] else None
-    else:
-        build.hit = False
-        compiled = _trial(build, entry, precision)
-    if compiled is not None:
-        build.note = f"; {precision} masks match float32 with mean IoU {build.mask_iou:.4f}"
-    elif build.mask_iou is not None:
-        build.note = refusal(precision, build.mask_iou)
-    return compiled
+    if record is not None and (not build.measure or "probe_seconds" in record):
+        return record
+    build.hit = False
+    return _trial(build, entry, precision)
+
+
+def _describe(precision: str, record: dict[str, Any]) -> str:
+    """What ``FastInfo.detail`` says about one verdict, starting ``"; "``."""
+    times = record.get("probe_seconds")
+    pace = ""
+    if times:
+        pace = f", {times[precision]:.2f} s against {times['f32']:.2f} s in f32"
+    if record.get("mask_iou_mean") is None:
+        return f"; {precision} refused: not faster than f32 here{pace}"
+    if not record["model"]:
+        return refusal(precision, float(record["mask_iou_mean"])) + pace
+    return f"; {precision} masks match float32 with mean IoU {record['mask_iou_mean']:.4f}{pace}"
+
+
+def _reduced(build: _Build, candidates: tuple[str, ...]) -> tuple[str, Any] | None:
+    """The fastest kept reduced precision and its compiled model, if any is kept.
+
+    Returns:
+        ``(precision, compiled model)``, or ``None``: float32 is to be used.
+    """
+    kept: list[dict[str, Any]] = []
+    for precision in candidates:
+        if precision == "int8" and any(speedup(r) >= ENOUGH_SPEEDUP for r in kept):
+            build.note += f"; int8 not tried: bf16 is {speedup(kept[0]):.1f}x faster than f32"
+            continue
+        record = _verdict(build, precision)
+        if record is None:
+            continue
+        build.note += _describe(precision, record)
+        if record.get("mask_iou_mean") is not None:
+            build.mask_iou = float(record["mask_iou_mean"])
+        if record["model"]:
+            kept.append(record)
+    if not kept:
+        return None
+    best = min(kept, key=lambda r: -speedup(r) if build.measure else 0.0)
+    build.mask_iou = float(best["mask_iou_mean"])
+    precision = str(best["precision"])
+    compiled = best.get("compiled")
+    if compiled is None:
+        compiled = build.compile(build.read(build.entry(precision)), precision)
+    return precision, compiled
 
 
 def _float32(build: _Build) -> Any:
@@ -181,21 +301,22 @@ def openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncode
         ValueError: ``SAMKIT_FAST_PRECISION`` is not one of its values.
     """
     start = time.perf_counter()
-    precision = choose_precision()
+    candidates = precision_candidates()
     core = ov.Core()
     if "CPU" not in core.available_devices:
         raise RuntimeError(f"OpenVINO sees no CPU device (it sees {core.available_devices})")
     build = _Build(sam, core, ov, sha256_file(checkpoint), cache_dir_for(checkpoint))
-    compiled = _reduced(build, precision) if precision in ("int8", "bf16") else None
+    build.measure = fast_precision() == "auto"
+    chosen = _reduced(build, candidates)
+    precision, compiled = chosen if chosen is not None else ("f32", None)
     if compiled is None:
-        precision = "f32"
         compiled = _float32(build)
     info = FastInfo(
         backend="openvino",
         precision=precision,
         detail=(
-            f"OpenVINO {ov.__version__} on CPU, {precision}, latency hint, "
-            f"{cpu_threads()} threads; cache {build.entry(precision).path}{build.note}"
+            f"OpenVINO {ov.__version__} on CPU ({effective_isa()}), {precision}, latency "
+            f"hint, {cpu_threads()} threads; cache {build.entry(precision).path}{build.note}"
         ),
         cache_hit=build.hit,
         seconds=time.perf_counter() - start,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from samkit.prompts import bboxes_to_xyxy
+from samkit.prompts import bboxes_to_xyxy, clip_box
 
 #: The keys of a whole prompt given at once (``value=`` and :attr:`LiveSegmenter.value`).
 VALUE_KEYS = frozenset({"box", "points", "labels"})
@@ -56,10 +56,12 @@ def check_box(box: Any, width: int, height: int) -> list[float]:
         height: The image's height in pixels.
 
     Returns:
-        ``[]`` or four floats with ``0 <= x0 < x1 <= width`` and ``0 <= y0 < y1 <= height``.
+        ``[]`` or four floats with ``0 <= x0 < x1 <= width`` and ``0 <= y0 < y1 <= height``
+        (a box past the edge is clipped to the image: ``samkit.prompts.clip_box``).
 
     Raises:
-        PromptError: (a ``ValueError``) If it is none of those, or lies outside the image.
+        PromptError: (a ``ValueError``) If it is none of those, or lies wholly outside
+            the image.
     """
     if box is None:
         return []
@@ -79,12 +81,10 @@ def check_box(box: Any, width: int, height: int) -> list[float]:
     x0, y0, x1, y1 = (finite_number(v, f"box[{i}]") for i, v in enumerate(values))
     if not (x1 > x0 and y1 > y0):
         raise PromptError(f"box must have x1 > x0 and y1 > y0 (xyxy), but got {[x0, y0, x1, y1]}")
-    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-        raise PromptError(
-            f"box must lie inside the {width}x{height} image (0 <= x <= {width}, "
-            f"0 <= y <= {height}), but got {[x0, y0, x1, y1]}"
-        )
-    return [round(v, 1) for v in (x0, y0, x1, y1)]
+    try:  # the rule of samkit.prompts: clipped, refused only when wholly outside
+        return [round(v, 1) for v in clip_box([x0, y0, x1, y1], (height, width))]
+    except ValueError as error:
+        raise PromptError(str(error)) from None
 
 
 def check_points(points: Any, width: int, height: int) -> list[list[float]]:

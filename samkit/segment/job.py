@@ -40,6 +40,7 @@ from samkit.segment.store import (
     assemble,
     check_store,
     fingerprint,
+    images_without_masks,
     is_done,
     open_store,
     write_summary,
@@ -412,6 +413,7 @@ def segment_images(
             run_with_progress(run, pending, summary, len(items), progress)
         finally:
             target, summary.images, summary.annotations = assemble(out, items, categories, settings)
+            summary.no_masks = images_without_masks(out, items)
             summary.annotations_file = target
             summary.seconds = time.perf_counter() - started_at
             write_summary(out, summary)

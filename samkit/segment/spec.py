@@ -60,6 +60,7 @@ class SegmentSummary:
         annotations: Masks in ``annotations_file``.
         seconds: Wall-clock time of the run.
         engine: ``"local"`` or ``"ray"``.
+        no_masks: Images done (or skipped) with no mask: nothing passed the filters.
     """
 
     done: int = 0
@@ -70,6 +71,7 @@ class SegmentSummary:
     annotations: int = 0
     seconds: float = 0.0
     engine: str = "local"
+    no_masks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +81,10 @@ class SegmentSummary:
     def __str__(self) -> str:
         lines = [f"done {self.done}, skipped {self.skipped}, failed {len(self.failed)}"]
         lines += [f"  failed: {failure.path}: {failure.reason}" for failure in self.failed]
+        lines += [
+            f"  no masks: {name} (nothing passed the filters; a blank image gives none)"
+            for name in self.no_masks
+        ]
         if self.annotations_file is not None:
             lines.append(
                 f"{self.images} images, {self.annotations} masks -> {self.annotations_file}"

@@ -238,6 +238,25 @@ def assemble(
     return target, len(images), len(annotations)
 
 
+def images_without_masks(out: Path, items: Sequence[ImageItem]) -> list[str]:
+    """The ``file_name`` of every image whose stored result holds no mask.
+
+    Args:
+        out: The output folder.
+        items: The images of the run; those without a stored result are left out.
+
+    Returns:
+        Their names, sorted.
+    """
+    names = []
+    for item in items:
+        record = read_record(images_dir(out) / f"{item.key}.json")
+        if record is not None and record.get("file_name") == item.file_name:
+            if not record.get("annotations"):
+                names.append(item.file_name)
+    return sorted(names)
+
+
 def write_summary(out: Path, summary: SegmentSummary) -> Path:
     """Write ``.samkit/summary.json``: what the run did (counts, failures, time, engine)."""
     content = {
@@ -248,5 +267,6 @@ def write_summary(out: Path, summary: SegmentSummary) -> Path:
         "annotations": summary.annotations,
         "seconds": summary.seconds,
         "engine": summary.engine,
+        "no_masks": summary.no_masks,
     }
     return atomic_write(out / STORE_DIR / "summary.json", json_text(content, indent=1))

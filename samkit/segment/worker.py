@@ -18,13 +18,14 @@ import numpy as np
 import numpy.typing as npt
 import supervision as sv
 from PIL import Image
-from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+from segment_anything import SamPredictor
 
 from samkit.boxes import ImageBoxes
 from samkit.convert import amg_to_detections
 from samkit.export import masks_to_rle, save_mask_pngs
 from samkit.fast.amg import FastMaskGenerator
 from samkit.files import atomic_write
+from samkit.generator import MaskGenerator
 from samkit.images import load_image
 from samkit.model import load_sam
 from samkit.segment.owned import begin_files, end_files
@@ -92,6 +93,7 @@ class ImageWorker:
         self.out_dir = Path(spec.out_dir)
         self.generator: Any = None
         self.predictor: Any = None  # SamPredictor, or samkit.hf's Sam2Predictor
+        self.input_size = 1024  # the side SAM 2.1 and SAM 3 resize to (about); SAM's own below
         if spec.mode == "text":  # SAM 3 (samkit.hf); a checkpoint is a save_pretrained folder
             from samkit.hf.load import load_hf
 
@@ -105,7 +107,7 @@ class ImageWorker:
             )
             return
         sam = load_model(spec)
-        generator: type[SamAutomaticMaskGenerator] = SamAutomaticMaskGenerator
+        generator: type[MaskGenerator] = MaskGenerator
         if spec.fast:  # the same masks, with the decoder batched and the survivors upscaled
             generator = FastMaskGenerator
         self.generator = generator(sam, **spec.amg) if spec.mode == "amg" else None
@@ -184,8 +186,9 @@ class ImageWorker:
             found.data["category_id"] = np.asarray(found.class_id, dtype=int) + 1
             found.data["score"] = np.asarray(found.confidence, dtype=np.float32)
             return found
-        if self.generator is not None:
-            return amg_to_detections(self.generator.generate(image))
+        if self.generator is not None:  # a mask of no pixel (no threshold set) is no mask
+            records = [r for r in self.generator.generate(image) if r["area"] > 0]
+            return amg_to_detections(records)
         boxes = ImageBoxes.from_json(item.boxes or {})
         return self.segment_boxes(image, boxes)
 

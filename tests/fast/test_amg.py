@@ -73,6 +73,7 @@ def test_same_masks_as_stock(shapes_model: Sam, seed: int, overrides: dict[str, 
     assert worst <= 1e-3
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_same_masks_with_the_fast_encoder(
     shapes_model: Sam, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,7 @@ from samkit.fast.info import FastBackendWarning
 from samkit.fast.openvino import OpenVINOImageEncoder
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_second_load_hits_the_cache(home: Path, conversions: list[int]) -> None:
     first = samkit.load_sam("shapes", device="cpu", fast=True)
     assert conversions == [1]
@@ -28,6 +29,7 @@ def test_second_load_hits_the_cache(home: Path, conversions: list[int]) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate_bin", "garbage_xml", "drop_manifest"])
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_corrupted_cache_entry_is_converted_again_with_a_warning(
     home: Path, conversions: list[int], damage: str
 ) -> None:
@@ -69,10 +71,10 @@ def test_cache_dir_is_next_to_a_user_checkpoint(home: Path, tmp_path: Path) -> N
             "2026.4.1-22982-e213a/4",
             1024,
             "f32",
-            "encoder-abcdef-openvino2026.4.1_22982_e213a_4-1024px-f32-v2",
+            "encoder-abcdef-openvino2026.4.1_22982_e213a_4-1024px-f32-v3",
         ),
-        ("", 384, "bf16", "encoder-abcdef-openvino-384px-bf16-v2"),
-        ("2026.4", 1024, "int8", "encoder-abcdef-openvino2026.4-1024px-int8-v2"),
+        ("", 384, "bf16", "encoder-abcdef-openvino-384px-bf16-v3"),
+        ("2026.4", 1024, "int8", "encoder-abcdef-openvino2026.4-1024px-int8-v3"),
     ],
 )
 def test_cache_key(version: str, size: int, precision: str, expected: str) -> None:

@@ -8,25 +8,23 @@ from samkit.fast import cpu
 
 
 @pytest.mark.parametrize(
-    ("wanted", "bf16", "int8", "expected"),
+    ("wanted", "bf16", "expected"),
     [
-        ("", True, True, "bf16"),  # auto: bf16 where the CPU computes it natively
-        ("", False, True, "int8"),  # then int8 where it has VNNI
-        ("auto", False, False, "f32"),
-        (" Auto ", True, False, "bf16"),
-        ("f32", True, True, "f32"),
-        ("int8", False, False, "int8"),  # asked for: tried on any CPU
-        ("bf16", False, True, "f32"),
-        ("BF16", True, False, "bf16"),
+        ("", True, ("bf16", "int8")),  # auto: bf16 where the CPU computes it natively
+        ("", False, ("int8",)),  # int8 is tried on every CPU, AVX2-only ones too
+        (" Auto ", True, ("bf16", "int8")),
+        ("f32", True, ()),
+        ("int8", False, ("int8",)),
+        ("bf16", False, ()),
+        ("BF16", True, ("bf16",)),
     ],
 )
-def test_precision_is_chosen_never_assumed(
-    monkeypatch: pytest.MonkeyPatch, wanted: str, bf16: bool, int8: bool, expected: str
+def test_precisions_tried_depend_on_the_cpu_and_the_variable(
+    monkeypatch: pytest.MonkeyPatch, wanted: str, bf16: bool, expected: tuple[str, ...]
 ) -> None:
     monkeypatch.setenv("SAMKIT_FAST_PRECISION", wanted)
     monkeypatch.setattr(cpu, "cpu_reports_native_bf16", lambda: bf16)
-    monkeypatch.setattr(cpu, "cpu_reports_native_int8", lambda: int8)
-    assert cpu.choose_precision() == expected
+    assert cpu.precision_candidates() == expected
 
 
 @pytest.mark.parametrize(
@@ -41,8 +39,54 @@ def test_precision_is_chosen_never_assumed(
 def test_native_int8_is_read_from_the_cpu_flags(
     monkeypatch: pytest.MonkeyPatch, cpuinfo: str, expected: bool
 ) -> None:
-    monkeypatch.setattr(cpu, "cpu_flags", lambda: cpuinfo)
+    monkeypatch.setattr(cpu, "cpuinfo", lambda: cpuinfo)
     assert cpu.cpu_reports_native_int8() is expected
+
+
+XEON = (
+    "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480C\n"
+    "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 "
+    "amx_bf16 amx_tile amx_int8 avx_vnni\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("cap", "isa", "summary"),
+    [
+        (None, "amx", "AVX2 yes, AVX-512 yes, VNNI yes, bf16 yes, AMX yes"),
+        ("amx", "amx", "AVX2 yes, AVX-512 yes, VNNI yes, bf16 yes, AMX yes"),
+        ("avx512_bf16", "avx512_bf16", "AVX2 yes, AVX-512 yes, VNNI yes, bf16 yes, AMX no"),
+        ("avx512_vnni", "avx512_vnni", "AVX2 yes, AVX-512 yes, VNNI yes, bf16 no, AMX no"),
+        ("avx512", "avx512", "AVX2 yes, AVX-512 yes, VNNI no, bf16 no, AMX no"),
+        ("AVX2", "avx2", "AVX2 yes, AVX-512 no, VNNI no, bf16 no, AMX no"),
+    ],
+)
+def test_flags_above_the_isa_cap_are_treated_as_absent(
+    monkeypatch: pytest.MonkeyPatch, cap: str | None, isa: str, summary: str
+) -> None:
+    monkeypatch.setattr(cpu, "cpuinfo", lambda: XEON)
+    if cap is None:
+        monkeypatch.delenv("SAMKIT_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("SAMKIT_MAX_CPU_ISA", cap)
+    assert cpu.effective_isa() == isa
+    capped = f" (capped to {cap.lower()} by SAMKIT_MAX_CPU_ISA)" if cap else ""
+    assert cpu.cpu_summary() == f"Intel(R) Xeon(R) Platinum 8480C: {summary}{capped}"
+    assert cpu.cpu_reports_native_int8() is (isa not in ("avx2", "avx512"))
+
+
+def test_native_bf16_needs_the_flag_under_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "cpuinfo", lambda: XEON)
+    monkeypatch.setattr(cpu, "bf16_probe_speedup", lambda: 5.0)  # as if it were native
+    monkeypatch.setenv("SAMKIT_MAX_CPU_ISA", "avx2")
+    assert cpu.cpu_reports_native_bf16.__wrapped__() is False
+    monkeypatch.setenv("SAMKIT_MAX_CPU_ISA", "avx512_bf16")
+    assert cpu.cpu_reports_native_bf16.__wrapped__() is True
+
+
+def test_no_flags_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "cpuinfo", lambda: "")
+    assert (cpu.cpu_flags(), cpu.cpu_model(), cpu.effective_isa()) == ("", "unknown CPU", "base")
 
 
 def test_bad_precision_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,4 +95,4 @@ def test_bad_precision_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         ValueError,
         match="SAMKIT_FAST_PRECISION must be one of 'auto', 'f32', 'int8', 'bf16', but got 'int4'",
     ):
-        cpu.choose_precision()
+        cpu.precision_candidates()

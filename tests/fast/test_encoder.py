@@ -7,6 +7,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import torch
 from segment_anything import SamPredictor
 
 import samkit
-from samkit.fast import cache, cpu, trial
+from samkit.fast import cache, cpu, encoder, trial
 from samkit.fast.info import FastBackendWarning
 from samkit.fast.openvino import OpenVINOImageEncoder
 
@@ -35,6 +36,7 @@ def _predict(sam: torch.nn.Module, image: np.ndarray, box: np.ndarray) -> tuple[
     return predictor.predict(box=box, multimask_output=False)
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_fast_shapes_gives_the_same_embedding_and_masks(home: Path) -> None:
     scene = samkit.shapes.make_scene(3, 240, 320)
     plain = samkit.load_sam("shapes", device="cpu")
@@ -60,6 +62,7 @@ def _manifest(home: Path, precision: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_reduced_precision_is_kept_when_its_masks_hold(
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -103,6 +106,7 @@ def test_reduced_precision_is_kept_when_its_masks_hold(
     assert (conversions, quantizations) == ([1], quantized)
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_int8_is_refused_when_its_masks_do_not_hold(
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -135,6 +139,7 @@ def test_int8_is_refused_when_its_masks_do_not_hold(
     assert (conversions, quantizations) == ([1], [1])
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_missing_nncf_warns_once_and_keeps_float32(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,3 +164,85 @@ def test_fast_vit_b_embedding_matches_stock(home: Path, random_vit_b_checkpoint:
     x = torch.randn(1, 3, 1024, 1024)
     with torch.inference_mode():
         assert _relative_error(quick.image_encoder(x), plain.image_encoder(x)) < 1e-4
+
+
+def _fake_probe(monkeypatch: pytest.MonkeyPatch, seconds: dict[str, float]) -> list[str]:
+    """Make the probe report ``seconds`` per precision; returns the precisions timed."""
+    timed: list[str] = []
+
+    def probe(compiled: object, x: np.ndarray, precision: str) -> float:
+        assert x.ndim == 4 and x.shape[:2] == (1, 3), x.shape  # one preprocessed image
+        timed.append(precision)
+        return seconds[precision]
+
+    monkeypatch.setattr(encoder, "probe_seconds", probe)
+    return timed
+
+
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
+def test_auto_refuses_a_bf16_that_is_slower_and_reuses_the_choice(
+    home: Path, monkeypatch: pytest.MonkeyPatch, conversions: list[int]
+) -> None:
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "auto")
+    monkeypatch.setattr(cpu, "cpu_reports_native_bf16", lambda: True)  # it says so, but
+    timed = _fake_probe(monkeypatch, {"f32": 1.0, "bf16": 7.0, "int8": 0.5})
+    trials: list[int] = []
+    agreement = trial.mask_agreement
+
+    def counted(*args: Any) -> tuple[float, float]:
+        trials.append(1)
+        return agreement(*args)
+
+    monkeypatch.setattr(encoder, "mask_agreement", counted)
+    monkeypatch.setattr(trial, "MIN_MASK_IOU", 0.5)  # the shapes model's int8 is ~0.96
+    quick = samkit.load_sam("shapes", device="cpu", fast=True)
+    info = quick.image_encoder.fast_info
+    assert (info.precision, info.cache_hit) == ("int8", False)  # faster and faithful
+    assert "bf16 refused: not faster than f32 here, 7.00 s against 1.00 s in f32" in info.detail
+    assert "int8 masks match float32" in info.detail
+    assert sorted(timed) == ["bf16", "f32", "int8"]  # f32 timed once for both
+    assert trials == [1]  # the slow bf16 never reached the mask trial
+    assert _manifest(home, "bf16")["model"] is False
+    assert _manifest(home, "int8")["probe_seconds"] == {"f32": 1.0, "int8": 0.5}
+    # the second load reads the choice from the cache: nothing timed, tried or converted
+    again = samkit.load_sam("shapes", device="cpu", fast=True)
+    assert (again.image_encoder.fast_info.precision, again.image_encoder.fast_info.cache_hit) == (
+        "int8",
+        True,
+    )
+    assert (len(timed), trials, conversions) == (3, [1], [1])
+
+
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
+def test_auto_keeps_float32_when_nothing_is_faster(
+    home: Path, monkeypatch: pytest.MonkeyPatch, quantizations: list[int]
+) -> None:
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "auto")
+    monkeypatch.setattr(cpu, "cpu_reports_native_bf16", lambda: False)  # an AVX2 laptop
+    timed = _fake_probe(monkeypatch, {"f32": 1.0, "int8": 0.95})  # under MIN_SPEEDUP
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a slower int8 is a decision, not a failure
+        quick = samkit.load_sam("shapes", device="cpu", fast=True)
+    info = quick.image_encoder.fast_info
+    assert info.precision == "f32" and info.mask_iou is None
+    assert "int8 refused: not faster than f32 here" in info.detail
+    assert (sorted(timed), quantizations) == (["f32", "int8"], [1])  # int8 tried there too
+
+
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
+def test_auto_falls_back_with_one_warning_when_int8_fails(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "auto")
+    monkeypatch.setattr(cpu, "cpu_reports_native_bf16", lambda: False)
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("calibration ran out of memory")
+
+    monkeypatch.setattr(encoder, "quantize_int8", broken)
+    with pytest.warns(FastBackendWarning, match="the int8 trial failed") as record:
+        quick = samkit.load_sam("shapes", device="cpu", fast=True)
+    assert len(record) == 1
+    info = quick.image_encoder.fast_info
+    assert info.precision == "f32"
+    assert "int8 not used: the int8 trial failed (RuntimeError: calibration ran out" in info.detail

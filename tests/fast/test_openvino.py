@@ -10,6 +10,7 @@ import torch
 import samkit
 
 
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
 def test_encoder_checks_its_input(home: Path) -> None:
     sam = samkit.load_sam("shapes", device="cpu", fast=True)
     with pytest.raises(ValueError, match=r"expects images of shape \(B, 3, 384, 384\)"):

@@ -37,8 +37,12 @@ from .support import CountingPredictor
         ({"box": [1, 2, float("nan"), 4]}, r"box\[2\] must be a finite number"),
         # x1 < x0
         ({"box": [50, 10, 20, 40]}, r"x1 > x0 and y1 > y0"),
-        # outside the image
-        ({"box": [0, 0, 700, 40]}, r"inside the 640x480 image"),
+        # wholly outside the image: refused with the message of samkit.prompts.clip_box
+        (
+            {"box": [700, 0, 800, 40]},
+            r"box \[x_min, y_min, x_max, y_max\] = \[700, 0, 800, 40\] lies outside the "
+            r"image of width 640 and height 480: no pixel of it is inside",
+        ),
         # a point with three numbers
         ({"points": [[1, 2, 3]], "labels": [1]}, r"points\[0\] must be an \(x, y\) pair"),
         # a point outside the image

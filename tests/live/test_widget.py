@@ -249,3 +249,26 @@ def test_repr_is_short(live_predictor: CountingPredictor, coffee: samkit.Sample)
     text = repr(live)
     assert len(text) < 200 and "base64" not in text
     assert text.startswith("LiveSegmenter(image 640x480, box=[475.0, 145.0, 604.0, 270.0]")
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        [-40.0, -30.0, 100.0, 90.0],  # past the top-left corner
+        [500.0, 400.0, 900.0, 700.0],  # past the bottom-right corner
+        [0.0, 0.0, 640.0, 480.0],  # the whole image, exactly
+    ],
+)
+def test_a_box_past_the_edge_is_clipped_as_samkit_prompts_does(
+    live_predictor: CountingPredictor, coffee: samkit.Sample, box: list[float]
+) -> None:
+    height, width = coffee.image.shape[:2]
+    live = LiveSegmenter(live_predictor, coffee.image, box=box)
+    assert live.box == samkit.prompts.clip_box(box, (height, width))
+    assert (
+        live.box
+        == samkit.bboxes_to_xyxy(samkit.xyxy_to_bboxes([box]), image_shape=(height, width))[
+            0
+        ].tolist()
+    )
+    assert live.masks.shape[1:] == (height, width)

@@ -16,10 +16,12 @@ def test_summary_text() -> None:
         images=4,
         annotations=9,
         seconds=1.5,
+        no_masks=["gray.png"],
     )
     assert str(summary).splitlines() == [
         "done 3, skipped 1, failed 1",
         "  failed: a.txt: cannot read",
+        "  no masks: gray.png (nothing passed the filters; a blank image gives none)",
         "4 images, 9 masks -> o/annotations.json",
         "2.00 images/s (1.5 s, local engine)",
     ]

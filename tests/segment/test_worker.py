@@ -11,11 +11,11 @@ import pytest
 import supervision as sv
 from PIL import Image
 from pycocotools.coco import COCO
-from segment_anything import SamAutomaticMaskGenerator
 
 from samkit.boxes import ImageBoxes
 from samkit.export import load_mask_png
 from samkit.fast.amg import FastMaskGenerator
+from samkit.generator import MaskGenerator
 from samkit.images import load_image
 from samkit.model import load_sam
 from samkit.segment import worker as worker_module
@@ -143,7 +143,7 @@ def test_fast_segments_with_the_fast_mask_generator(
     monkeypatch.setattr(worker_module, "load_sam", fake_load_sam)
     spec = JobSpec(str(tmp_path), "shapes", None, "cpu", fast, "amg", {}, False, False)
     worker = ImageWorker(spec)
-    expected = FastMaskGenerator if fast else SamAutomaticMaskGenerator
+    expected = FastMaskGenerator if fast else MaskGenerator
     assert type(worker.generator) is expected
     assert [kwargs.get("fast", False) for kwargs in asked] == [fast]
 
