@@ -83,8 +83,9 @@ strip: $(BIN)/samkit ## Strip outputs and Colab metadata from the notebooks; ins
 	git config filter.nbstripout.extrakeys "$(NBSTRIPOUT_KEYS)"
 
 .PHONY: bench
-bench: $(BIN)/samkit ## Speed, memory and fidelity against stock segment-anything (vit_b, shapes), the live widget, the fast path, samkit segment's engines, SAM 2.1 tiny
+bench: $(BIN)/samkit ## Speed, memory and fidelity against stock segment-anything (vit_b, shapes), the live widget, the fast path, samkit segment's engines, SAM 2.1 tiny, fine-tuning
 	$(BIN)/python -m tools.bench
 	$(BIN)/python -m tools.bench_segment
 	$(BIN)/python -m tools.bench_sam2
 	$(BIN)/python -m tools.bench_memory
+	$(BIN)/python -m tools.bench_finetune

@@ -34,15 +34,19 @@ ever needs ``import samkit``; everything else is importable from its module:
   (``live.embedding``), overlay PNG (``live.overlay``) and Spanish words (``live.texts``);
 - ``samkit.hf``: SAM 2.1 (``SamPredictor``'s interface) and SAM 3 (text prompts) through
   Hugging Face transformers (``hf.load``, ``hf.sam2``, ``hf.sam3``, ``hf.configs``);
+- ``samkit.rings``: generated scenes of rings, frames and crescents (objects with holes);
+- ``samkit.finetune``: fine-tuning SAM's mask decoder on your own COCO data set;
 - ``samkit.cli``: the ``samkit`` command; ``samkit.version``: the version.
 """
 
 from __future__ import annotations
 
 # env first: it passes SAMKIT_MAX_CPU_ISA on to torch and OpenVINO before they load
-from samkit import env as env
+from samkit import env as env  # isort: skip
+from samkit import finetune as finetune
 from samkit import generator as generator
 from samkit import hf as hf
+from samkit import rings as rings
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs

@@ -6,6 +6,8 @@
 ``samkit segment INPUT... --out DIR`` segments files and folders of images into one COCO
 file (see ``samkit.segment_images``).
 ``samkit export-onnx MODEL --out FILE [--quantize]`` exports the prompt decoder to ONNX.
+``samkit finetune ANNOTATIONS.json --images DIR --model vit_b --out FILE.pth`` fine-tunes
+SAM's mask decoder on a COCO data set (see ``samkit.finetune``).
 
 Example:
     $ samkit download vit_b --dest weights
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", metavar="PATH", default=None, help="weights file")
     export.add_argument("--quantize", action="store_true", help="int8 dynamic quantization")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    _add_finetune(commands)
     return parser
 
 
@@ -162,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "segment":
         return _segment(args)
+    if args.command == "finetune":
+        return _finetune(args)
     try:
         if args.command == "env":
             _env()
@@ -262,3 +267,99 @@ def _export_onnx(
     sam = load_sam(model_type, checkpoint=checkpoint, device="cpu")
     path = export_decoder(sam, out, quantize=quantize, opset=opset)
     print(f"exported the {model_type} prompt decoder{' (int8)' if quantize else ''} -> {path}")
+
+
+def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``samkit finetune``: a COCO data set in, a fine-tuned checkpoint out."""
+    from samkit.finetune.train import DEFAULT_EPOCHS
+
+    finetune = commands.add_parser(
+        "finetune",
+        help="fine-tune SAM's mask decoder on a COCO data set of your objects",
+        description=(
+            "Fine-tune SAM's mask decoder (the image encoder frozen, its embeddings cached) "
+            "on a COCO instance file and its images; validate by image; keep the best epoch. "
+            "Writes FILE.pth (a plain SAM state dict) and FILE.json (settings and metrics). "
+            "Exit status 0 when done, 1 when it failed, 2 for a usage error, 130 when "
+            "interrupted (run it again with --resume to go on)."
+        ),
+    )
+    finetune.add_argument("annotations", metavar="ANNOTATIONS.json", help="COCO instance file")
+    finetune.add_argument(
+        "--images", metavar="DIR", default=None, help="images folder (default: the file's folder)"
+    )
+    finetune.add_argument(
+        "--model", default=None, help=f"model type: {', '.join(MODEL_TYPES)} (default: samkit's)"
+    )
+    finetune.add_argument("--out", metavar="FILE.pth", required=True, help="checkpoint to write")
+    finetune.add_argument("--checkpoint", metavar="FILE", default=None, help="base weights file")
+    finetune.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, metavar="N")
+    finetune.add_argument("--val-fraction", type=float, default=0.2, metavar="X")
+    finetune.add_argument(
+        "--lr", type=float, default=None, metavar="X", help="default: 1e-4 (shapes: 1e-3)"
+    )
+    finetune.add_argument("--prompts", default="box,point", help="box, point or box,point")
+    finetune.add_argument("--seed", type=int, default=0, metavar="S")
+    finetune.add_argument("--batch-size", type=int, default=4, metavar="N")
+    finetune.add_argument("--corrective", action="store_true", help="train corrective clicks")
+    finetune.add_argument(
+        "--train-prompt-encoder", action="store_true", help="train the prompt encoder too"
+    )
+    finetune.add_argument("--fast", action="store_true", help="embeddings with fast=True")
+    finetune.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps")
+    finetune.add_argument("--resume", action="store_true", help="go on from the last epoch")
+    finetune.add_argument("--overwrite", action="store_true", help="discard an earlier run")
+    finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    """Run ``samkit finetune``; print the result; return the exit status."""
+    from samkit.finetune import NonFiniteLossError, finetune
+    from samkit.finetune.api import check_out
+    from samkit.finetune.train import DEFAULT_LR, Settings, check_settings
+
+    name = "samkit finetune"
+    try:
+        check_out(args.out)
+        check_settings(
+            Settings(
+                args.epochs,
+                DEFAULT_LR if args.lr is None else args.lr,
+                args.val_fraction,
+                args.prompts,
+                args.seed,
+                args.batch_size,
+            )
+        )
+    except ValueError as exc:
+        print(f"{name}: usage error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = finetune(
+            args.annotations,
+            args.images,
+            args.model,
+            args.out,
+            checkpoint=args.checkpoint,
+            epochs=args.epochs,
+            lr=args.lr,
+            val_fraction=args.val_fraction,
+            prompts=args.prompts,
+            seed=args.seed,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            corrective=args.corrective,
+            train_prompt_encoder=args.train_prompt_encoder,
+            batch_size=args.batch_size,
+            fast=args.fast,
+            device=args.device,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; run the same command with --resume to go on", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, NonFiniteLossError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0

@@ -21,7 +21,7 @@ and ``make eval-shapes`` run the evaluation):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,12 +96,14 @@ class Report:
         return "\n".join(lines)
 
 
-def eval_scenes(seeds: Iterable[int]) -> list[Scene]:
-    """Held-out scenes, alternating between the sizes of ``EVAL_SIZES``."""
+def eval_scenes(
+    seeds: Iterable[int], generator: Callable[[int, int, int], Scene] = make_scene
+) -> list[Scene]:
+    """Held-out scenes of ``generator``, alternating between the sizes of ``EVAL_SIZES``."""
     out = []
     for i, seed in enumerate(seeds):
         height, width = EVAL_SIZES[i % len(EVAL_SIZES)]
-        out.append(make_scene(int(seed), height, width))
+        out.append(generator(int(seed), height, width))
     return out
 
 
@@ -110,6 +112,7 @@ def evaluate(
     seeds: Iterable[int] = range(100),
     amg: bool = True,
     amg_settings: dict[str, Any] | None = None,
+    scenes: Callable[[int, int, int], Scene] = make_scene,
 ) -> Report:
     """Evaluate ``sam`` on held-out generated scenes through the stock predictor and AMG.
 
@@ -118,6 +121,9 @@ def evaluate(
         seeds: Scene seeds; scene ``i`` gets size ``EVAL_SIZES[i % 2]``.
         amg: Also run ``SamAutomaticMaskGenerator`` and measure recall.
         amg_settings: Generator settings (default ``SHAPES_AMG_SETTINGS``).
+        scenes: Makes scene ``(seed, height, width)``: ``samkit.shapes.make_scene``
+            (the bundled model's own), or another family such as
+            ``samkit.rings.make_ring_scene``.
 
     Returns:
         The ``Report``.
@@ -127,7 +133,7 @@ def evaluate(
         SamAutomaticMaskGenerator(sam, **(amg_settings or SHAPES_AMG_SETTINGS)) if amg else None
     )
     report = Report()
-    for scene in eval_scenes(seeds):
+    for scene in eval_scenes(seeds, scenes):
         report.scenes += 1
         shape = scene.image.shape[:2]
         predictor.set_image(scene.image)

@@ -114,3 +114,11 @@ def random_vit_b_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("random_vit_b") / "vit_b_random.pth"
     torch.save(sam.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def ring_coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small fine-tuning data set: 6 generated ring scenes of 192x256 as COCO (RLE)."""
+    from samkit.finetune.coco import ring_dataset
+
+    return ring_dataset(tmp_path_factory.mktemp("rings"), count=6, seed=500, height=192, width=256)

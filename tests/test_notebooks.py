@@ -50,6 +50,7 @@ NOTEBOOK_NAMES = [
     "05_puntos_cajas_y_detector.ipynb",
     "06_proba_con_tu_imagen.ipynb",
     "07_sam2_y_sam3.ipynb",
+    "08_ajusta_sam_a_tus_objetos.ipynb",
 ]
 
 #: Notebooks whose checked cells are still marked by a ``# NBVAL_CHECK_OUTPUT`` comment in
@@ -448,6 +449,11 @@ def test_reference_makes_sense() -> None:
     assert sam2_line == (
         "SAM 2.1: máscaras (3, 480, 640) bool | puntajes (3,) float32 | logits (3, 256, 256)"
     )
+
+    # 08: 8 generated ring scenes and the labeled image with its one mask
+    [dataset] = expected["08_ajusta_sam_a_tus_objetos.ipynb"]
+    objects = sum(len(samkit.rings.make_ring_scene(i)) for i in range(8)) + 1
+    assert dataset == f"imágenes: 9 - objetos: {objects}\n"
 
 
 # ------------------------------------------------------------------ running them
