@@ -450,10 +450,10 @@ def test_reference_makes_sense() -> None:
         "SAM 2.1: máscaras (3, 480, 640) bool | puntajes (3,) float32 | logits (3, 256, 256)"
     )
 
-    # 08: 8 generated ring scenes and the labeled image with its one mask
+    # 08: 6 generated ring scenes and the labeled image with its one mask
     [dataset] = expected["08_ajusta_sam_a_tus_objetos.ipynb"]
-    objects = sum(len(samkit.rings.make_ring_scene(i)) for i in range(8)) + 1
-    assert dataset == f"imágenes: 9 - objetos: {objects}\n"
+    objects = sum(len(samkit.rings.make_ring_scene(i)) for i in range(6)) + 1
+    assert dataset == f"imágenes: 7 - objetos: {objects}\n"
 
 
 # ------------------------------------------------------------------ running them
