@@ -22,6 +22,7 @@ ever needs ``import samkit``; everything else is importable from its module:
   ``sv.Detections``;
 - ``samkit.masks``, ``samkit.scoring``: mask operations, and how good a mask is;
 - ``samkit.export``, ``samkit.rle``: masks to and from COCO RLE and PNG files;
+- ``samkit.formats``: masks as polygons, YOLO segmentation labels and PNG cut-outs;
 - ``samkit.boxes``, ``samkit.box_records``, ``samkit.yolo``: detectors' box files;
 - ``samkit.images``, ``samkit.viz``, ``samkit.timing``: images, drawing, timing;
 - ``samkit.samples``, ``samkit.shapes``: the example images and the generated scenes;
