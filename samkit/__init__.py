@@ -22,6 +22,7 @@ ever needs ``import samkit``; everything else is importable from its module:
   ``sv.Detections``;
 - ``samkit.masks``, ``samkit.scoring``: mask operations, and how good a mask is;
 - ``samkit.export``, ``samkit.rle``: masks to and from COCO RLE and PNG files;
+- ``samkit.formats``: masks as polygons, YOLO segmentation labels and PNG cut-outs;
 - ``samkit.boxes``, ``samkit.box_records``, ``samkit.yolo``: detectors' box files;
 - ``samkit.images``, ``samkit.viz``, ``samkit.timing``: images, drawing, timing;
 - ``samkit.samples``, ``samkit.shapes``: the example images and the generated scenes;
@@ -42,7 +43,7 @@ ever needs ``import samkit``; everything else is importable from its module:
 from __future__ import annotations
 
 # env first: it passes SAMKIT_MAX_CPU_ISA on to torch and OpenVINO before they load
-from samkit import env as env
+from samkit import env as env  # isort: skip
 from samkit import finetune as finetune
 from samkit import generator as generator
 from samkit import hf as hf

@@ -110,20 +110,7 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="prompt with boxes: COCO JSON, a folder of YOLO txt files, or samkit boxes JSON",
     )
-    segment.add_argument(
-        "--text",
-        action="append",
-        default=None,
-        metavar="PHRASE",
-        help="segment every instance of PHRASE with SAM 3 (repeat for several; one category each)",
-    )
-    segment.add_argument(
-        "--text-threshold",
-        type=float,
-        default=0.5,
-        metavar="X",
-        help="score an instance of a phrase needs (0 to 1, default 0.5)",
-    )
+    _add_text_prompts(segment)
     segment.add_argument("--png", action="store_true", help="also write every mask as a PNG")
     segment.add_argument("--preview", action="store_true", help="also write an annotated JPEG")
     segment.add_argument(
@@ -149,6 +136,24 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             default=None,
             metavar="N" if kind is int else "X",
         )
+
+
+def _add_text_prompts(segment: argparse.ArgumentParser) -> None:
+    """Add ``samkit segment``'s text prompts (SAM 3): ``--text`` and ``--text-threshold``."""
+    segment.add_argument(
+        "--text",
+        action="append",
+        default=None,
+        metavar="PHRASE",
+        help="segment every instance of PHRASE with SAM 3 (repeat for several; one category each)",
+    )
+    segment.add_argument(
+        "--text-threshold",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="score an instance of a phrase needs (0 to 1, default 0.5)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

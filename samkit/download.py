@@ -162,18 +162,23 @@ def download(
             )
             fh.flush()
             os.fsync(fh.fileno())
-    if total is not None and offset + received < total:
+    return _verified_on_disk(url, part, offset + received, total, digest.hexdigest())
+
+
+def _verified_on_disk(url: str, part: Path, size: int, total: int | None, received: str) -> str:
+    """The sha256 of ``part`` read back, checked against what was received; else an error."""
+    if total is not None and size < total:
         raise DownloadError(
             f"Download of {url} stopped early: the connection closed after "
-            f"{offset + received:,} of {total:,} bytes. Run the download again to resume "
+            f"{size:,} of {total:,} bytes. Run the download again to resume "
             f"it from {part}."
         )
     on_disk = files.sha256_file(part)
-    if on_disk != digest.hexdigest():
+    if on_disk != received:
         part.unlink(missing_ok=True)
         raise DownloadError(
             f"Download of {url}: the file on disk is not what was received (sha256 "
-            f"{on_disk} on disk, {digest.hexdigest()} received): another program wrote to "
+            f"{on_disk} on disk, {received} received): another program wrote to "
             f"{part} at the same time, or the disk is failing. The file was removed; run "
             "the download again."
         )

@@ -36,7 +36,7 @@ import numpy as np
 #: The generators one measurement can run.
 GENERATORS = ("samkit", "fast", "stock")
 
-#: The target of the issue this bench checks: peak of ``generate`` above the model.
+#: The target this bench checks: peak of ``generate`` above the loaded model.
 TARGET_BYTES = 2.5e9
 
 

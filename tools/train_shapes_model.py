@@ -366,6 +366,8 @@ def batch_loss(
     """All prompts for a batch of images, in one decoder call per kind of prompt: box,
     single point, and one corrective round after the point (and, with ``box_fix``, after
     the box). Up to ``max_masks`` shapes per image; every chosen shape weighs the same."""
+    # Longer than 60 lines because it is the shipped checkpoint's loss, kept in one piece
+    # so that its order of operations (and so the checkpoint) stays the same.
     chosen = [torch.as_tensor(rng.permutation(item.count)[:max_masks]) for item in items]
     image = torch.cat([torch.full((len(c),), b) for b, c in enumerate(chosen)])
     target = torch.cat([item.target[c] for item, c in zip(items, chosen, strict=True)])
@@ -594,6 +596,8 @@ def run(
 
 
 def _run(rank: int, world: int, args: Recipe, config: ShapesConfig) -> int:
+    # Longer than 60 lines because it is the shipped checkpoint's training loop, kept in
+    # one piece so that its order of random draws (and so the checkpoint) stays the same.
     torch.set_num_threads(THREADS)
     # As the model grows confident, attention weights and loss terms can underflow to
     # denormal floats, which this CPU computes on up to 9x slower: treat them as zero.

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -251,20 +252,12 @@ def finetune(
     started = time.perf_counter()
     target = check_out(out)
     kind = default_model_type() if model_type is None else model_spec(model_type).name
+    chosen = tuple(prompts.split(",")) if isinstance(prompts, str) else tuple(prompts)
+    rate = default_lr(kind) if lr is None else lr
     settings = check_settings(
-        Settings(
-            epochs,
-            default_lr(kind) if lr is None else lr,
-            val_fraction,
-            tuple(prompts.split(",")) if isinstance(prompts, str) else tuple(prompts),
-            seed,
-            batch_size,
-            8,
-            corrective,
-            train_prompt_encoder,
-            anchor=anchor,
-        )
-    )
+        Settings(epochs, rate, val_fraction, chosen, seed, batch_size, 8, corrective,
+                 train_prompt_encoder, anchor=anchor)
+    )  # fmt: skip
     _check_flags(resume=resume, overwrite=overwrite, fast=fast)
     base = Path(checkpoint).expanduser() if checkpoint is not None else download_checkpoint(kind)
     sam = load_sam(kind, checkpoint=base, device=device)
@@ -272,7 +265,7 @@ def finetune(
     train_idx, val_idx = split_images(len(dataset.images), settings.val_fraction, settings.seed)
     base_sha = sha256_file(base)
     fingerprint = {**settings.fingerprint(), "model_type": kind}
-    fingerprint.update(base_sha256=base_sha, data_digest=dataset.digest)
+    fingerprint |= {"base_sha256": base_sha, "data_digest": dataset.digest}
     state_path = work_dir(target) / "state.pt"
     state = _open_state(state_path, fingerprint, resume, overwrite)
     torch.manual_seed(settings.seed)
@@ -284,23 +277,18 @@ def finetune(
         save_state(state_path, state)
     items = _items(sam, encoder, dataset, train_idx, cache)
     state = train(sam, items, len(train_idx), val_items, settings, state, state_path, progress)
-    names = (
-        [dataset.images[i].file_name for i in train_idx],
-        [dataset.images[i].file_name for i in val_idx],
-    )
+    names = (_file_names(dataset, train_idx), _file_names(dataset, val_idx))
     record = _record(kind, base, base_sha, dataset, names, settings, fast, state)
     out_path, json_path = _write_outputs(sam, state, settings, target, record)
     return FinetuneResult(
-        checkpoint=out_path,
-        record=json_path,
-        model_type=kind,
-        history=state.history,
-        best_epoch=state.best_epoch,
-        train_images=names[0],
-        val_images=names[1],
-        embeddings_computed=cache.misses,
-        seconds=time.perf_counter() - started,
-    )
+        out_path, json_path, kind, state.history, state.best_epoch, names[0], names[1],
+        cache.misses, time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _file_names(dataset: Dataset, indices: Sequence[int]) -> list[str]:
+    """The file names of the images at ``indices``."""
+    return [dataset.images[i].file_name for i in indices]
 
 
 def _record(

@@ -21,7 +21,7 @@ from pycocotools.coco import COCO
 from samkit.cli import main
 from samkit.generator import MaskGenerator
 from samkit.segment import job
-from samkit.segment.job import check_flag, pending_items, run_local, segment_images
+from samkit.segment.job import pending_items, run_local, segment_images
 from samkit.segment.spec import ImageItem, JobSpec, SegmentSummary, SegmentUsageError
 from samkit.shapes import make_scene
 
@@ -188,18 +188,6 @@ def test_bad_arguments_are_refused_before_anything_is_written(
     with pytest.raises(SegmentUsageError, match=message):
         segment_images([tmp_path / "a.png"], out_dir, model_type="shapes", **given)
     assert not Path(tmp_path.parent / f"{tmp_path.name}-out").exists()
-
-
-@pytest.mark.parametrize(
-    ("value", "ok"),
-    [(True, True), (False, True), (1, False), ("true", False), (None, False)],
-)
-def test_check_flag(value: object, ok: bool) -> None:
-    if ok:
-        assert check_flag("png", value) is value
-    else:
-        with pytest.raises(SegmentUsageError, match=r"png must be True or False, but got"):
-            check_flag("png", value)
 
 
 def test_an_empty_folder_is_a_failure_not_a_crash(tmp_path: Path) -> None:
