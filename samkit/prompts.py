@@ -99,11 +99,12 @@ def clip_box(
             f"outside the image of width {width} and height {height}: no pixel of it is "
             "inside"
         )
+    right, bottom = float(width), float(height)
     return [
-        min(max(x_min, 0.0), width),
-        min(max(y_min, 0.0), height),
-        min(max(x_max, 0.0), width),
-        min(max(y_max, 0.0), height),
+        min(max(x_min, 0.0), right),
+        min(max(y_min, 0.0), bottom),
+        min(max(x_max, 0.0), right),
+        min(max(y_max, 0.0), bottom),
     ]
 
 
