@@ -301,6 +301,22 @@ def device_report() -> str:
     )
 
 
+def _one_of(name: str, choices: tuple[str, ...]) -> str:
+    """The variable ``name``, lower-cased, one of ``choices``; the first when unset or empty.
+
+    Raises:
+        ValueError: If it is set to anything else.
+    """
+    wanted = (variable(name) or choices[0]).strip().lower()
+    if wanted not in choices:
+        raise ValueError(
+            f"{name} must be one of "
+            + ", ".join(repr(c) for c in choices)
+            + f", but got {wanted!r}"
+        )
+    return wanted
+
+
 def fast_precision() -> str:
     """The precision asked of the fast CPU encoder: ``SAMKIT_FAST_PRECISION``.
 
@@ -312,14 +328,7 @@ def fast_precision() -> str:
     Raises:
         ValueError: If it is set to anything else.
     """
-    wanted = (variable("SAMKIT_FAST_PRECISION") or "auto").strip().lower()
-    if wanted not in FAST_PRECISIONS:
-        raise ValueError(
-            "SAMKIT_FAST_PRECISION must be one of "
-            + ", ".join(repr(p) for p in FAST_PRECISIONS)
-            + f", but got {wanted!r}"
-        )
-    return wanted
+    return _one_of("SAMKIT_FAST_PRECISION", FAST_PRECISIONS)
 
 
 def hf_weights() -> str:
@@ -331,14 +340,7 @@ def hf_weights() -> str:
     Raises:
         ValueError: If it is set to anything else.
     """
-    wanted = (variable("SAMKIT_HF_WEIGHTS") or "hub").strip().lower()
-    if wanted not in HF_WEIGHTS:
-        raise ValueError(
-            "SAMKIT_HF_WEIGHTS must be one of "
-            + ", ".join(repr(w) for w in HF_WEIGHTS)
-            + f", but got {wanted!r}"
-        )
-    return wanted
+    return _one_of("SAMKIT_HF_WEIGHTS", HF_WEIGHTS)
 
 
 def max_cpu_isa() -> str | None:

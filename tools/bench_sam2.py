@@ -17,24 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
+
+from tools.bench_timing import median_ms
 
 #: The box prompt (xyxy) given to both predictors.
 BOX = [150.0, 100.0, 420.0, 330.0]
-
-
-def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def measure(kind: str, repeat: int) -> dict[str, float]:
@@ -59,9 +50,9 @@ def measure(kind: str, repeat: int) -> dict[str, float]:
         )
     out: dict[str, float] = {"load_ms": (time.perf_counter() - start) * 1000}
     predictor.set_image(image)  # warm-up
-    out["embed_ms"] = _median_ms(lambda: predictor.set_image(image), repeat)
+    out["embed_ms"] = median_ms(lambda: predictor.set_image(image), repeat)
     predictor.predict(box=box)
-    out["prompt_ms"] = _median_ms(lambda: predictor.predict(box=box), repeat * 3)
+    out["prompt_ms"] = median_ms(lambda: predictor.predict(box=box), repeat * 3)
     if kind == "sam2.1_tiny_bf16":
         low = predictor.predict(box=box)[2]
         reference = samkit.hf.load_predictor("sam2.1_tiny", weights="random", device="cpu")
