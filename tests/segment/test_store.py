@@ -116,7 +116,10 @@ def test_open_store_removes_the_temp_file_of_a_killed_run(tmp_path: Path) -> Non
     stale.write_text("half")
     open_store(tmp_path, settings, overwrite=False)  # the same settings: resumes
     assert not stale.exists()
-    assert json.loads((tmp_path / ".samkit" / "settings.json").read_text()) == settings
+    assert json.loads((tmp_path / ".samkit" / "settings.json").read_text()) == {
+        **settings,
+        "formats": ["coco"],
+    }
 
 
 def test_other_settings_are_refused_once_there_are_results(tmp_path: Path) -> None:
