@@ -87,7 +87,8 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Segment image files, folders (searched recursively) and globs into one COCO "
             "annotations.json: automatic masks with samkit's settings for the model, or box "
-            "prompts from a detector's box file (--boxes). Resumable: run the same command "
+            "prompts from a detector's box file (--boxes); --format writes COCO, YOLO labels or "
+            "PNG cut-outs (or several). Resumable: run the same command "
             "again to finish an interrupted run. Exit status 0 when every image is done, 1 "
             "when some failed (the rest is written), 2 for a usage error."
         ),
