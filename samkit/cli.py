@@ -106,21 +106,7 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="prompt with boxes: COCO JSON, a folder of YOLO txt files, or samkit boxes JSON",
     )
     _add_text_prompts(segment)
-    segment.add_argument(
-        "--format",
-        action="append",
-        default=None,
-        metavar="FORMAT",
-        help=(
-            "what to write: coco (annotations.json), yolo (labels/*.txt and data.yaml), png "
-            "(cut-outs with a transparent background, cutouts/); comma-separated or repeated "
-            "(default: coco)"
-        ),
-    )
-    segment.add_argument(
-        "--png", action="store_true", help="also write every mask as a black-and-white PNG"
-    )
-    segment.add_argument("--preview", action="store_true", help="also write an annotated JPEG")
+    _add_outputs(segment)
     segment.add_argument(
         "--overwrite", action="store_true", help="delete earlier results in DIR and start afresh"
     )
@@ -144,6 +130,25 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             default=None,
             metavar="N" if kind is int else "X",
         )
+
+
+def _add_outputs(segment: argparse.ArgumentParser) -> None:
+    """Add what ``samkit segment`` writes: ``--format``, ``--png`` and ``--preview``."""
+    segment.add_argument(
+        "--format",
+        action="append",
+        default=None,
+        metavar="FORMAT",
+        help=(
+            "what to write: coco (annotations.json), yolo (labels/*.txt and data.yaml), png "
+            "(cut-outs with a transparent background, cutouts/); comma-separated or repeated "
+            "(default: coco)"
+        ),
+    )
+    segment.add_argument(
+        "--png", action="store_true", help="also write every mask as a black-and-white PNG"
+    )
+    segment.add_argument("--preview", action="store_true", help="also write an annotated JPEG")
 
 
 def _add_model(parser: argparse.ArgumentParser, checkpoint: str) -> None:

@@ -109,6 +109,21 @@ def read_boxes(
     return box_file, box_file.assign([name for _, name in found])
 
 
+def find_items(
+    inputs: Sequence[str | os.PathLike[str]], out: Path, boxes: str | os.PathLike[str] | None
+) -> tuple[list[ImageItem], list[Failure], BoxFile | None]:
+    """The images of the inputs with their boxes, the inputs that gave none, the box file.
+
+    Raises:
+        SegmentUsageError: If an input does not exist, ``out`` is inside one, or the box
+            file cannot be read.
+    """
+    found, failures = discover(inputs, out)
+    box_file, assigned = read_boxes(boxes, found)
+    items, unboxed = make_items(found, assigned)
+    return items, failures + unboxed, box_file
+
+
 def pending_items(
     out: Path, items: Sequence[ImageItem], summary: SegmentSummary, formats: Sequence[str] = ()
 ) -> list[ImageItem]:
@@ -240,9 +255,7 @@ def segment_images(
     asked = check_formats(formats)
     chosen, amg = choose_model(model_type, checkpoint, boxes, amg_overrides, fast, texts)
     engine_start = local_engine if engine == "local" else make_ray_engine(ray_address, ray_actors)
-    found, failures = discover(inputs, out)
-    box_file, assigned = read_boxes(boxes, found)
-    items, unboxed = make_items(found, assigned)
+    items, failures, box_file = find_items(inputs, out, boxes)
     categories = job_categories(box_file, texts)
     spec = JobSpec(
         out_dir=str(out),
@@ -263,22 +276,32 @@ def segment_images(
     settings = fingerprint(spec, box_file, sha256)
     check_folder(out, out_dir)
     check_store(out, settings, overwrite)
-    summary = SegmentSummary(
-        engine=engine, failed=failures + unboxed, formats=spec.formats, out_dir=out
-    )
+    summary = SegmentSummary(engine=engine, failed=failures)
     pending = list(items) if overwrite else pending_items(out, items, summary, spec.formats)
     with started(engine_start, spec, bool(pending)) as run:
         open_output(out, out_dir, settings, overwrite, cache, spec.formats)  # first write
         try:
             run_with_progress(run, pending, summary, len(items), progress)
         finally:
-            written = write_run_files(out, spec.formats, items, categories, settings)
-            target, summary.images, summary.annotations = written
-            summary.no_masks = images_without_masks(out, items)
-            summary.annotations_file = target
+            finish_run(spec, items, categories, settings, summary)
             summary.seconds = time.perf_counter() - started_at
             write_summary(out, summary)
     return summary
+
+
+def finish_run(
+    spec: JobSpec,
+    items: Sequence[ImageItem],
+    categories: list[dict[str, Any]],
+    settings: dict[str, Any],
+    summary: SegmentSummary,
+) -> None:
+    """Write the files of the whole run (:mod:`.outputs`) and count them into ``summary``."""
+    out = Path(spec.out_dir)
+    written = write_run_files(out, spec.formats, items, categories, settings)
+    summary.annotations_file, summary.images, summary.annotations = written
+    summary.no_masks = images_without_masks(out, items)
+    summary.formats, summary.out_dir = spec.formats, out
 
 
 def open_output(
