@@ -184,6 +184,16 @@ def test_is_done_needs_the_same_name_and_source(tmp_path: Path) -> None:
     assert not is_done(tmp_path, item)  # the source is gone
 
 
+def test_is_done_needs_every_format_asked_for(tmp_path: Path) -> None:
+    item = _item(tmp_path, "a.png")
+    write_record(tmp_path, item, _record(item, 1))  # a record that names no format: COCO
+    assert is_done(tmp_path, item, ("coco",))
+    assert not is_done(tmp_path, item, ("coco", "yolo"))
+    write_record(tmp_path, item, {**_record(item, 1), "formats": ["yolo"]})
+    assert is_done(tmp_path, item, ("coco", "yolo"))  # COCO is the record itself
+    assert not is_done(tmp_path, item, ("png",))
+
+
 def test_assemble_numbers_the_stored_results_by_file_name(tmp_path: Path) -> None:
     items = [_item(tmp_path, name) for name in ("c.png", "a.png", "b.png")]
     for item, count in zip(items, (2, 1, 0), strict=True):
