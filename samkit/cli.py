@@ -3,8 +3,8 @@
 ``samkit env`` prints the GPU report and the defaults samkit would use here;
 ``samkit download MODEL [--dest DIR]`` fetches an official checkpoint and verifies it;
 ``samkit --version`` prints the version. ``python -m samkit`` is the same command.
-``samkit segment INPUT... --out DIR`` segments files and folders of images into one COCO
-file (see ``samkit.segment_images``).
+``samkit segment INPUT... --out DIR [--format coco,yolo,png]`` segments files and folders
+of images into one COCO file, YOLO labels or cut-outs (see ``samkit.segment_images``).
 ``samkit export-onnx MODEL --out FILE [--quantize]`` exports the prompt decoder to ONNX.
 ``samkit finetune ANNOTATIONS.json --images DIR --model vit_b --out FILE.pth`` fine-tunes
 SAM's mask decoder on a COCO data set (see ``samkit.finetune``).
@@ -87,20 +87,15 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Segment image files, folders (searched recursively) and globs into one COCO "
             "annotations.json: automatic masks with samkit's settings for the model, or box "
-            "prompts from a detector's box file (--boxes). Resumable: run the same command "
+            "prompts from a detector's box file (--boxes); --format writes COCO, YOLO labels or "
+            "PNG cut-outs (or several). Resumable: run the same command "
             "again to finish an interrupted run. Exit status 0 when every image is done, 1 "
             "when some failed (the rest is written), 2 for a usage error."
         ),
     )
     segment.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
     segment.add_argument("--out", required=True, metavar="DIR", help="the output folder")
-    segment.add_argument(
-        "--model", default=None, help=f"model type: {', '.join(MODEL_TYPES)} (default: samkit's)"
-    )
-    segment.add_argument("--checkpoint", default=None, metavar="FILE", help="a checkpoint file")
-    segment.add_argument(
-        "--device", default=None, help="cpu, cuda, cuda:N, mps (default: samkit's)"
-    )
+    _add_model(segment, checkpoint="a checkpoint file")
     segment.add_argument(
         "--fast", action="store_true", help="load the model with load_sam(fast=True)"
     )
@@ -111,8 +106,7 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="prompt with boxes: COCO JSON, a folder of YOLO txt files, or samkit boxes JSON",
     )
     _add_text_prompts(segment)
-    segment.add_argument("--png", action="store_true", help="also write every mask as a PNG")
-    segment.add_argument("--preview", action="store_true", help="also write an annotated JPEG")
+    _add_outputs(segment)
     segment.add_argument(
         "--overwrite", action="store_true", help="delete earlier results in DIR and start afresh"
     )
@@ -136,6 +130,34 @@ def _add_segment(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             default=None,
             metavar="N" if kind is int else "X",
         )
+
+
+def _add_outputs(segment: argparse.ArgumentParser) -> None:
+    """Add what ``samkit segment`` writes: ``--format``, ``--png`` and ``--preview``."""
+    segment.add_argument(
+        "--format",
+        action="append",
+        default=None,
+        metavar="FORMAT",
+        help=(
+            "what to write: coco (annotations.json), yolo (labels/*.txt and data.yaml), png "
+            "(cut-outs with a transparent background, cutouts/); comma-separated or repeated "
+            "(default: coco)"
+        ),
+    )
+    segment.add_argument(
+        "--png", action="store_true", help="also write every mask as a black-and-white PNG"
+    )
+    segment.add_argument("--preview", action="store_true", help="also write an annotated JPEG")
+
+
+def _add_model(parser: argparse.ArgumentParser, checkpoint: str) -> None:
+    """Add the model a command runs: ``--model``, ``--checkpoint`` and ``--device``."""
+    parser.add_argument(
+        "--model", default=None, help=f"model type: {', '.join(MODEL_TYPES)} (default: samkit's)"
+    )
+    parser.add_argument("--checkpoint", default=None, metavar="FILE", help=checkpoint)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: samkit's)")
 
 
 def _add_text_prompts(segment: argparse.ArgumentParser) -> None:
@@ -247,6 +269,7 @@ def _segment(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             text=args.text,
             text_threshold=args.text_threshold,
+            formats=args.format or "coco",
             **overrides,
         )
     except SegmentUsageError as exc:
@@ -293,11 +316,8 @@ def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     finetune.add_argument(
         "--images", metavar="DIR", default=None, help="images folder (default: the file's folder)"
     )
-    finetune.add_argument(
-        "--model", default=None, help=f"model type: {', '.join(MODEL_TYPES)} (default: samkit's)"
-    )
+    _add_model(finetune, checkpoint="base weights file")
     finetune.add_argument("--out", metavar="FILE.pth", required=True, help="checkpoint to write")
-    finetune.add_argument("--checkpoint", metavar="FILE", default=None, help="base weights file")
     finetune.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, metavar="N")
     finetune.add_argument("--val-fraction", type=float, default=0.2, metavar="X")
     finetune.add_argument(
@@ -311,7 +331,6 @@ def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--train-prompt-encoder", action="store_true", help="train the prompt encoder too"
     )
     finetune.add_argument("--fast", action="store_true", help="embeddings with fast=True")
-    finetune.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps")
     finetune.add_argument("--resume", action="store_true", help="go on from the last epoch")
     finetune.add_argument("--overwrite", action="store_true", help="discard an earlier run")
     finetune.add_argument("--no-progress", action="store_true", help="no progress bars")

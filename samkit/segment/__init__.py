@@ -2,7 +2,8 @@
 
 The job finds the images of its inputs (files, folders searched recursively, globs),
 segments each one (automatic masks, or box prompts from a detector's box file), and
-writes one COCO ``annotations.json`` for all of them. It can be trusted with a long run:
+writes one COCO ``annotations.json`` for all of them (and, with ``formats``, YOLO
+segmentation labels and PNG cut-outs). It can be trusted with a long run:
 
 - every image's result is written on its own, atomically, into ``OUT/.samkit/images/``
   as soon as it is done; ``annotations.json`` is assembled from those at the end. A run
@@ -28,6 +29,7 @@ The modules, in the order a run meets them:
   replaces or deletes; a folder holding others is refused;
 - :mod:`samkit.segment.store`: ``OUT/.samkit/`` (settings, per-image records, summary)
   and ``annotations.json`` assembled from it;
+- :mod:`samkit.segment.outputs`: the formats (COCO, YOLO labels, cut-outs) and their files;
 - :mod:`samkit.segment.worker`: :class:`ImageWorker`, one model segmenting one image at
   a time, the same for both engines, so both write the same files;
 - :mod:`samkit.segment.job`: :func:`segment_images` and the local engine;

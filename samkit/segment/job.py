@@ -22,6 +22,7 @@ from samkit.boxes import BoxFile, ImageBoxes, read_box_file
 from samkit.model import MODEL_TYPES
 from samkit.segment.arguments import check_arguments, check_text, choose_model
 from samkit.segment.discovery import Found, discover, make_items
+from samkit.segment.outputs import check_formats, folder_formats, write_run_files
 from samkit.segment.owned import check_folder
 from samkit.segment.ray import make_ray_engine
 from samkit.segment.source import checkpoint_sha256, hub_identity, write_checkpoint_cache
@@ -37,7 +38,6 @@ from samkit.segment.spec import (
     SegmentUsageError,
 )
 from samkit.segment.store import (
-    assemble,
     check_store,
     fingerprint,
     images_without_masks,
@@ -109,13 +109,28 @@ def read_boxes(
     return box_file, box_file.assign([name for _, name in found])
 
 
+def find_items(
+    inputs: Sequence[str | os.PathLike[str]], out: Path, boxes: str | os.PathLike[str] | None
+) -> tuple[list[ImageItem], list[Failure], BoxFile | None]:
+    """The images of the inputs with their boxes, the inputs that gave none, the box file.
+
+    Raises:
+        SegmentUsageError: If an input does not exist, ``out`` is inside one, or the box
+            file cannot be read.
+    """
+    found, failures = discover(inputs, out)
+    box_file, assigned = read_boxes(boxes, found)
+    items, unboxed = make_items(found, assigned)
+    return items, failures + unboxed, box_file
+
+
 def pending_items(
-    out: Path, items: Sequence[ImageItem], summary: SegmentSummary
+    out: Path, items: Sequence[ImageItem], summary: SegmentSummary, formats: Sequence[str] = ()
 ) -> list[ImageItem]:
-    """The items not done yet; those done by an earlier run are counted as skipped."""
+    """The items not done yet (or not in every format); the others are counted as skipped."""
     pending = []
     for item in items:
-        if is_done(out, item):
+        if is_done(out, item, formats):
             summary.skipped += 1
         else:
             pending.append(item)
@@ -177,6 +192,7 @@ def segment_images(
     progress: bool = True,
     text: Sequence[str] | None = None,
     text_threshold: float = 0.5,
+    formats: str | Sequence[str] = "coco",
     **amg_overrides: Any,
 ) -> SegmentSummary:
     """Segment files and folders of images into one COCO ``annotations.json``.
@@ -209,6 +225,11 @@ def segment_images(
             ``text_threshold``. The model is ``"sam3"``, its weights
             ``SAMKIT_HF_WEIGHTS``'s or ``checkpoint`` (a ``save_pretrained`` folder).
         text_threshold: The score (0 to 1) an instance of a phrase needs to be kept.
+        formats: What to write, one or more of ``"coco"`` (``annotations.json``),
+            ``"yolo"`` (``labels/*.txt`` and ``data.yaml``) and ``"png"`` (cut-outs
+            under ``cutouts/``), as a list or comma-separated (see
+            :mod:`samkit.segment.outputs`). A folder keeps the formats it has: an
+            earlier run's are written too, unless ``overwrite``.
         **amg_overrides: Settings of ``SamAutomaticMaskGenerator`` that replace
             ``samkit.amg_settings(model_type)`` (``points_per_side=16``, ...).
 
@@ -231,11 +252,11 @@ def segment_images(
     flags = {"fast": fast, "png": png, "preview": preview, "overwrite": overwrite}
     out = check_arguments(out_dir, engine, {**flags, "progress": progress})
     texts = check_text(text, text_threshold, model_type, boxes, amg_overrides)
+    asked = check_formats(formats)
     chosen, amg = choose_model(model_type, checkpoint, boxes, amg_overrides, fast, texts)
     engine_start = local_engine if engine == "local" else make_ray_engine(ray_address, ray_actors)
-    found, failures = discover(inputs, out)
-    box_file, assigned = read_boxes(boxes, found)
-    items, unboxed = make_items(found, assigned)
+    items, failures, box_file = find_items(inputs, out, boxes)
+    categories = job_categories(box_file, texts)
     spec = JobSpec(
         out_dir=str(out),
         model_type=chosen,
@@ -248,25 +269,39 @@ def segment_images(
         preview=preview,
         texts=texts,
         text_threshold=float(text_threshold),
+        formats=folder_formats(out, asked, overwrite),
+        classes=tuple(sorted(int(c["id"]) for c in categories)),
     )
     sha256, cache = checkpoint_identity(spec, out)
     settings = fingerprint(spec, box_file, sha256)
     check_folder(out, out_dir)
     check_store(out, settings, overwrite)
-    summary = SegmentSummary(engine=engine, failed=failures + unboxed)
-    pending = list(items) if overwrite else pending_items(out, items, summary)
+    summary = SegmentSummary(engine=engine, failed=failures)
+    pending = list(items) if overwrite else pending_items(out, items, summary, spec.formats)
     with started(engine_start, spec, bool(pending)) as run:
-        open_output(out, out_dir, settings, overwrite, cache)  # the first write to out
-        categories = job_categories(box_file, texts)
+        open_output(out, out_dir, settings, overwrite, cache, spec.formats)  # first write
         try:
             run_with_progress(run, pending, summary, len(items), progress)
         finally:
-            target, summary.images, summary.annotations = assemble(out, items, categories, settings)
-            summary.no_masks = images_without_masks(out, items)
-            summary.annotations_file = target
+            finish_run(spec, items, categories, settings, summary)
             summary.seconds = time.perf_counter() - started_at
             write_summary(out, summary)
     return summary
+
+
+def finish_run(
+    spec: JobSpec,
+    items: Sequence[ImageItem],
+    categories: list[dict[str, Any]],
+    settings: dict[str, Any],
+    summary: SegmentSummary,
+) -> None:
+    """Write the files of the whole run (:mod:`.outputs`) and count them into ``summary``."""
+    out = Path(spec.out_dir)
+    written = write_run_files(out, spec.formats, items, categories, settings)
+    summary.annotations_file, summary.images, summary.annotations = written
+    summary.no_masks = images_without_masks(out, items)
+    summary.formats, summary.out_dir = spec.formats, out
 
 
 def open_output(
@@ -275,6 +310,7 @@ def open_output(
     settings: dict[str, Any],
     overwrite: bool,
     cache: dict[str, Any] | None,
+    formats: Sequence[str] = ("coco",),
 ) -> None:
     """Open the store in ``out`` and keep the checkpoint's sha256: the first writes there.
 
@@ -282,7 +318,7 @@ def open_output(
         SegmentUsageError: If ``out`` cannot be written to.
     """
     try:
-        open_store(out, settings, overwrite)
+        open_store(out, settings, overwrite, formats)
         write_checkpoint_cache(out, cache)
     except OSError as error:
         reason = error.strerror or str(error)

@@ -3,12 +3,13 @@
 samkit segment writes into ``--out`` only what it can name afterwards:
 
 - ``.samkit/``, the store (its ``settings.json`` says so);
-- each image's mask PNGs and preview, listed in the image's record
+- each image's mask PNGs, preview, YOLO label file and cut-outs, listed in the image's record
   (``.samkit/images/<key>.json``, key ``"files"``), and, while they are being written,
   in a journal entry ``.samkit/writing/<key>.json`` written before them and removed
   after the record (so a run killed midway still knows what it wrote);
-- ``annotations.json``, whose sha256 is recorded in ``.samkit/written.json`` before it is
-  written (the last two, so a run killed between the two writes still knows it).
+- ``annotations.json`` and ``data.yaml``, whose sha256 is recorded in
+  ``.samkit/written.json`` before they are written (the last two of each, so a run
+  killed between the two writes still knows it).
 
 A folder that holds any other file (the operating system's ``.DS_Store`` and the like
 excepted) is refused, naming the files, and ``--overwrite`` deletes only samkit's own.
@@ -26,19 +27,22 @@ from pathlib import Path
 from typing import Any
 
 from samkit.files import atomic_write, json_text
-from samkit.segment.spec import ANNOTATIONS_FILE, STORE_DIR, SegmentUsageError
+from samkit.segment.spec import ANNOTATIONS_FILE, DATA_YAML, STORE_DIR, SegmentUsageError
 
 #: The journal of the files an image is writing, under ``.samkit/``.
 JOURNAL_DIR = "writing"
 
-#: The record of the ``annotations.json`` samkit wrote, under ``.samkit/``.
+#: The record of the ``annotations.json`` and ``data.yaml`` samkit wrote, under ``.samkit/``.
 WRITTEN_FILE = "written.json"
+
+#: The files a run writes at the top of ``--out``, known by their sha256.
+RUN_FILES = (ANNOTATIONS_FILE, DATA_YAML)
 
 #: Files the operating system puts in any folder it shows; never the user's work.
 SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 #: The folders samkit writes images' files into.
-OUTPUT_FOLDERS = ("masks", "previews")
+OUTPUT_FOLDERS = ("masks", "previews", "labels", "cutouts")
 
 #: Temporary names samkit's atomic writes use (``.name.random.tmp``, ``.mask.new-random``).
 TEMPORARY = re.compile(r"\..+\.tmp|\.mask\.(new|old)-[^/]+")
@@ -73,13 +77,18 @@ def listed_files(folder: Path) -> set[str]:
     return listed
 
 
-def written_digests(out: Path) -> list[str]:
-    """The sha256 of the ``annotations.json`` files samkit wrote last (newest first)."""
+def written_digests(out: Path, name: str = ANNOTATIONS_FILE) -> list[str]:
+    """The sha256 of the ``name`` files samkit wrote last (newest first)."""
     try:
         content = json.loads((out / STORE_DIR / WRITTEN_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return []
-    digests = content.get("annotations_sha256") if isinstance(content, dict) else None
+    if not isinstance(content, dict):
+        return []
+    by_name = content.get("sha256")
+    digests = by_name.get(name) if isinstance(by_name, dict) else None
+    if digests is None and name == ANNOTATIONS_FILE:  # a store written before data.yaml
+        digests = content.get("annotations_sha256")
     return [d for d in digests if isinstance(d, str)] if isinstance(digests, list) else []
 
 
@@ -88,9 +97,10 @@ def own_files(out: Path) -> set[str]:
     if not is_store(out):
         return set()
     own = listed_files(out / STORE_DIR / "images") | listed_files(out / STORE_DIR / JOURNAL_DIR)
-    annotations = out / ANNOTATIONS_FILE
-    if annotations.is_file() and file_digest(annotations) in written_digests(out):
-        own.add(ANNOTATIONS_FILE)
+    for name in RUN_FILES:
+        target = out / name
+        if target.is_file() and file_digest(target) in written_digests(out, name):
+            own.add(name)
     return own
 
 
@@ -107,7 +117,7 @@ def is_temporary(relative: str) -> bool:
     """Whether a path is a temporary name of samkit's writes, where samkit writes."""
     parts = relative.split("/")
     if len(parts) == 1:
-        return parts[0].startswith(f".{ANNOTATIONS_FILE}.") and parts[0].endswith(".tmp")
+        return parts[0].endswith(".tmp") and any(parts[0].startswith(f".{n}.") for n in RUN_FILES)
     return parts[0] in OUTPUT_FOLDERS and bool(TEMPORARY.fullmatch(parts[-1]))
 
 
@@ -193,7 +203,7 @@ def remove_own(out: Path) -> None:
 
 def temporary_files(out: Path) -> list[str]:
     """Samkit's temporary files and PNG sets left in ``out`` by a killed run."""
-    found = [p.name for p in out.glob(f".{ANNOTATIONS_FILE}.*.tmp")]
+    found = [p.name for name in RUN_FILES for p in out.glob(f".{name}.*.tmp")]
     for folder in OUTPUT_FOLDERS:
         for root, dirs, files in os.walk(out / folder):
             relative = Path(root).relative_to(out).as_posix()
@@ -214,9 +224,13 @@ def end_files(out: Path, key: str) -> None:
     (out / STORE_DIR / JOURNAL_DIR / f"{key}.json").unlink(missing_ok=True)
 
 
-def record_annotations(out: Path, text: str) -> None:
-    """Record the sha256 of the ``annotations.json`` about to be written (keep the last)."""
+def record_written(out: Path, name: str, text: str) -> None:
+    """Record the sha256 of ``name`` (one of :data:`RUN_FILES`) about to be written.
+
+    The last two of each file are kept: the one on disk, and the one being written.
+    """
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    kept = [digest, *[d for d in written_digests(out) if d != digest][:1]]
-    content: dict[str, Any] = {"annotations_sha256": kept}
+    kept: dict[str, Any] = {n: written_digests(out, n) for n in RUN_FILES}
+    kept[name] = [digest, *[d for d in kept[name] if d != digest][:1]]
+    content = {"sha256": {n: digests for n, digests in kept.items() if digests}}
     atomic_write(out / STORE_DIR / WRITTEN_FILE, json_text(content, indent=1))

@@ -23,6 +23,9 @@ STORE_DIR = ".samkit"
 #: The file the whole run is assembled into.
 ANNOTATIONS_FILE = "annotations.json"
 
+#: The YOLO class list ``samkit segment --format yolo`` writes beside ``labels/``.
+DATA_YAML = "data.yaml"
+
 #: The engines :func:`samkit.segment_images` runs on.
 ENGINES = ("local", "ray")
 
@@ -55,12 +58,15 @@ class SegmentSummary:
         done: Images segmented by this run.
         skipped: Images already done by an earlier run with the same settings.
         failed: The inputs that gave no result, with the reason.
-        annotations_file: The COCO file written (all done and skipped images).
-        images: Images in ``annotations_file``.
-        annotations: Masks in ``annotations_file``.
+        annotations_file: The COCO file written (all done and skipped images), or
+            ``None`` when the run wrote no COCO.
+        images: Images with a result (those in ``annotations_file``).
+        annotations: Their masks.
         seconds: Wall-clock time of the run.
         engine: ``"local"`` or ``"ray"``.
         no_masks: Images done (or skipped) with no mask: nothing passed the filters.
+        formats: The formats written (see :mod:`samkit.segment.outputs`).
+        out_dir: The output folder.
     """
 
     done: int = 0
@@ -72,6 +78,8 @@ class SegmentSummary:
     seconds: float = 0.0
     engine: str = "local"
     no_masks: list[str] = field(default_factory=list)
+    formats: tuple[str, ...] = ("coco",)
+    out_dir: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,16 +93,27 @@ class SegmentSummary:
             f"  no masks: {name} (nothing passed the filters; a blank image gives none)"
             for name in self.no_masks
         ]
-        if self.annotations_file is not None:
-            lines.append(
-                f"{self.images} images, {self.annotations} masks -> {self.annotations_file}"
-            )
+        lines += self.written()
         if self.done:
             lines.append(
                 f"{self.done / max(self.seconds, 1e-9):.2f} images/s "
                 f"({self.seconds:.1f} s, {self.engine} engine)"
             )
         return "\n".join(lines)
+
+    def written(self) -> list[str]:
+        """One line per format: what it holds and where it went."""
+        held = f"{self.images} images, {self.annotations} masks"
+        lines = [] if self.annotations_file is None else [f"{held} -> {self.annotations_file}"]
+        if self.out_dir is None:
+            return lines
+        if "yolo" in self.formats:
+            lines.append(
+                f"{held} -> {self.out_dir / 'labels'} (YOLO; classes in {self.out_dir / DATA_YAML})"
+            )
+        if "png" in self.formats:
+            lines.append(f"{held} -> {self.out_dir / 'cutouts'} (PNG cut-outs)")
+        return lines
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,8 @@ class JobSpec:
         texts: The phrases to segment with SAM 3 (``"text"``): category ``i + 1`` is
             phrase ``i``.
         text_threshold: The score an instance of a phrase needs to be kept.
+        formats: The formats to write (:mod:`samkit.segment.outputs`).
+        classes: The COCO category ids in YOLO class order (for ``"yolo"``).
     """
 
     out_dir: str
@@ -148,6 +169,8 @@ class JobSpec:
     preview: bool
     texts: tuple[str, ...] = ()
     text_threshold: float = 0.5
+    formats: tuple[str, ...] = ("coco",)
+    classes: tuple[int, ...] = ()
 
 
 #: Called once per image as it completes: the image, and ``None`` or its failure.

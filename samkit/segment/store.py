@@ -2,8 +2,10 @@
 
 - ``settings.json`` records the settings the results were made with (the
   :func:`fingerprint`); a run with other settings is refused, unless it starts afresh,
-  so results of two settings are never mixed. The device, the engine and ``fast`` are
-  not part of it: a run started on a laptop may be finished on a cluster;
+  so results of two settings are never mixed. The device, the engine, ``fast`` and the
+  output formats are not part of it: a run started on a laptop may be finished on a
+  cluster, and a run may add a format (``settings.json`` keeps the folder's formats
+  beside the settings: see :mod:`samkit.segment.outputs`);
 - ``images/<key>.json`` holds one image's result, written atomically as soon as it is
   done, with the sha256 of its source and the files it wrote (an image whose content
   changed is redone: see :mod:`samkit.segment.source`);
@@ -26,7 +28,7 @@ from typing import Any
 
 from samkit.boxes import BoxFile
 from samkit.files import atomic_write, json_text
-from samkit.segment.owned import JOURNAL_DIR, record_annotations, remove_own
+from samkit.segment.owned import JOURNAL_DIR, record_written, remove_own
 from samkit.segment.source import same_source
 from samkit.segment.spec import (
     ANNOTATIONS_FILE,
@@ -100,13 +102,16 @@ def holds_results(out: Path) -> bool:
     )
 
 
-def open_store(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
+def open_store(
+    out: Path, settings: dict[str, Any], overwrite: bool, formats: Sequence[str] = ("coco",)
+) -> None:
     """Create the store for this run (after :func:`check_store`): the first write to ``out``.
 
     Args:
         out: The output folder (created when missing).
         settings: The run's :func:`fingerprint`.
         overwrite: Delete samkit's own files of an earlier run first (and only those).
+        formats: The folder's formats, kept in ``settings.json`` beside the settings.
     """
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
@@ -115,7 +120,8 @@ def open_store(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     images.mkdir(parents=True, exist_ok=True)
     for stale in images.glob(".*.tmp"):
         stale.unlink(missing_ok=True)  # the image in flight when a run was killed
-    atomic_write(out / STORE_DIR / "settings.json", json_text(settings, indent=1))
+    content = {**settings, "formats": list(formats)}
+    atomic_write(out / STORE_DIR / "settings.json", json_text(content, indent=1))
 
 
 def check_settings(out: Path, settings_file: Path, settings: dict[str, Any]) -> None:
@@ -128,6 +134,8 @@ def check_settings(out: Path, settings_file: Path, settings: dict[str, Any]) -> 
         previous = json.loads(settings_file.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         previous = {}
+    if isinstance(previous, dict):
+        previous.pop("formats", None)  # the folder's formats may grow: not a setting
     now = json.loads(json_text(settings))
     if previous != now:
         changed = settings_changes(previous, now)
@@ -180,10 +188,20 @@ def write_record(out: Path, item: ImageItem, record: dict[str, Any]) -> Path:
     return atomic_write(folder / f"{item.key}.json", json_text(record))
 
 
-def is_done(out: Path, item: ImageItem) -> bool:
-    """Whether the store holds ``item``'s result, made from the content the file has now."""
+def is_done(out: Path, item: ImageItem, formats: Sequence[str] = ()) -> bool:
+    """Whether the store holds ``item``'s result, made from the content the file has now.
+
+    Args:
+        out: The output folder.
+        item: The image.
+        formats: The formats its result must have been written in (a record that names
+            none was written in COCO alone).
+    """
     record = read_record(images_dir(out) / f"{item.key}.json")
     if record is None or record.get("file_name") != item.file_name:
+        return False
+    written = record.get("formats", ["coco"])
+    if not isinstance(written, list) or not set(formats) <= set(written) | {"coco"}:
         return False
     return same_source(item.path, record.get("source"))
 
@@ -205,6 +223,20 @@ def assemble(
     Returns:
         The file written, and how many images and annotations it holds.
     """
+    content = coco_content(out, items, categories, settings)
+    text = json_text(content)
+    record_written(out, ANNOTATIONS_FILE, text)  # first: a run killed between the two owns it
+    target = atomic_write(out / ANNOTATIONS_FILE, text)
+    return target, len(content["images"]), len(content["annotations"])
+
+
+def coco_content(
+    out: Path,
+    items: Sequence[ImageItem],
+    categories: list[dict[str, Any]],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """The COCO content of the stored results of ``items`` (as :func:`assemble` writes it)."""
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for item in sorted(items, key=lambda i: i.file_name):
@@ -232,10 +264,7 @@ def assemble(
         "annotations": annotations,
         "categories": categories,
     }
-    text = json_text(content)
-    record_annotations(out, text)  # first: a run killed between the two still owns the file
-    target = atomic_write(out / ANNOTATIONS_FILE, text)
-    return target, len(images), len(annotations)
+    return content
 
 
 def images_without_masks(out: Path, items: Sequence[ImageItem]) -> list[str]:

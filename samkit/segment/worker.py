@@ -2,7 +2,8 @@
 
 :class:`ImageWorker` loads one model and segments one image at a time (automatic masks,
 or box prompts), writing that image's files: its mask PNGs and preview when asked for,
-and last its result record in the store. The local engine (:mod:`samkit.segment.job`)
+its YOLO label file and cut-outs in those formats, and last its result record in the
+store. The local engine (:mod:`samkit.segment.job`)
 runs one in this process, the Ray engine (:mod:`samkit.segment.ray`) one per actor, so
 both engines write the same files.
 """
@@ -28,6 +29,7 @@ from samkit.files import atomic_write
 from samkit.generator import MaskGenerator
 from samkit.images import load_image
 from samkit.model import load_sam
+from samkit.segment.outputs import earlier_files, format_files, remove_stale, write_formats
 from samkit.segment.owned import begin_files, end_files
 from samkit.segment.source import source_stamp
 from samkit.segment.spec import AMG_CATEGORY, STORE_FORMAT, Failure, ImageItem, JobSpec
@@ -138,6 +140,7 @@ class ImageWorker:
         except Exception as error:  # one image's failure never stops a run
             return Failure(item.path, failure_reason(error))
         files = self.files_of(item, len(annotations))
+        before = earlier_files(self.out_dir, item.key)
         record = {
             "format": STORE_FORMAT,
             "file_name": item.file_name,
@@ -145,14 +148,18 @@ class ImageWorker:
             "width": int(width),
             "source": stamp,
             "annotations": annotations,
+            "formats": list(self.spec.formats),
             "files": files,
         }
-        begin_files(self.out_dir, item.key, files)
+        begin_files(self.out_dir, item.key, {*files, *before})
         if self.spec.png:
             self.write_pngs(detections, item)
         if self.spec.preview:
             self.write_preview(image, detections, item)
+        spec = self.spec
+        write_formats(self.out_dir, spec.formats, spec.classes, image, detections, item)
         write_record(self.out_dir, item, record)
+        remove_stale(self.out_dir, before, files)  # still in the journal until it is gone
         end_files(self.out_dir, item.key)
         return None
 
@@ -164,7 +171,7 @@ class ImageWorker:
             files += [folder, *(f"{folder}mask_{i:03d}.png" for i in range(masks))]
         if self.spec.preview:
             files.append(f"previews/{item.output_stem}.jpg")
-        return files
+        return files + format_files(self.spec.formats, item, masks)
 
     def segment(self, image: npt.NDArray[np.uint8], item: ImageItem) -> sv.Detections:
         """The masks of one image, largest first.

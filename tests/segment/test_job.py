@@ -215,7 +215,7 @@ def test_pending_items_counts_the_done_as_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     items = [ImageItem(str(tmp_path / f"{n}.png"), f"{n}.png", n, n) for n in "abc"]
-    monkeypatch.setattr(job, "is_done", lambda out, item: item.key == "b")
+    monkeypatch.setattr(job, "is_done", lambda out, item, formats: item.key == "b")
     summary = SegmentSummary()
     assert pending_items(tmp_path, items, summary) == [items[0], items[2]]
     assert summary.skipped == 1

@@ -11,7 +11,14 @@ import pytest
 from PIL import Image
 
 from samkit.cli import main
-from samkit.segment.owned import foreign_files, is_temporary, own_files, remove_own
+from samkit.segment.owned import (
+    foreign_files,
+    is_temporary,
+    own_files,
+    record_written,
+    remove_own,
+    written_digests,
+)
 from samkit.segment.spec import SegmentUsageError
 
 from .support import FAST, scene
@@ -142,6 +149,9 @@ def test_a_killed_run_still_owns_what_it_was_writing(run: tuple[Path, Path]) -> 
         (".annotations.json.k2j3.tmp", True),
         ("masks/a/.mask.old-k2j3", True),
         ("previews/.a.jpg.k2j3.tmp", True),
+        (".data.yaml.k2j3.tmp", True),
+        ("labels/cam/.a.txt.k2j3.tmp", True),
+        ("cutouts/a/.cutout_000.png.k2j3.tmp", True),
         (".notes.tmp", False),  # a hidden .tmp file of the user's, at the top
         ("photos/.a.jpg.k2j3.tmp", False),  # outside samkit's folders
         ("masks/a/mask_000.png", False),
@@ -156,3 +166,18 @@ def test_a_folder_called_samkit_that_is_not_a_store_is_foreign(tmp_path: Path) -
     (tmp_path / ".samkit" / "settings.json").write_text('{"format": "mine"}')
     assert foreign_files(tmp_path) == [".samkit/settings.json"]
     assert own_files(tmp_path) == set()
+
+
+def test_written_digests_by_file_and_from_an_earlier_store(tmp_path: Path) -> None:
+    (tmp_path / ".samkit").mkdir()
+    written = tmp_path / ".samkit" / "written.json"
+    written.write_text('{"annotations_sha256": ["old"]}')  # before data.yaml was recorded
+    assert written_digests(tmp_path) == ["old"]
+    assert written_digests(tmp_path, "data.yaml") == []
+    record_written(tmp_path, "data.yaml", "names: []\n")
+    record_written(tmp_path, "annotations.json", "{}")
+    record_written(tmp_path, "annotations.json", "[]")
+    digests = json.loads(written.read_text())["sha256"]
+    assert len(digests["data.yaml"]) == 1
+    assert len(digests["annotations.json"]) == 2  # the last two: on disk, being written
+    assert "old" not in digests["annotations.json"]

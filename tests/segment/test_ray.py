@@ -18,6 +18,7 @@ from PIL import Image
 
 from samkit.export import rle_to_masks
 from samkit.segment.job import segment_images
+from samkit.segment.owned import foreign_files
 from samkit.segment.ray import host_and_port, import_ray, plan_actors, start_ray
 from samkit.segment.spec import SegmentUsageError
 from samkit.shapes import make_scene
@@ -156,8 +157,11 @@ def test_ray_engine_gives_the_local_engine_annotations(local_ray: Any, tmp_path:
         scene = make_scene(seed, height=64, width=80, n_shapes=2, min_size=0.3)
         Image.fromarray(scene.image).save(folder / ("cam1" if seed % 2 else ".") / f"{seed}.png")
     (folder / "broken.png").write_bytes(b"not a PNG")
-    local = segment_images([folder], tmp_path / "local", **SETTINGS)
-    on_ray = segment_images([folder], tmp_path / "ray", engine="ray", ray_actors=2, **SETTINGS)
+    formats = "coco,yolo,png"
+    local = segment_images([folder], tmp_path / "local", formats=formats, **SETTINGS)
+    on_ray = segment_images(
+        [folder], tmp_path / "ray", engine="ray", ray_actors=2, formats=formats, **SETTINGS
+    )
     assert (local.done, on_ray.done) == (4, 4)
     assert [f.reason for f in on_ray.failed] == [f.reason for f in local.failed]
     assert len(on_ray.failed) == 1 and on_ray.failed[0].path.endswith("broken.png")
@@ -181,6 +185,16 @@ def test_ray_engine_gives_the_local_engine_annotations(local_ray: Any, tmp_path:
         assert (mx & my).sum() / (mx | my).sum() > 0.99
         assert x["predicted_iou"] == pytest.approx(y["predicted_iou"], abs=1e-4)
         assert x["stability_score"] == pytest.approx(y["stability_score"], abs=1e-3)
+    # the same files in every format (labels/, data.yaml, cutouts/), all samkit's own
+    assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
+    assert {"data.yaml", "labels/cam1/1.txt", "cutouts/2/cutout_000.png"} <= _outputs(
+        tmp_path / "ray"
+    )
+    assert foreign_files(tmp_path / "ray") == []
     # the results are the same files: a local run resumes what Ray did
-    again = segment_images([folder], tmp_path / "ray", **SETTINGS)
+    again = segment_images([folder], tmp_path / "ray", formats=formats, **SETTINGS)
     assert (again.done, again.skipped) == (0, 4)
+
+
+def _outputs(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if ".samkit" not in p.parts}

@@ -116,7 +116,10 @@ def test_open_store_removes_the_temp_file_of_a_killed_run(tmp_path: Path) -> Non
     stale.write_text("half")
     open_store(tmp_path, settings, overwrite=False)  # the same settings: resumes
     assert not stale.exists()
-    assert json.loads((tmp_path / ".samkit" / "settings.json").read_text()) == settings
+    assert json.loads((tmp_path / ".samkit" / "settings.json").read_text()) == {
+        **settings,
+        "formats": ["coco"],
+    }
 
 
 def test_other_settings_are_refused_once_there_are_results(tmp_path: Path) -> None:
@@ -179,6 +182,16 @@ def test_is_done_needs_the_same_name_and_source(tmp_path: Path) -> None:
     assert not is_done(tmp_path, item)
     (tmp_path / "a.png").unlink()
     assert not is_done(tmp_path, item)  # the source is gone
+
+
+def test_is_done_needs_every_format_asked_for(tmp_path: Path) -> None:
+    item = _item(tmp_path, "a.png")
+    write_record(tmp_path, item, _record(item, 1))  # a record that names no format: COCO
+    assert is_done(tmp_path, item, ("coco",))
+    assert not is_done(tmp_path, item, ("coco", "yolo"))
+    write_record(tmp_path, item, {**_record(item, 1), "formats": ["yolo"]})
+    assert is_done(tmp_path, item, ("coco", "yolo"))  # COCO is the record itself
+    assert not is_done(tmp_path, item, ("png",))
 
 
 def test_assemble_numbers_the_stored_results_by_file_name(tmp_path: Path) -> None:
