@@ -49,7 +49,7 @@ test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, t
 	$(PYTEST) --doctest-modules samkit
 
 .PHONY: test-fast
-test-fast: $(BIN)/samkit ## The unit tests and docstring examples, without the slow ones (notebooks, browser, training, Ray, OpenVINO conversions)
+test-fast: $(BIN)/samkit ## The unit tests and docstring examples, without the slow ones (notebooks, browser, training, Ray, OpenVINO conversions, whole generator runs): under a minute
 	$(PYTEST) -m "not slow"
 	$(PYTEST) --doctest-modules samkit
 

@@ -29,6 +29,7 @@ def sam() -> Sam:
     return samkit.load_sam("shapes", device="cpu")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 8])
 def test_same_masks_as_stock_with_the_default_settings(sam: Sam, seed: int) -> None:
     # about half a megapixel: stock upscales 192 masks of a batch to it (~0.4 GB)
@@ -43,6 +44,7 @@ def test_same_masks_as_stock_with_the_default_settings(sam: Sam, seed: int) -> N
     assert [sorted(record) for record in ours] == [sorted(record) for record in stock[: len(ours)]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("generator", GENERATORS)
 def test_output_modes_hold_the_same_masks(sam: Sam, generator: type[MaskGenerator]) -> None:
     image = samkit.shapes.make_scene(4, 120, 160).image
@@ -69,6 +71,7 @@ BLANK_SETTINGS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("generator", GENERATORS)
 @pytest.mark.parametrize("settings", BLANK_SETTINGS)
 @pytest.mark.parametrize("gray", [0, 128, 255])
@@ -82,6 +85,7 @@ def test_a_blank_image_gives_no_mask(
     assert generator(sam, output_mode=output_mode, **chosen).generate(image) == []
 
 
+@pytest.mark.slow
 def test_every_candidate_kept_and_cleaned_matches_stock(sam: Sam) -> None:
     # no threshold: every candidate reaches the small-region cleaning, as in stock
     image = samkit.shapes.make_scene(6, 96, 128).image
@@ -123,6 +127,7 @@ def test_bad_settings_are_refused(sam: Sam, settings: dict[str, Any], message: s
         MaskGenerator(sam, **settings)
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_batch_times_the_photo() -> None:
     # ~1 MP: stock holds 192 float32 masks of the photo at once (about 1.5 GB here);
     # samkit holds one chunk (at most 256 MB) and the output (a few MB)
@@ -169,6 +174,7 @@ def _no_float64(seen: list[tuple[str, Any]]) -> None:
     assert set(points) <= {torch.float32} and set(labels) <= {torch.int32, torch.int64}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("generator", GENERATORS)
 def test_generators_prompt_with_float32(
     sam: Sam, model_inputs: list[tuple[str, Any]], generator: type[MaskGenerator]
@@ -179,6 +185,7 @@ def test_generators_prompt_with_float32(
     _no_float64(model_inputs)
 
 
+@pytest.mark.slow
 def test_prompt_helpers_with_the_predictor_prompt_with_float32(
     sam: Sam, model_inputs: list[tuple[str, Any]]
 ) -> None:
@@ -197,6 +204,7 @@ def test_prompt_helpers_with_the_predictor_prompt_with_float32(
     _no_float64(model_inputs)
 
 
+@pytest.mark.slow
 def test_live_segmenter_and_segment_boxes_prompt_with_float32(
     sam: Sam,
     model_inputs: list[tuple[str, Any]],

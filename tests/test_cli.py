@@ -224,6 +224,7 @@ def test_usage_errors_exit_2(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_env_runs(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "samkit"
     variables = {**os.environ, "SAMKIT_MODEL": "shapes", "SAMKIT_DEVICE": "cpu"}
@@ -268,6 +269,7 @@ sys.exit(main(["download", "vit_b", "--dest", dest, "--no-progress"]))
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_download_keeps_the_part_and_exits_130(
     server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -326,6 +328,7 @@ def test_ctrl_c_in_env_exits_130_without_a_traceback(
     assert capsys.readouterr() == ("", "samkit: interrupted\n")
 
 
+@pytest.mark.slow
 def test_python_dash_m_samkit_works_like_the_command(tmp_path: Path) -> None:
     variables = {**os.environ, "SAMKIT_MODEL": "shapes", "SAMKIT_DEVICE": "cpu"}
     variables["SAMKIT_HOME"] = str(tmp_path)

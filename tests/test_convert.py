@@ -18,6 +18,7 @@ def exactly(message: str) -> str:
 AMG_DATA_KEYS = {"predicted_iou", "stability_score", "point_coords", "crop_box"}
 
 
+@pytest.mark.slow
 def test_amg_to_detections_on_real_generator_output(amg_results: list[dict[str, Any]]) -> None:
     assert len(amg_results) > 1
     detections = samkit.amg_to_detections(amg_results)
@@ -36,6 +37,7 @@ def test_amg_to_detections_on_real_generator_output(amg_results: list[dict[str, 
     np.testing.assert_array_equal(detections.confidence, detections.data["predicted_iou"])
 
 
+@pytest.mark.slow
 def test_amg_to_detections_rows_line_up(amg_results: list[dict[str, Any]]) -> None:
     """Every row's data comes from the result whose mask that row holds."""
     detections = samkit.amg_to_detections(amg_results)

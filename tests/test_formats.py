@@ -66,6 +66,7 @@ def test_polygons_read_back_into_the_scene_masks() -> None:
     assert mask_iou(restored, masks).diagonal().min() >= 0.98
 
 
+@pytest.mark.slow
 def test_polygons_read_back_into_sam_masks(bundled_masks: np.ndarray) -> None:
     # what SAM predicts: outlines that follow the pixels, not drawn shapes
     masks = bundled_masks[bundled_masks.reshape(len(bundled_masks), -1).any(axis=1)]

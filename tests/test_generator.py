@@ -11,6 +11,7 @@ from samkit.generator import MaskGenerator
 NOTHING_PASSES = {"points_per_side": 2, "pred_iou_thresh": 2.0, "stability_score_thresh": 1.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crop_n_layers", [0, 1])  # one crop, and five (the image, 4 crops)
 def test_no_mask_gives_an_empty_list(
     shapes_sam: Sam, shapes_image: np.ndarray, crop_n_layers: int
@@ -19,6 +20,7 @@ def test_no_mask_gives_an_empty_list(
     assert generator.generate(np.array(shapes_image)) == []
 
 
+@pytest.mark.slow
 def test_the_stock_generator_fails_there(shapes_sam: Sam, shapes_image: np.ndarray) -> None:
     # what MaskGenerator is for: with crops and no mask, the stock class raises
     stock = SamAutomaticMaskGenerator(shapes_sam, crop_n_layers=1, **NOTHING_PASSES)

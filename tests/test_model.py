@@ -63,6 +63,7 @@ def shapes_state() -> dict[str, torch.Tensor]:
     return build_shapes_sam().state_dict()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("dtype", "wrap"),
     [

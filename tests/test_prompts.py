@@ -244,6 +244,7 @@ def test_points_to_prompt_bad_input(include: Any, exclude: Any, message: str) ->
         samkit.points_to_prompt(include, exclude)
 
 
+@pytest.mark.slow
 def test_points_drive_the_real_predictor(predictor: Any) -> None:
     coords, labels = samkit.points_to_prompt([(30, 20)], exclude=[(100, 80)])
     masks, scores, _ = predictor.predict(
@@ -253,6 +254,7 @@ def test_points_drive_the_real_predictor(predictor: Any) -> None:
     assert scores.shape == (1,)
 
 
+@pytest.mark.slow
 def test_widget_box_drives_the_real_predictor(predictor: Any) -> None:
     masks, _, _ = predictor.predict(
         box=samkit.prompts.bbox_to_sam_box(box(20, 10, 50, 40)), multimask_output=True
@@ -434,6 +436,7 @@ def test_xyxy_to_bboxes_refuses_labels_that_are_not_strings(labels: Any, message
         samkit.xyxy_to_bboxes(xyxy, labels=labels)
 
 
+@pytest.mark.slow
 def test_clipped_box_drives_the_real_predictor(predictor: Any, shapes_image: Any) -> None:
     """A box half outside the image gives the same masks as the part inside it."""
     clipped = samkit.bboxes_to_xyxy([box(-50, -40, 120, 90)], image_shape=shapes_image.shape[:2])[0]

@@ -170,6 +170,7 @@ def test_loss_prefers_the_right_mask() -> None:
     assert trainer.hard_iou(bad, target).item() == 0.0
 
 
+@pytest.mark.slow
 def test_batched_decode_matches_the_stock_decoder() -> None:
     """Prompts of several images in one call give what the stock decoder gives per image."""
     torch.manual_seed(0)

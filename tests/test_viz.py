@@ -187,6 +187,7 @@ def masks_of(count: int) -> np.ndarray:
     return masks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("count", "max_cols", "grid"),
     [

@@ -312,6 +312,7 @@ def test_slow_server_times_out_with_resume_advice(make_mirror: Callable[..., Mir
     assert time.monotonic() - start < 2.5
 
 
+@pytest.mark.slow
 def test_a_trickling_server_is_stopped_by_the_overall_deadline(
     make_mirror: Callable[..., Mirror], monkeypatch: pytest.MonkeyPatch
 ) -> None:

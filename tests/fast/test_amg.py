@@ -50,6 +50,7 @@ def _match(stock: list[dict[str, Any]], ours: list[dict[str, Any]]) -> tuple[int
     return matched, worst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("seed", "overrides"),
     [
@@ -90,6 +91,7 @@ def test_same_masks_with_the_fast_encoder(
     assert matched >= 0.98 * len(stock) and worst <= 1e-3, (matched, len(stock), worst)
 
 
+@pytest.mark.slow
 def test_nothing_survives_gives_no_records(shapes_model: Sam) -> None:
     scene = samkit.shapes.make_scene(0, 96, 128)
     ours = FastMaskGenerator(shapes_model, points_per_side=4, pred_iou_thresh=1.5).generate(

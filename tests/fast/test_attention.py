@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import samkit
@@ -12,6 +13,7 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
+@pytest.mark.slow
 def test_sdpa_attention_is_exact() -> None:
     torch.manual_seed(0)
     encoder = samkit.model.build_shapes_sam().image_encoder

@@ -16,6 +16,7 @@ def shapes_model() -> Sam:
     return samkit.load_sam("shapes", device="cpu")
 
 
+@pytest.mark.slow
 def test_estimate_scales_the_measured_grid(shapes_model: Sam) -> None:
     found = estimate.estimate(shapes_model, points_per_side=8)
     assert found.embed_s > 0 and found.per_point_s > 0 and found.points == 64

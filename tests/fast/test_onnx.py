@@ -52,6 +52,7 @@ def _run_onnx(
     return masks[0, 0] > predictor.model.mask_threshold, scores[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt", ["point", "box", "box_and_point", "two_points"])
 def test_onnx_decoder_matches_torch(
     exported: Path, scene_predictor: tuple[samkit.Scene, SamPredictor], prompt: str
@@ -99,6 +100,7 @@ def test_onnx_decoder_matches_torch(
     np.testing.assert_allclose(our_score, expected_score, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_quantized_export_through_the_cli(
     tmp_path: Path,
     scene_predictor: tuple[samkit.Scene, SamPredictor],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import samkit
 from samkit.fast import trial
 
 
+@pytest.mark.slow
 def test_mask_agreement_can_tell_a_wrong_encoder() -> None:
     sam = samkit.load_sam("shapes", device="cpu")
     _, check = trial.calibration_images()

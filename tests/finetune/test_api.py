@@ -47,6 +47,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_output_is_a_plain_state_dict_that_load_sam_reads(run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     weights = _weights(run.checkpoint)
     base = samkit.load_sam("shapes", device="cpu").state_dict()
@@ -70,6 +71,7 @@ def test_output_is_a_plain_state_dict_that_load_sam_reads(run, monkeypatch) -> N
     )
 
 
+@pytest.mark.slow
 def test_record_beside_it(run, ring_coco: Path) -> None:  # type: ignore[no-untyped-def]
     assert run.record == record_path(run.checkpoint) == run.checkpoint.with_suffix(".json")
     record = json.loads(run.record.read_text())
@@ -94,11 +96,13 @@ def test_record_beside_it(run, ring_coco: Path) -> None:  # type: ignore[no-unty
     assert best["epoch"] == record["best_epoch"] or best == record["history"][0]
 
 
+@pytest.mark.slow
 def test_embeddings_are_cached_on_disk(run) -> None:  # type: ignore[no-untyped-def]
     assert run.embeddings_computed == 6
     assert len(list((work_dir(run.checkpoint) / "embeddings").glob("*.pt"))) == 6
 
 
+@pytest.mark.slow
 def test_a_second_run_needs_resume_or_overwrite(run, ring_coco: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(
         ValueError, match=r"an earlier run left its state in .*state.pt: pass resume=True"

@@ -63,6 +63,7 @@ def test_batched_decode_equals_the_predictor_per_image(sam, items) -> None:  # t
         assert torch.allclose(iou[k, 1:], alone_iou[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_validation_is_what_the_predictor_gives(sam, items, ring_coco: Path) -> None:  # type: ignore[no-untyped-def]
     metrics = validate(sam, items)
     predictor = SamPredictor(sam)
@@ -80,6 +81,7 @@ def test_validation_is_what_the_predictor_gives(sam, items, ring_coco: Path) -> 
     assert metrics["point_miou"] == pytest.approx(np.mean(point_ious), abs=2e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("prompts", "corrective"),
     [(("box",), False), (("point",), False), (("box", "point"), True)],

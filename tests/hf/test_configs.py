@@ -31,6 +31,7 @@ def _parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_type", list(HF_FAMILIES))
 def test_full_size_architecture_has_the_official_parameter_count(model_type: str) -> None:
     with torch.device("meta"):  # no memory, no initialisation
@@ -39,6 +40,7 @@ def test_full_size_architecture_has_the_official_parameter_count(model_type: str
     assert type(model).__name__ == ("Sam3Model" if model_type == "sam3" else "Sam2Model")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_type", list(HF_FAMILIES))
 def test_small_configuration_keeps_the_size_layout_and_is_tiny(model_type: str) -> None:
     model = build_model(model_type, small=True)

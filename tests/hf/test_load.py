@@ -46,6 +46,7 @@ def test_weights_come_from_the_environment_variable(monkeypatch: pytest.MonkeyPa
         load_hf("sam3", device="cpu")
 
 
+@pytest.mark.slow
 def test_loading_another_model_releases_the_previous_one() -> None:
     sam2 = load_hf("sam2.1_tiny", weights="small", device="cpu")
     predictor = Sam2Predictor(sam2)
@@ -61,6 +62,7 @@ def test_loading_another_model_releases_the_previous_one() -> None:
     assert kept.released and sam3.released and load.LOADED == []
 
 
+@pytest.mark.slow
 def test_a_saved_folder_loads_with_its_config(tmp_path: Path) -> None:
     built = load_hf("sam2.1_base_plus", weights="small", device="cpu")
     built.model.save_pretrained(tmp_path)

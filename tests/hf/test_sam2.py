@@ -33,6 +33,7 @@ def sam2() -> Any:
     predictor.hf.release()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 def test_every_size_answers_a_box_like_sam_predictor(size: str) -> None:
     predictor = load_predictor(size, weights="small", device="cpu", keep=True)
@@ -44,6 +45,7 @@ def test_every_size_answers_a_box_like_sam_predictor(size: str) -> None:
     predictor.hf.release()
 
 
+@pytest.mark.slow
 def test_outputs_have_the_stock_predictor_types(sam2: Sam2Predictor, prediction: Any) -> None:
     # prediction: the stock SamPredictor's answer to a box, three masks
     ours = sam2.predict(box=BOX, multimask_output=True)
@@ -53,6 +55,7 @@ def test_outputs_have_the_stock_predictor_types(sam2: Sam2Predictor, prediction:
     assert ours[2].shape[1:] == (256, 256)  # the official SAM's low-resolution size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "prompt",
     [
@@ -74,6 +77,7 @@ def test_each_prompt_kind(sam2: Sam2Predictor, prompt: dict[str, Any], multimask
     np.testing.assert_array_equal(values > 0, masks)
 
 
+@pytest.mark.slow
 def test_the_prompt_changes_the_answer_and_logits_feed_back(sam2: Sam2Predictor) -> None:
     _, _, first = sam2.predict(box=BOX, multimask_output=False)
     _, _, other = sam2.predict(box=BOX + 10, multimask_output=False)
@@ -81,6 +85,7 @@ def test_the_prompt_changes_the_answer_and_logits_feed_back(sam2: Sam2Predictor)
     assert not np.allclose(first, other) and not np.allclose(first, refined)
 
 
+@pytest.mark.slow
 def test_bgr_is_the_same_image_flipped() -> None:
     predictor = load_predictor("sam2.1_tiny", weights="small", device="cpu", keep=True)
     predictor.set_image(IMAGE)
@@ -90,6 +95,7 @@ def test_bgr_is_the_same_image_flipped() -> None:
     predictor.hf.release()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("prompt", "message"),
     [
@@ -137,6 +143,7 @@ def test_no_image_and_wrong_models_are_refused() -> None:
     sam3.release()
 
 
+@pytest.mark.slow
 def test_converters_take_its_output_unchanged(sam2: Sam2Predictor) -> None:
     masks, scores, logits = sam2.predict(box=BOX, multimask_output=True)
     detections = samkit.prediction_to_detections(masks, scores, logits)
@@ -146,6 +153,7 @@ def test_converters_take_its_output_unchanged(sam2: Sam2Predictor) -> None:
     np.testing.assert_array_equal(sam2.predict(box=box[0])[2], logits)
 
 
+@pytest.mark.slow
 def test_live_segmenter_answers_a_box_and_a_click(sam2: Sam2Predictor) -> None:
     live = LiveSegmenter(sam2, IMAGE, box=[20, 10, 110, 90])
     expected = sam2.predict(box=BOX, multimask_output=True)
@@ -165,6 +173,7 @@ def test_live_segmenter_answers_a_box_and_a_click(sam2: Sam2Predictor) -> None:
     assert len(live.detections) == 1
 
 
+@pytest.mark.slow
 def test_automatic_masks_with_sam2(sam2: Sam2Predictor) -> None:
     everything = samkit.hf.generate_masks(
         sam2.hf, IMAGE, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0

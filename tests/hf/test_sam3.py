@@ -23,6 +23,7 @@ def sam3() -> Any:
     model.release()
 
 
+@pytest.mark.slow
 def test_phrases_become_class_names(sam3: load.HfModel) -> None:
     # random weights score every query near 0.25: threshold 0 keeps all 20 per phrase
     detections = segment_text(sam3, IMAGE, ["gato", "casco amarillo"], threshold=0.0)

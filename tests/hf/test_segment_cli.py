@@ -24,6 +24,7 @@ IMAGE = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
 BOX = np.array([20, 10, 110, 90], dtype=np.float32)
 
 
+@pytest.mark.slow
 def test_segment_boxes_with_sam2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -74,6 +75,7 @@ def test_segment_automatic_masks_need_segment_anything(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_segment_text_writes_one_category_per_phrase(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,6 +16,7 @@ from samkit.live.decoder import Answer, ShownPrompt, choose_decoder_threads, is_
 from .support import CountingPredictor, iou
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "reuse"),
     [
@@ -42,6 +43,7 @@ def test_previous_logits_only_when_points_are_added(
     assert (live_predictor.predict_calls[-1]["mask_input"] is not None) is reuse
 
 
+@pytest.mark.slow
 def test_reuse_logits_can_be_turned_off(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -50,6 +52,7 @@ def test_reuse_logits_can_be_turned_off(
     assert live_predictor.predict_calls[-1]["mask_input"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threads", [None, 1, 2])
 def test_decoder_threads_are_given_back(
     live_predictor: CountingPredictor, coffee: samkit.Sample, threads: int | None

@@ -12,6 +12,7 @@ from samkit.live.embedding import held_embedding, image_digest, remember_embeddi
 from .support import CountingPredictor, iou
 
 
+@pytest.mark.slow
 def test_the_embedding_is_computed_once_per_image(
     live_predictor: CountingPredictor, coffee: samkit.Sample, astronaut: samkit.Sample
 ) -> None:
@@ -26,6 +27,7 @@ def test_the_embedding_is_computed_once_per_image(
     assert iou(first.mask, coffee.ground_truth[coffee.target]) >= 0.85
 
 
+@pytest.mark.slow
 def test_embedded_reuses_the_embedding_set_by_hand(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -35,6 +37,7 @@ def test_embedded_reuses_the_embedding_set_by_hand(
     assert iou(live.mask, coffee.ground_truth[coffee.target]) >= 0.85
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("image_set", "message"),
     [

@@ -24,6 +24,7 @@ from samkit.live.prompt import (
 from .support import CountingPredictor
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("state", "message"),
     [

@@ -74,6 +74,7 @@ def test_texts_can_be_replaced() -> None:
     assert mismatch_line({"mismatch": "{x} {labels}/{points}"}, 1, 2) == "{x} 1/2"
 
 
+@pytest.mark.slow
 def test_everything_the_widget_shows_is_spanish(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -93,6 +94,7 @@ def test_everything_the_widget_shows_is_spanish(
     assert "puntaje" in shown[-3] and "máscara previa" in shown[-2] and "etiquetas" in shown[-1]
 
 
+@pytest.mark.slow
 def test_a_failed_prediction_is_told_in_spanish(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:

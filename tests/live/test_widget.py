@@ -23,6 +23,7 @@ from .support import CountingPredictor, iou, overlay_alpha, xyxy
 # ------------------------------------------------------------------ the preset prompt
 
 
+@pytest.mark.slow
 def test_preset_box_computes_the_mask_at_construction(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -46,6 +47,7 @@ def test_preset_box_computes_the_mask_at_construction(
     np.testing.assert_allclose(live.scores, scores)
 
 
+@pytest.mark.slow
 def test_value_is_the_same_preset(live_predictor: CountingPredictor, coffee: samkit.Sample) -> None:
     by_value = LiveSegmenter(
         live_predictor,
@@ -64,6 +66,7 @@ def test_value_is_the_same_preset(live_predictor: CountingPredictor, coffee: sam
     np.testing.assert_array_equal(by_value.masks, by_keywords.masks)
 
 
+@pytest.mark.slow
 def test_no_prompt_gives_no_mask(live_predictor: CountingPredictor, coffee: samkit.Sample) -> None:
     live = LiveSegmenter(live_predictor, coffee.image)
     assert live.masks.shape == (0, *coffee.image.shape[:2])
@@ -79,6 +82,7 @@ def test_no_prompt_gives_no_mask(live_predictor: CountingPredictor, coffee: samk
 # ------------------------------------------------------------------ as the front end does
 
 
+@pytest.mark.slow
 def test_a_drawn_box_from_the_front_end_updates_mask_and_overlay(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -97,6 +101,7 @@ def test_a_drawn_box_from_the_front_end_updates_mask_and_overlay(
     assert detections.confidence[0] == pytest.approx(live.scores[live.selected])
 
 
+@pytest.mark.slow
 def test_an_exclude_click_leaves_the_neighbour_out(
     live_predictor: CountingPredictor, astronaut: samkit.Sample
 ) -> None:
@@ -114,6 +119,7 @@ def test_an_exclude_click_leaves_the_neighbour_out(
     assert live.status.endswith(" · máscara previa"), live.status
 
 
+@pytest.mark.slow
 def test_picking_a_candidate_shows_it_without_predicting(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -129,12 +135,14 @@ def test_picking_a_candidate_shows_it_without_predicting(
     assert live.score == live.candidates[other]["score"]
 
 
+@pytest.mark.slow
 def test_single_mask(live_predictor: CountingPredictor, coffee: samkit.Sample) -> None:
     live = LiveSegmenter(live_predictor, coffee.image, box=coffee.default_box, multimask=False)
     assert live.masks.shape == (1, *coffee.image.shape[:2])
     assert live.candidates == []
 
 
+@pytest.mark.slow
 def test_the_same_prompt_again_does_not_predict(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -145,6 +153,7 @@ def test_the_same_prompt_again_does_not_predict(
     assert live.answered == 7
 
 
+@pytest.mark.slow
 def test_clear_removes_the_mask(live_predictor: CountingPredictor, coffee: samkit.Sample) -> None:
     live = LiveSegmenter(live_predictor, coffee.image, box=coffee.default_box, points=[(5, 5)])
     live.clear()
@@ -166,6 +175,7 @@ def test_points_then_labels_from_python(
     assert live.used_mask_input
 
 
+@pytest.mark.slow
 def test_two_points_and_one_label_are_refused(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -177,6 +187,7 @@ def test_two_points_and_one_label_are_refused(
         LiveSegmenter(live_predictor, coffee.image, points=[(5, 5), (50, 50)], labels=[1])
 
 
+@pytest.mark.slow
 def test_a_value_with_too_few_labels_is_refused_and_changes_nothing(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -251,6 +262,7 @@ def test_repr_is_short(live_predictor: CountingPredictor, coffee: samkit.Sample)
     assert text.startswith("LiveSegmenter(image 640x480, box=[475.0, 145.0, 604.0, 270.0]")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "box",
     [

@@ -69,6 +69,7 @@ def mixed_run(
     return status, buffer.getvalue(), out
 
 
+@pytest.mark.slow
 def test_bad_files_are_reported_and_the_rest_is_written(mixed_run: tuple[int, str, Path]) -> None:
     status, printed, out = mixed_run
     assert status == 1
@@ -84,6 +85,7 @@ def test_bad_files_are_reported_and_the_rest_is_written(mixed_run: tuple[int, st
     assert len(coco.anns) > 0
 
 
+@pytest.mark.slow
 def test_masks_are_at_each_image_own_size_upright(mixed_run: tuple[int, str, Path]) -> None:
     _, _, out = mixed_run
     coco = COCO(str(out / "annotations.json"))
@@ -106,6 +108,7 @@ def test_masks_are_at_each_image_own_size_upright(mixed_run: tuple[int, str, Pat
             assert 0 <= annotation["stability_score"] <= 1
 
 
+@pytest.mark.slow
 def test_rerun_skips_what_is_done(mixed_folder: Path, mixed_run: tuple[int, str, Path]) -> None:
     _, _, out = mixed_run
     before = (out / "annotations.json").read_text()
@@ -116,6 +119,7 @@ def test_rerun_skips_what_is_done(mixed_folder: Path, mixed_run: tuple[int, str,
     assert json.loads((out / "annotations.json").read_text()) == json.loads(before)
 
 
+@pytest.mark.slow
 def test_the_run_summary_is_stored(mixed_run: tuple[int, str, Path]) -> None:
     _, _, out = mixed_run
     stored = json.loads((out / ".samkit" / "summary.json").read_text())
@@ -302,6 +306,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "both", root / "alone"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", HARD_SETTINGS)
 def test_a_blank_image_gets_no_mask_and_a_line(
     folders: tuple[Path, Path], tmp_path: Path, settings: list[str]
@@ -321,6 +326,7 @@ def test_a_blank_image_gets_no_mask_and_a_line(
     assert "gray.png" in summary["no_masks"]
 
 
+@pytest.mark.slow
 def test_no_threshold_at_all_keeps_no_empty_mask(
     folders: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -336,6 +342,7 @@ def test_no_threshold_at_all_keeps_no_empty_mask(
     assert all(annotation["area"] > 0 for annotation in coco["annotations"])
 
 
+@pytest.mark.slow
 def test_a_failing_image_is_reported_and_the_others_are_done(
     folders: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,7 @@ def _strict(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_swapped_at_the_same_path_is_not_mixed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -61,6 +62,7 @@ def test_a_checkpoint_swapped_at_the_same_path_is_not_mixed(
     assert f"(changed: checkpoint.sha256 {old!r} -> {new!r})" in err
 
 
+@pytest.mark.slow
 def test_an_image_replaced_with_its_mtime_restored_is_redone(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -79,6 +81,7 @@ def test_an_image_replaced_with_its_mtime_restored_is_redone(tmp_path: Path) -> 
     assert json.loads((out / "annotations.json").read_text())["annotations"] != masks
 
 
+@pytest.mark.slow
 def test_a_failed_start_writes_nothing_and_the_fix_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -156,6 +159,7 @@ def test_an_unwritable_out_exits_2(
     )
 
 
+@pytest.mark.slow
 def test_one_image_never_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -201,6 +205,7 @@ def test_one_image_never_stops_the_run(tmp_path: Path, monkeypatch: pytest.Monke
 _RUN = "import sys; from samkit.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
+@pytest.mark.slow
 def test_a_fifo_among_the_inputs_does_not_hang_the_run(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -218,6 +223,7 @@ def test_a_fifo_among_the_inputs_does_not_hang_the_run(tmp_path: Path) -> None:
     assert "done 1, skipped 0, failed 1" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_nan_score_is_written_as_null(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

@@ -92,6 +92,7 @@ def _coco_masks(out: Path) -> dict[str, list[dict[str, Any]]]:
     return by_file
 
 
+@pytest.mark.slow
 def test_every_format_is_written_and_said(all_formats: tuple[Path, Path, str]) -> None:
     _, out, printed = all_formats
     masks = sum(len(a) for a in _coco_masks(out).values())
@@ -103,6 +104,7 @@ def test_every_format_is_written_and_said(all_formats: tuple[Path, Path, str]) -
     assert yaml.safe_load((out / "data.yaml").read_text()) == {"names": ["object"], "nc": 1}
 
 
+@pytest.mark.slow
 def test_yolo_labels_read_back_into_the_coco_masks(all_formats: tuple[Path, Path, str]) -> None:
     _, out, _ = all_formats
     for file_name, found in _coco_masks(out).items():
@@ -121,6 +123,7 @@ def test_yolo_labels_read_back_into_the_coco_masks(all_formats: tuple[Path, Path
         assert start == len(lines)
 
 
+@pytest.mark.slow
 def test_cutouts_read_back_into_the_coco_masks_and_pixels(
     all_formats: tuple[Path, Path, str],
 ) -> None:
@@ -142,6 +145,7 @@ def test_cutouts_read_back_into_the_coco_masks_and_pixels(
             assert set(np.unique(rgba[:, :, 3]).tolist()) <= {0, 255}
 
 
+@pytest.mark.slow
 def test_samkit_owns_every_file_of_every_format(all_formats: tuple[Path, Path, str]) -> None:
     _, out, _ = all_formats
     own = own_files(out)

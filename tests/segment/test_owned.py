@@ -49,6 +49,7 @@ def run(done_run: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     return folder, out
 
 
+@pytest.mark.slow
 def test_samkit_knows_every_file_it_wrote(run: tuple[Path, Path]) -> None:
     _, out = run
     outside_store = [f for f in _files(out) if not f.startswith(".samkit/")]
@@ -58,6 +59,7 @@ def test_samkit_knows_every_file_it_wrote(run: tuple[Path, Path]) -> None:
     assert foreign_files(out) == []
 
 
+@pytest.mark.slow
 def test_a_users_files_are_refused_with_their_names_and_kept(
     run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -77,6 +79,7 @@ def test_a_users_files_are_refused_with_their_names_and_kept(
         assert _files(out) == before  # nothing deleted, nothing written
 
 
+@pytest.mark.slow
 def test_an_annotations_file_samkit_did_not_write_is_refused(
     run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -110,6 +113,7 @@ def test_a_folder_of_someone_elses_files_is_refused(tmp_path: Path) -> None:
     assert not (out / ".samkit").exists()
 
 
+@pytest.mark.slow
 def test_overwrite_removes_only_samkits_own_files(
     run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -121,6 +125,7 @@ def test_overwrite_removes_only_samkits_own_files(
     assert sorted(p.name for p in out.iterdir()) == [".samkit", "annotations.json"]
 
 
+@pytest.mark.slow
 def test_remove_own_keeps_a_file_added_after_the_check(run: tuple[Path, Path]) -> None:
     _, out = run
     (out / "masks" / "1" / "later.png").write_bytes(b"mine")
@@ -128,6 +133,7 @@ def test_remove_own_keeps_a_file_added_after_the_check(run: tuple[Path, Path]) -
     assert _files(out) == ["masks/1/later.png"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_still_owns_what_it_was_writing(run: tuple[Path, Path]) -> None:
     _, out = run
     journal = out / ".samkit" / "writing"

@@ -32,6 +32,7 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         import_ray()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("actors", [0, -1, 1.5, True])
 def test_bad_actor_count_is_refused(actors: Any, tmp_path: Path) -> None:
     with pytest.raises(SegmentUsageError, match="ray_actors must be a positive int"):

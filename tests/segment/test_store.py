@@ -29,6 +29,7 @@ from samkit.version import __version__
 from .support import FAST, scene
 
 
+@pytest.mark.slow
 def test_other_settings_are_refused_and_overwrite_starts_afresh(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -49,6 +50,7 @@ def test_other_settings_are_refused_and_overwrite_starts_afresh(
     assert settings["amg"]["pred_iou_thresh"] == 0.5
 
 
+@pytest.mark.slow
 def test_changed_source_file_is_redone(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

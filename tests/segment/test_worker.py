@@ -34,6 +34,7 @@ from samkit.settings import amg_settings
 from .support import SIZE, decode, mask_iou, scene, scenes_folder
 
 
+@pytest.mark.slow
 def test_png_and_preview_keep_same_names_apart(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     for camera, seed in (("cam1", 1), ("cam2", 2)):
@@ -61,6 +62,7 @@ def test_png_and_preview_keep_same_names_apart(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_boxes_from_coco_and_yolo_give_the_same_masks(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     scenes = scenes_folder(folder, 2)
@@ -155,6 +157,7 @@ def box_worker(tmp_path_factory: pytest.TempPathFactory) -> ImageWorker:
     return ImageWorker(JobSpec(str(out), "shapes", None, "cpu", False, "boxes", amg, False, False))
 
 
+@pytest.mark.slow
 def test_process_writes_the_record_with_its_source(box_worker: ImageWorker, tmp_path: Path) -> None:
     made = scene(3)
     Image.fromarray(made.image).save(tmp_path / "a.png")
