@@ -29,6 +29,8 @@ VARIABLES: dict[str, str] = {
     "under their own names.",
     "SAMKIT_OUTPUT_DIR": "Folder that notebooks write their files to; default "
     "`build/outputs` in a checkout, `/content/samkit_outputs` in Colab.",
+    "SAMKIT_FAST": '`0` turns off the fast path that `load_sam(fast="auto")` (the '
+    "notebooks) takes on CUDA and on a CPU with OpenVINO; `1` asks for it everywhere.",
     "SAMKIT_FAST_PRECISION": "`auto` (default), `f32`, `bf16` or `int8` for `fast=True` "
     "on a CPU. `auto` times bf16 (where the CPU computes it natively) and int8 (on every "
     "CPU) against f32 on this machine, keeps those at least 1.1x faster whose masks match "
@@ -80,6 +82,13 @@ def variable(name: str) -> str | None:
         raise KeyError(f"{name} is not one of samkit's environment variables: {list(VARIABLES)}")
     value = os.environ.get(name, "").strip()
     return value or None
+
+
+def set_variable(name: str, value: str) -> None:
+    """Set one of samkit's variables (a key of :data:`VARIABLES`) for this process."""
+    if name not in VARIABLES:
+        raise KeyError(f"{name} is not one of samkit's environment variables: {list(VARIABLES)}")
+    os.environ[name] = value
 
 
 #: Where Colab keeps the notebook's files.
@@ -314,11 +323,8 @@ def fast_precision() -> str:
     """
     wanted = (variable("SAMKIT_FAST_PRECISION") or "auto").strip().lower()
     if wanted not in FAST_PRECISIONS:
-        raise ValueError(
-            "SAMKIT_FAST_PRECISION must be one of "
-            + ", ".join(repr(p) for p in FAST_PRECISIONS)
-            + f", but got {wanted!r}"
-        )
+        choices = ", ".join(map(repr, FAST_PRECISIONS))
+        raise ValueError(f"SAMKIT_FAST_PRECISION must be one of {choices}, but got {wanted!r}")
     return wanted
 
 
@@ -333,11 +339,8 @@ def hf_weights() -> str:
     """
     wanted = (variable("SAMKIT_HF_WEIGHTS") or "hub").strip().lower()
     if wanted not in HF_WEIGHTS:
-        raise ValueError(
-            "SAMKIT_HF_WEIGHTS must be one of "
-            + ", ".join(repr(w) for w in HF_WEIGHTS)
-            + f", but got {wanted!r}"
-        )
+        choices = ", ".join(map(repr, HF_WEIGHTS))
+        raise ValueError(f"SAMKIT_HF_WEIGHTS must be one of {choices}, but got {wanted!r}")
     return wanted
 
 

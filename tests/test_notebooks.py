@@ -366,7 +366,7 @@ def test_checked_cells_reads_the_tag_and_the_comment() -> None:
 def _ious(text: str) -> list[tuple[float, int]]:
     return [
         (float(iou), int(obj))
-        for iou, obj in re.findall(r"IoU con la verdad: ([0-9.]+) \(objeto (\d+)", text)
+        for iou, obj in re.findall(r"IoU con la máscara exacta: ([0-9.]+) \(objeto (\d+)", text)
     ]
 
 
