@@ -49,8 +49,8 @@ from samkit import drive as drive
 from samkit import finetune as finetune
 from samkit import generator as generator
 from samkit import hf as hf
-from samkit import rings as rings
 from samkit import notes as notes
+from samkit import rings as rings
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab
 from samkit.export import load_coco_rle, save_coco_rle, save_mask_pngs

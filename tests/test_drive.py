@@ -66,11 +66,11 @@ def test_on_outside_colab_changes_nothing_and_says_where_the_weights_are(
 
 @pytest.mark.parametrize(("enabled", "folder"), [("yes", "samkit"), (1, "samkit")])
 def test_enabled_must_be_a_bool(enabled: object, folder: str) -> None:
-    with pytest.raises(ValueError, match="^enabled must be True or False, but got"):
+    with pytest.raises(ValueError, match=r"^enabled must be True or False, but got"):
         drive.use_drive(enabled, folder)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("folder", ["", "a/b", "..", 3])
 def test_folder_must_be_a_folder_name(folder: object) -> None:
-    with pytest.raises(ValueError, match="^folder must be a plain folder name"):
+    with pytest.raises(ValueError, match=r"^folder must be a plain folder name"):
         drive.drive_weights_dir(folder)  # type: ignore[arg-type]

@@ -633,7 +633,7 @@ def test_samkit_fast_decides(monkeypatch: pytest.MonkeyPatch, value: str, wanted
 
 def test_samkit_fast_must_be_on_or_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAMKIT_FAST", "maybe")
-    with pytest.raises(ValueError, match="^SAMKIT_FAST must be 1 or 0"):
+    with pytest.raises(ValueError, match=r"^SAMKIT_FAST must be 1 or 0"):
         model.fast_wanted("cpu")
 
 
@@ -663,5 +663,5 @@ def test_fast_auto_on_goes_through_accelerate(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_fast_must_be_a_bool_or_auto() -> None:
-    with pytest.raises(ValueError, match="^fast must be True, False or 'auto', but got 'yes'$"):
+    with pytest.raises(ValueError, match=r"^fast must be True, False or 'auto', but got 'yes'$"):
         load_sam("shapes", device="cpu", fast="yes")  # type: ignore[arg-type]

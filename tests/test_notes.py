@@ -14,7 +14,7 @@ def test_model_note_explains_the_bundled_model_only_for_it() -> None:
     for name in ("vit_b", "vit_l", "vit_h"):
         note = notes.model_note(name)
         assert note.startswith(f"{name}: el SAM de Meta") and "figuras" not in note
-    with pytest.raises(ValueError, match="^model_type must be one of"):
+    with pytest.raises(ValueError, match=r"^model_type must be one of"):
         notes.model_note("vit_x")
 
 
@@ -55,5 +55,5 @@ def test_fast_note_on_the_plain_encoder(sam: object, monkeypatch: pytest.MonkeyP
 
 
 def test_fast_note_wants_a_sam() -> None:
-    with pytest.raises(ValueError, match="^sam must be a segment-anything Sam, but got str$"):
+    with pytest.raises(ValueError, match=r"^sam must be a segment-anything Sam, but got str$"):
         notes.fast_note("sam")  # type: ignore[arg-type]

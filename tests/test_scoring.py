@@ -33,7 +33,8 @@ def test_mask_report_exact_mask(scene: samkit.samples.Sample) -> None:
     mask = _target_mask(scene)
     label = scene.labels[scene.target or 0]
     assert samkit.mask_report(mask, scene) == (
-        f"área: {int(mask.sum())} px\nIoU con la máscara exacta: 1.000 (objeto {scene.target}, {label})"
+        f"área: {int(mask.sum())} px\n"
+        f"IoU con la máscara exacta: 1.000 (objeto {scene.target}, {label})"
     )
 
 

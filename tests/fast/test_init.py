@@ -41,5 +41,5 @@ def test_failing_backend_warns_once_with_the_reason(
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_fast_must_be_a_bool(value: object) -> None:
-    with pytest.raises(ValueError, match="fast must be True, False or .auto."):
+    with pytest.raises(ValueError, match=r"fast must be True, False or .auto."):
         samkit.load_sam("shapes", device="cpu", fast=value)  # type: ignore[arg-type]
