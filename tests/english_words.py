@@ -20,9 +20,18 @@ ENGLISH_WORDS = frozenset(
     """.split()
 )
 
+#: What is no prose: a file path or URL (anything with a slash in it), and a quoted key
+#: of a JSON file a notebook prints (``"score":``, part of the file's format).
+_NOT_PROSE = re.compile(r"\S*/\S*|\"\w+\":")
+
 _WORD = re.compile(r"[A-Za-zÁÉÍÓÚÜÑáéíóúüñ_]+")
 
 
 def english_words(text: str) -> list[str]:
-    """The words of ``text`` that are on :data:`ENGLISH_WORDS` (case-insensitive), in order."""
-    return [word for word in _WORD.findall(text) if word.lower() in ENGLISH_WORDS]
+    """The words of ``text`` on :data:`ENGLISH_WORDS` (case-insensitive), in order.
+
+    Paths and JSON keys are left out: ``/tmp/pytest-of-root/...`` is where a file went,
+    and ``"score":`` is a file format's key, not prose.
+    """
+    prose = _NOT_PROSE.sub(" ", text)
+    return [word for word in _WORD.findall(prose) if word.lower() in ENGLISH_WORDS]
