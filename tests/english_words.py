@@ -24,7 +24,8 @@ ENGLISH_WORDS = frozenset(
 #: of a JSON file a notebook prints (``"score":``, part of the file's format).
 _NOT_PROSE = re.compile(r"\S*/\S*|\"\w+\":")
 
-_WORD = re.compile(r"[A-Za-zÁÉÍÓÚÜÑáéíóúüñ_]+")
+#: A word; a hyphen joins its parts (``scikit-image`` is a name, not the word "image").
+_WORD = re.compile(r"[A-Za-zÁÉÍÓÚÜÑáéíóúüñ_]+(?:-[A-Za-zÁÉÍÓÚÜÑáéíóúüñ_]+)*")
 
 
 def english_words(text: str) -> list[str]:
