@@ -20,9 +20,10 @@ ENGLISH_WORDS = frozenset(
     """.split()
 )
 
-#: What is no prose: a file path or URL (anything with a slash in it), and a quoted key
-#: of a JSON file a notebook prints (``"score":``, part of the file's format).
-_NOT_PROSE = re.compile(r"\S*/\S*|\"\w+\":")
+#: What is no prose: a file path or URL (anything with a slash in it), a quoted key of a
+#: JSON file a notebook prints (``"score":``, part of the file's format), and a name
+#: between Spanish quotation marks (``«NASA Great Images»``, a collection's name).
+_NOT_PROSE = re.compile(r"\S*/\S*|\"\w+\":|«[^»]*»")
 
 #: A word; a hyphen joins its parts (``scikit-image`` is a name, not the word "image").
 _WORD = re.compile(r"[A-Za-zÁÉÍÓÚÜÑáéíóúüñ_]+(?:-[A-Za-zÁÉÍÓÚÜÑáéíóúüñ_]+)*")
@@ -31,7 +32,7 @@ _WORD = re.compile(r"[A-Za-zÁÉÍÓÚÜÑáéíóúüñ_]+(?:-[A-Za-zÁÉÍÓÚ
 def english_words(text: str) -> list[str]:
     """The words of ``text`` on :data:`ENGLISH_WORDS` (case-insensitive), in order.
 
-    Paths and JSON keys are left out: ``/tmp/pytest-of-root/...`` is where a file went,
+    Paths, JSON keys and names in «» are left out: ``/tmp/pytest-of-root/...`` is where a file went,
     and ``"score":`` is a file format's key, not prose.
     """
     prose = _NOT_PROSE.sub(" ", text)

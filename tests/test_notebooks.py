@@ -873,6 +873,7 @@ def test_the_word_check_finds_english() -> None:
     assert english_words("guardado en /tmp/pytest-of-root/the_mask.png") == []
     assert english_words('{"label": "persona", "score": 0.96}') == []
     assert english_words("datos de ejemplo de scikit-image") == []
+    assert english_words("colección «NASA Great Images»") == []
     assert english_words('{"image": "the scene"}') == ["the"]
 
 
