@@ -951,6 +951,13 @@ def test_pip_alone_installs_what_the_notebooks_need(tmp_path: Path) -> None:
             "MPLBACKEND": "Agg",
         }
     )
+    # the venv's own old setuptools would hide the shared one that torch asks for
+    subprocess.run(
+        [str(python), "-m", "pip", "uninstall", "--yes", "--quiet", "setuptools"],
+        env=env,
+        check=True,
+        timeout=300,
+    )
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "-e", f"{origin}[notebooks]"],
         cwd=tmp_path,
