@@ -8,7 +8,8 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.weights``, ``samkit.download``: verified, resumable checkpoint downloads;
 - ``samkit.files``: atomic writes, sha256, what a file really is;
 - ``samkit.checks``: the checks of user input (numbers, ranges, images, paths);
-- ``samkit.env``: Colab, the device, the environment variables;
+- ``samkit.env``: Colab, the device, the environment variables; ``samkit.drive``: the
+  weights on Google Drive in Colab;
 - ``samkit.cpu_isa``: the instruction-set caps of ``SAMKIT_MAX_CPU_ISA``;
 - ``samkit.locations``: where the bundled data, weights and outputs are;
 - ``samkit.settings``: the automatic mask generator's settings per model;
@@ -44,9 +45,11 @@ from __future__ import annotations
 
 # env first: it passes SAMKIT_MAX_CPU_ISA on to torch and OpenVINO before they load
 from samkit import env as env  # isort: skip
+from samkit import drive as drive
 from samkit import finetune as finetune
 from samkit import generator as generator
 from samkit import hf as hf
+from samkit import notes as notes
 from samkit import rings as rings
 from samkit.convert import amg_to_detections, prediction_to_detections
 from samkit.env import enable_widgets, gpu_report, in_colab

@@ -29,6 +29,8 @@ VARIABLES: dict[str, str] = {
     "under their own names.",
     "SAMKIT_OUTPUT_DIR": "Folder that notebooks write their files to; default "
     "`build/outputs` in a checkout, `/content/samkit_outputs` in Colab.",
+    "SAMKIT_FAST": '`0` turns off the fast path that `load_sam(fast="auto")` (the '
+    "notebooks) takes on CUDA and on a CPU with OpenVINO; `1` asks for it everywhere.",
     "SAMKIT_FAST_PRECISION": "`auto` (default), `f32`, `bf16` or `int8` for `fast=True` "
     "on a CPU. `auto` times bf16 (where the CPU computes it natively) and int8 (on every "
     "CPU) against f32 on this machine, keeps those at least 1.1x faster whose masks match "
@@ -80,6 +82,13 @@ def variable(name: str) -> str | None:
         raise KeyError(f"{name} is not one of samkit's environment variables: {list(VARIABLES)}")
     value = os.environ.get(name, "").strip()
     return value or None
+
+
+def set_variable(name: str, value: str) -> None:
+    """Set one of samkit's variables (a key of :data:`VARIABLES`) for this process."""
+    if name not in VARIABLES:
+        raise KeyError(f"{name} is not one of samkit's environment variables: {list(VARIABLES)}")
+    os.environ[name] = value
 
 
 #: Where Colab keeps the notebook's files.

@@ -15,9 +15,10 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 import torch
 from segment_anything.modeling import (
@@ -54,6 +55,7 @@ __all__ = [
     "checkpoint_model_type",
     "default_model_type",
     "download_checkpoint",
+    "fast_wanted",
     "load_sam",
     "model_spec",
     "read_state_dict",
@@ -132,7 +134,7 @@ def load_sam(
     model_type: str | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device | None = None,
-    fast: bool = False,
+    fast: bool | Literal["auto"] = False,
 ) -> Sam:
     """Build SAM, load its weights safely, and move it to a device, in eval mode.
 
@@ -151,7 +153,11 @@ def load_sam(
             Defaults to ``samkit.env.default_device()`` (``SAMKIT_DEVICE`` overrides).
         fast: Put the image encoder on the fastest backend of the device (OpenVINO on a
             CPU, converted once and cached next to the weights; float16 autocast on
-            CUDA). The same embedding; see ``samkit.fast.accelerate``.
+            CUDA). The same embedding; see ``samkit.fast.accelerate``. ``"auto"`` (what
+            the notebooks pass) does so where it helps and where it can, without a
+            warning otherwise: on CUDA, and on a CPU where OpenVINO is installed; unless
+            ``SAMKIT_FAST=0`` turns it off (see :func:`fast_wanted`). Either way
+            ``sam.image_encoder.fast_info`` says what was done.
 
     Returns:
         A ``segment_anything.modeling.Sam`` in eval mode, ready for ``SamPredictor``.
@@ -174,8 +180,8 @@ def load_sam(
     """
     model_type = default_model_type() if model_type is None else model_spec(model_type).name
     check_not_hub(MODEL_TYPES[model_type])
-    if not isinstance(fast, bool):
-        raise ValueError(f"fast must be True or False, but got {fast!r}")
+    if not isinstance(fast, bool) and fast != "auto":
+        raise ValueError(f"fast must be True, False or 'auto', but got {fast!r}")
     target = _resolve_device(device)
     if checkpoint is None:
         path = download_checkpoint(model_type)
@@ -201,11 +207,65 @@ def load_sam(
     sam.load_state_dict(state_dict, strict=True)
     sam.to(target)
     sam.eval()
+    if fast == "auto":
+        fast = fast_wanted(target)
+        if not fast:
+            from samkit.fast.info import FastInfo
+
+            sam.image_encoder.fast_info = FastInfo("torch", "f32", _why_not_fast(target))
     if fast:
         from samkit.fast import accelerate
 
         sam = accelerate(sam, path)
     return sam
+
+
+def fast_wanted(device: str | torch.device) -> bool:
+    """What ``load_sam(..., fast="auto")`` chooses on a device.
+
+    ``SAMKIT_FAST=0`` (or ``false``, ``no``, ``off``) turns it off, ``SAMKIT_FAST=1``
+    (``true``, ``yes``, ``on``) asks for it as ``fast=True`` does; unset, it is on for a
+    CUDA GPU, and for a CPU where OpenVINO can be imported.
+
+    Args:
+        device: The model's device.
+
+    Returns:
+        Whether to put the image encoder on the fast path.
+
+    Raises:
+        ValueError: If ``SAMKIT_FAST`` is set to anything else.
+
+    Example:
+        >>> fast_wanted("mps")
+        False
+    """
+    chosen = (env.variable("SAMKIT_FAST") or "").lower()
+    if chosen in _OFF:
+        return False
+    if chosen in _ON:
+        return True
+    if chosen:
+        raise ValueError(
+            f"SAMKIT_FAST must be 1 or 0 (or true/false, yes/no, on/off), but got {chosen!r}"
+        )
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return True
+    return kind == "cpu" and importlib.util.find_spec("openvino") is not None
+
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+def _why_not_fast(device: torch.device) -> str:
+    """Why ``fast="auto"`` kept the plain encoder (``FastInfo.detail``)."""
+    if (env.variable("SAMKIT_FAST") or "").lower() in _OFF:
+        return "SAMKIT_FAST=0 turned the fast path off"
+    if device.type == "cpu":
+        return "OpenVINO is not installed (pip install openvino nncf adds it)"
+    return f"there is no fast backend for device {device.type!r}"
 
 
 def _resolve_device(device: object) -> torch.device:

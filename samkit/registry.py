@@ -10,6 +10,11 @@ segment-anything's own builders. The ``shapes`` model is SAM's exact architectur
 (``segment_anything.modeling`` classes), scaled down so that it trains and runs on a
 laptop CPU; its checkpoint ships with samkit.
 
+The ``shapes`` model is also added to segment-anything's own ``sam_model_registry``, so
+the stock loading line works with it as with the official types::
+
+    sam = sam_model_registry["shapes"](checkpoint="data/models/sam_shapes.pt")
+
 SAM 2.1 (four sizes) and SAM 3 are Hugging Face transformers models, registered here
 with their Hub repository (``hub``); :mod:`samkit.hf` loads them, and gives SAM 2.1
 ``SamPredictor``'s interface.
@@ -50,6 +55,7 @@ __all__ = [
     "SHAPES_CONFIG",
     "ModelType",
     "ShapesConfig",
+    "build_sam_shapes",
     "build_shapes_sam",
     "check_not_hub",
     "default_model_type",
@@ -129,6 +135,38 @@ def build_shapes_sam(config: ShapesConfig = SHAPES_CONFIG) -> Sam:
     )
     sam.eval()
     return sam
+
+
+def build_sam_shapes(checkpoint: str | None = None) -> Sam:
+    """segment-anything's builder signature for the ``shapes`` model.
+
+    What ``sam_model_registry["shapes"]`` calls, as ``build_sam_vit_b`` for ``"vit_b"``:
+    the architecture, and the weights when ``checkpoint`` is given, read safely
+    (``torch.load(..., weights_only=True)``). Like the stock builders, it leaves the
+    model on the CPU.
+
+    Args:
+        checkpoint: The ``shapes`` checkpoint file (the bundled one is
+            ``samkit.download_checkpoint("shapes")``), or ``None`` for random weights.
+
+    Returns:
+        The ``Sam``, in eval mode.
+
+    Example:
+        >>> from segment_anything import sam_model_registry
+        >>> sam_model_registry["shapes"] is build_sam_shapes
+        True
+    """
+    sam = build_shapes_sam()
+    if checkpoint is not None:
+        state_dict = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        sam.load_state_dict(state_dict, strict=True)
+    return sam
+
+
+# The stock ``sam_model_registry[MODEL_TYPE](checkpoint=...)`` line works for the bundled
+# model too (the notebooks show that line).
+sam_model_registry.setdefault("shapes", build_sam_shapes)
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,9 @@ _PHOTOS: dict[str, _Photo] = {
         second_point=(160, 300),
         exclude_point=(225, 110),
         credit=(
-            "La astronauta Eileen Collins. Foto: NASA, dominio público (NASA Great Images, "
-            "https://flic.kr/p/r9qvLn, vía los datos de ejemplo de scikit-image)."
+            "La astronauta Eileen Collins. Foto: NASA, dominio público (colección "
+            "«NASA Great Images», https://flic.kr/p/r9qvLn, vía los datos de ejemplo de "
+            "scikit-image)."
         ),
     ),
 }

@@ -31,6 +31,9 @@ from samkit.samples import Sample
 #: What a report says when there is no mask to describe.
 NO_MASKS = "ninguna máscara"
 
+#: How a report names a mask's IoU with the exact mask of a generated scene's object.
+IOU_LABEL = "IoU con la máscara exacta"
+
 #: What :func:`amg_report` adds when the generator kept no mask.
 NO_AMG_MASKS_HINT = (
     "ninguna máscara pasó los filtros del generador: probá bajar pred_iou_thresh o "
@@ -81,13 +84,9 @@ def _check_score(score: object) -> float | None:
     return float(score)  # type: ignore[arg-type]
 
 
-def _iou_text(match: tuple[float, int] | None, sample: Sample) -> str:
-    if match is None:
-        return (
-            f"IoU con la verdad: no se sabe (la foto {sample.name!r} no trae máscaras verdaderas)"
-        )
+def _iou_text(match: tuple[float, int], sample: Sample) -> str:
     iou, row = match
-    return f"IoU con la verdad: {iou:.3f} (objeto {row}, {sample.labels[row]})"
+    return f"{IOU_LABEL}: {iou:.3f} (objeto {row}, {sample.labels[row]})"
 
 
 def mask_report(
@@ -105,9 +104,9 @@ def mask_report(
 
     Returns:
         Lines of Spanish text: ``área: 12345 px``, ``puntaje: 0.987`` when a score is
-        given, and ``IoU con la verdad: 0.953 (objeto 2, elipse)`` against the
-        best-matching object when the ground truth is known (a generated scene), or a
-        line saying it is unknown (a photo).
+        given, and ``IoU con la máscara exacta: 0.953 (objeto 2, elipse)`` against
+        the best-matching object when the ground truth is known (a generated scene);
+        a photo has no such line.
 
     Raises:
         ValueError: If ``sample`` is not a ``Sample``, ``mask`` is not one mask of the
@@ -129,7 +128,9 @@ def mask_report(
     lines = [f"área: {int(checked.sum())} px"]
     if value is not None:
         lines.append(f"puntaje: {value:.3f}")
-    lines.append(_iou_text(_best_match(checked, sample), sample))
+    match = _best_match(checked, sample)
+    if match is not None:
+        lines.append(_iou_text(match, sample))
     return "\n".join(lines)
 
 
@@ -143,7 +144,7 @@ def detections_report(detections: sv.Detections, sample: Sample) -> str:
 
     Returns:
         One line of Spanish text per row, ``#0 persona: área 1234 px, puntaje 0.950,
-        IoU con la verdad: 0.930 (objeto 1, elipse)`` (the IoU only when the ground
+        IoU con la máscara exacta: 0.930 (objeto 1, elipse)`` (the IoU only when the ground
         truth is known), or ``ninguna máscara`` when there are none.
 
     Raises:

@@ -52,7 +52,7 @@ VIEWPORT = (1280, 1100)
 #: The converted box as notebook 4 prints it (``caja xyxy: [...]``; ``box`` before).
 _BOX_RE = re.compile(r"(?:caja|box) xyxy:\s*\[([^\]]*)\]")
 #: ``samkit.mask_report`` adds the object it matched: ``0.953 (objeto 2, elipse)``.
-_IOU_RE = re.compile(r"IoU con la verdad:\s*([0-9]*\.?[0-9]+)(?:\s*\(objeto (\d+))?")
+_IOU_RE = re.compile(r"IoU con la máscara exacta:\s*([0-9]*\.?[0-9]+)(?:\s*\(objeto (\d+))?")
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def drive_box_notebook(notebook: Path, sample: Sample, workdir: Path) -> dict[st
         if not found:
             raise fail(
                 "no-iou",
-                "no cell after the conversion cell printed 'IoU con la verdad: 0.xxx'",
+                "no cell after the conversion cell printed 'IoU con la máscara exacta: 0.xxx'",
                 cell=layout.convert_cell,
             )
         result_cell = found[0]

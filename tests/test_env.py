@@ -379,3 +379,12 @@ def test_device_report_says_which_device_and_how_to_change_it(
         "Para cambiarlo: %env SAMKIT_DEVICE=cpu en una celda antes de cargar el modelo "
         "(en una terminal: SAMKIT_DEVICE=cpu); los valores son cpu, cuda, cuda:N y mps.",
     ]
+
+
+def test_set_variable_sets_only_samkit_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAMKIT_HOME", raising=False)
+    env.set_variable("SAMKIT_HOME", "/tmp/x")
+    assert env.variable("SAMKIT_HOME") == "/tmp/x"
+    monkeypatch.delenv("SAMKIT_HOME")
+    with pytest.raises(KeyError, match="SAMKIT_NOPE is not one of samkit's"):
+        env.set_variable("SAMKIT_NOPE", "1")

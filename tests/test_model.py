@@ -605,3 +605,64 @@ def test_directory_given_as_checkpoint_is_called_a_directory(
 def test_read_state_dict_of_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="checkpoint file not found: "):
         read_state_dict(tmp_path / "nope.pth")
+
+
+# ------------------------------------------------------------------ fast="auto"
+
+
+def test_fast_wanted_follows_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAMKIT_FAST", raising=False)
+    assert model.fast_wanted("cuda") is True
+    assert model.fast_wanted(torch.device("mps")) is False
+    import importlib.util
+
+    real = importlib.util.find_spec
+    assert model.fast_wanted("cpu") is (real("openvino") is not None)
+    # no OpenVINO: the CPU keeps the plain encoder
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name)
+    )
+    assert model.fast_wanted("cpu") is False
+
+
+@pytest.mark.parametrize(("value", "wanted"), [("0", False), ("off", False), ("1", True)])
+def test_samkit_fast_decides(monkeypatch: pytest.MonkeyPatch, value: str, wanted: bool) -> None:
+    monkeypatch.setenv("SAMKIT_FAST", value)
+    assert model.fast_wanted("cpu") is wanted
+    assert model.fast_wanted("mps") is wanted
+
+
+def test_samkit_fast_must_be_on_or_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMKIT_FAST", "maybe")
+    with pytest.raises(ValueError, match=r"^SAMKIT_FAST must be 1 or 0"):
+        model.fast_wanted("cpu")
+
+
+def test_fast_auto_off_keeps_the_plain_encoder_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SAMKIT_FAST", "0")
+    sam = load_sam("shapes", device="cpu", fast="auto")
+    info = sam.image_encoder.fast_info
+    assert (info.backend, info.precision) == ("torch", "f32")
+    assert "SAMKIT_FAST=0" in info.detail
+
+
+def test_fast_auto_on_goes_through_accelerate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import samkit.fast
+
+    seen: list[Path] = []
+
+    def record(sam: Any, checkpoint: Path) -> Any:
+        seen.append(Path(checkpoint))
+        return sam
+
+    monkeypatch.setattr(samkit.fast, "accelerate", record)
+    monkeypatch.setenv("SAMKIT_FAST", "1")
+    load_sam("shapes", device="cpu", fast="auto")
+    assert [p.name for p in seen] == ["sam_shapes.pt"]
+
+
+def test_fast_must_be_a_bool_or_auto() -> None:
+    with pytest.raises(ValueError, match=r"^fast must be True, False or 'auto', but got 'yes'$"):
+        load_sam("shapes", device="cpu", fast="yes")  # type: ignore[arg-type]

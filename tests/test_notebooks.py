@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 import tomllib
+from english_words import english_words
 from IPython.core.inputtransformer2 import TransformerManager
 
 import samkit
@@ -366,7 +367,7 @@ def test_checked_cells_reads_the_tag_and_the_comment() -> None:
 def _ious(text: str) -> list[tuple[float, int]]:
     return [
         (float(iou), int(obj))
-        for iou, obj in re.findall(r"IoU con la verdad: ([0-9.]+) \(objeto (\d+)", text)
+        for iou, obj in re.findall(r"IoU con la máscara exacta: ([0-9.]+) \(objeto (\d+)", text)
     ]
 
 
@@ -375,7 +376,7 @@ def test_reference_makes_sense() -> None:
     # 01: the bundled model, its checkpoint on disk
     model, checkpoint = expected["01_configuracion.ipynb"]
     assert model == "modelo: shapes\n"
-    assert checkpoint.startswith("sam_shapes.pt existe: True\n")
+    assert checkpoint.startswith("sam_shapes.pt está en el disco: sí\n")
 
     # 02: one embedding per image; one point gives three masks, one of them a shape
     embedding, masks, report = expected["02_como_funciona_sam.ipynb"]
@@ -400,7 +401,7 @@ def test_reference_makes_sense() -> None:
     assert kept[0] == count and all(0 < n <= count for n in kept[1:])
     cleaned, final = (int(n) for n in re.findall(r": (\d+)\n", clean))
     assert len(scene.ground_truth) <= final <= cleaned <= count
-    assert restored == f"máscaras leídas: {final}\nidénticas a las guardadas: True\n"
+    assert restored == f"máscaras leídas: {final}\nidénticas a las guardadas: {final} de {final}\n"
 
     # 04: the default box, and the best mask is the boxed shape
     box, report, live = expected["04_caja_con_el_mouse.ipynb"]
@@ -541,6 +542,16 @@ def _stdout(notebook: Any) -> str:
     return "".join(run_notebooks.stdout_of(cell) for cell in notebook.cells)
 
 
+def _printed(notebook: Any) -> str:
+    """Everything the learner reads under the cells: stdout and stderr (warnings, bars)."""
+    return "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream"
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_notebook_runs_on_the_photo_path(
@@ -559,6 +570,10 @@ def test_notebook_runs_on_the_photo_path(
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(cell.execution_count is not None for cell in code), name
     printed = _stdout(notebook)
+    # every printed word Spanish, warnings and progress bars included
+    assert english_words(_printed(notebook)) == [], _printed(notebook)[-3000:]
+    # no scaffolding: nothing about exact masks or generated shapes on a photo
+    assert "máscara exacta" not in printed and "figuras" not in printed
     # the photos, never the scenes of the shapes model
     assert "Escena generada" not in printed
     if "sample.credit" in "".join(cell.source for cell in code):
@@ -570,7 +585,7 @@ def test_notebook_runs_on_the_photo_path(
             for i in run_notebooks.checked_cells(notebook)
         )
         assert model == "modelo: vit_b\n"
-        assert checkpoint.startswith(f"{random_vit_b_checkpoint.name} existe: True\n")
+        assert checkpoint.startswith(f"{random_vit_b_checkpoint.name} está en el disco: sí\n")
         assert "Sam vit_b cargado en cpu" in printed
     assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
 
@@ -723,3 +738,262 @@ def test_colab_cell_installs_samkit_and_leaves_torch(tmp_path: Path) -> None:
         timeout=300,
     )
     assert fresh.stdout.strip() == str(clone / "samkit" / "__init__.py"), fresh.stderr
+
+
+# ------------------------------------------------------------------ what the notebooks teach
+
+#: For each notebook, stock segment-anything (or supervision, OpenCV) calls its code
+#: must show for the step it teaches, before any samkit helper does the same.
+STOCK_CALLS: dict[str, list[str]] = {
+    "01_configuracion.ipynb": [
+        "from segment_anything import sam_model_registry",
+        "sam_model_registry[MODEL_TYPE](checkpoint=checkpoint)",
+        "cv2.imread(",
+        "cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)",
+        'torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+    ],
+    "02_como_funciona_sam.ipynb": [
+        "SamPredictor(sam)",
+        "predictor.set_image(",
+        "predictor.predict(",
+    ],
+    "03_mascaras_automaticas.ipynb": [
+        "from segment_anything import SamAutomaticMaskGenerator",
+        "SamAutomaticMaskGenerator(sam)\n",
+        "sv.MaskAnnotator(",
+        "sv.Detections.from_sam(",
+        "sv.mask_to_polygons(",
+    ],
+    "04_caja_con_el_mouse.ipynb": [
+        "SamPredictor(sam)",
+        "predictor.predict(box=",
+        "sv.Detections(xyxy=sv.mask_to_xyxy(masks=masks)",
+        "sv.MaskAnnotator(",
+    ],
+    "05_puntos_cajas_y_detector.ipynb": [
+        "SamPredictor(sam)",
+        "mask_input=logits",
+        "predictor.predict_torch(",
+        "predictor.transform.apply_boxes_torch(",
+    ],
+    "06_proba_con_tu_imagen.ipynb": ["SamPredictor(sam)", "predictor.predict(box="],
+    "07_sam2_y_sam3.ipynb": ["SamPredictor(sam)", "predictor.predict(box="],
+    "08_ajusta_sam_a_tus_objetos.ipynb": ["SamPredictor(sam)", ".predict(box="],
+}
+
+#: The samkit helpers that may only come after the stock call they stand for.
+HELPER_AFTER: dict[str, tuple[str, str]] = {
+    "01_configuracion.ipynb": ("sam_model_registry[MODEL_TYPE]", "samkit.load_sam("),
+    "03_mascaras_automaticas.ipynb": (
+        "SamAutomaticMaskGenerator(sam)",
+        "samkit.FastMaskGenerator(",
+    ),
+    "04_caja_con_el_mouse.ipynb": ("sv.MaskAnnotator(", "samkit.annotate("),
+}
+
+
+def _code(name: str) -> str:
+    return "\n".join(
+        _source(cell) + "\n" for cell in _load(name)["cells"] if cell["cell_type"] == "code"
+    )
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_each_notebook_shows_the_stock_calls_of_its_step(name: str) -> None:
+    code = _code(name)
+    missing = [call for call in STOCK_CALLS[name] if call not in code]
+    assert missing == [], f"{name} does not show {missing}"
+    if name in HELPER_AFTER:
+        stock, helper = HELPER_AFTER[name]
+        assert code.index(stock) < code.index(helper), f"{name}: {helper} before {stock}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_no_scaffolding_in_the_text(name: str) -> None:
+    text = "\n".join(_source(cell) for cell in _load(name)["cells"])
+    for phrase in (
+        "como en los tests",
+        "en los tests",
+        "con la verdad",
+        "nombre bueno",
+        "<details>\n<summary><b>¿Ves figuras",
+    ):
+        assert phrase not in text, f"{name}: {phrase!r}"
+    for phrase in ("image encoder", "Image Encoder", "mask decoder", "prompt encoder"):
+        assert phrase not in text, f"{name}: one term per concept, not {phrase!r}"
+
+
+def test_only_notebook_1_tells_what_the_bundled_model_is() -> None:
+    says = [name for name in NOTEBOOK_NAMES if "model_note(" in _code(name)]
+    assert says == ["01_configuracion.ipynb"]
+    assert "figuras geométricas" in samkit.notes.model_note("shapes")
+    assert "figuras" not in samkit.notes.model_note("vit_b")
+
+
+def test_notebook_1_has_the_glossary_and_the_setup_for_every_learner() -> None:
+    text = "\n".join(_source(cell) for cell in _load(NOTEBOOK_NAMES[0])["cells"])
+    for word in (
+        "**encoder**",
+        "**embedding**",
+        "**prompt**",
+        "**máscara**",
+        "**puntaje**",
+        "**IoU**",
+    ):
+        assert f"| {word} |" in text, word
+    assert 'pip install -e ".[notebooks]"' in text and "git clone" in text and "Windows" in text
+    assert "PESOS_EN_DRIVE = True" in text
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES[1:7])
+def test_the_embedding_and_automatic_mask_cells_take_the_fast_path(name: str) -> None:
+    code = _code(name)
+    assert 'samkit.load_sam(fast="auto")' in code
+    assert "print(samkit.notes.fast_note(sam))" in code
+    if "Generator(" in code and "generate(" in code:
+        # the automatic masks run through samkit's faster generator, told in advance
+        assert "samkit.FastMaskGenerator(sam" in code
+        assert "samkit.fast.estimate_line(sam" in code
+        assert "SamAutomaticMaskGenerator(sam).generate" not in code
+        assert "mask_generator.generate" not in code or "FastMaskGenerator" in code
+
+
+def test_the_second_cell_is_the_same_everywhere_and_offers_drive() -> None:
+    cells = {name: _source(_code_cell(_load(name), 1)) for name in NOTEBOOK_NAMES}
+    assert len(set(cells.values())) == 1, cells
+    assert "samkit.drive.use_drive(PESOS_EN_DRIVE)" in cells[NOTEBOOK_NAMES[0]]
+    assert "PESOS_EN_DRIVE = False" in _source(_code_cell(_load(NOTEBOOK_NAMES[0]), 0))
+
+
+def test_the_word_check_finds_english() -> None:
+    assert english_words("fast=True: OpenVINO is not installed; using the plain encoder") == [
+        "True", "is", "not", "installed", "using", "the",
+    ]  # fmt: skip
+    assert english_words("máscaras: 3 · puntajes: [0.9] · point_coords · IoU 0.95") == []
+    assert english_words("guardado en /tmp/pytest-of-root/the_mask.png") == []
+    assert english_words('{"label": "persona", "score": 0.96}') == []
+    assert english_words("datos de ejemplo de scikit-image") == []
+    assert english_words("colección «NASA Great Images»") == []
+    assert english_words('{"image": "the scene"}') == ["the"]
+
+
+@pytest.mark.slow  # executes every notebook
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_every_printed_word_is_spanish_on_the_bundled_model(name: str, tmp_path: Path) -> None:
+    env = {**run_notebooks.CHECK_ENV, "SAMKIT_OUTPUT_DIR": str(tmp_path), "MPLBACKEND": "Agg"}
+    notebook, seconds, error = run_notebooks.execute(NOTEBOOKS / name, env)
+    assert error is None, f"{name} failed after {seconds:.0f} s:\n{error}"
+    printed = _printed(notebook)
+    assert english_words(printed) == [], printed[-3000:]
+
+
+# ------------------------------------------------------------------ a laptop, with pip alone
+
+_EXTRAS: dict[str, list[str]] = _PYPROJECT["project"]["optional-dependencies"]
+
+
+def test_the_notebooks_extra_is_jupyter_and_nothing_heavy() -> None:
+    names = {_requirement_name(r) for r in _EXTRAS["notebooks"]}
+    assert {"jupyterlab", "ipykernel", "ipywidgets"} <= names
+    # no Ray, no browser, no test tools; OpenVINO is the separate fast extra
+    assert not names & {"ray", "playwright", "pytest", "nbval", "openvino", "nncf"}
+    assert {"openvino", "nncf"} <= {_requirement_name(r) for r in _EXTRAS["fast"]}
+
+
+#: Runs in the fresh venv: what the notebooks import, and where samkit comes from.
+_IMPORTS = """
+import json, cv2, ipykernel, ipywidgets, jupyter_bbox_widget, pycocotools, segment_anything
+import supervision, torch, transformers, samkit
+print(json.dumps({"samkit": samkit.__file__}))
+"""
+
+
+@pytest.mark.slow
+def test_pip_alone_installs_what_the_notebooks_need(tmp_path: Path) -> None:
+    """The laptop path of notebook 1 and the README, ``pip install -e ".[notebooks]"``.
+
+    In a fresh venv, on a snapshot of this tree as a learner's clone. Offline: the venv
+    sees this environment's installed packages through a path file, as a venv made with
+    ``--system-site-packages`` sees a system Python's (torch is never downloaded), and
+    ``PIP_NO_INDEX`` is set, so pip must resolve samkit's requirements and the
+    ``notebooks`` extra against what is installed, and any missing requirement or
+    attempted download fails the test. Build isolation is off (hatchling from here).
+    Then, in that venv: the notebooks' imports work, samkit comes from the clone, and
+    notebook 1 runs top to bottom (nbconvert, the venv's own kernel).
+    """
+    import sysconfig
+
+    origin = _scratch_tree(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    shared = os.path.realpath(sysconfig.get_paths()["purelib"])
+    (site / "shared_packages.pth").write_text(shared + "\n", encoding="utf-8")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SAMKIT_", "PYTHON", "VIRTUAL_ENV", "PIP_"))
+    }
+    env.update(
+        {
+            "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            "PIP_NO_INDEX": "1",
+            "PIP_NO_BUILD_ISOLATION": "0",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "MPLBACKEND": "Agg",
+        }
+    )
+    # the venv's own old setuptools would hide the shared one that torch asks for
+    subprocess.run(
+        [str(python), "-m", "pip", "uninstall", "--yes", "--quiet", "setuptools"],
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-e", f"{origin}[notebooks]"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, (install.stdout + install.stderr)[-4000:]
+    imports = subprocess.run(
+        [str(python), "-c", _IMPORTS], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert imports.returncode == 0, imports.stderr[-4000:]
+    facts = json.loads(imports.stdout.strip().splitlines()[-1])
+    assert facts["samkit"] == str(origin / "samkit" / "__init__.py")
+    run_env = {**env, **run_notebooks.CHECK_ENV, "SAMKIT_OUTPUT_DIR": str(tmp_path / "out")}
+    executed = tmp_path / "executed.ipynb"
+    run = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.kernel_name=python3",
+            "--output",
+            str(executed),
+            str(origin / "notebooks" / NOTEBOOK_NAMES[0]),
+        ],
+        cwd=origin / "notebooks",
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    printed = _stdout(run_notebooks.nbformat.read(executed, as_version=4))
+    assert "Sam shapes cargado en cpu por samkit" in printed, printed

@@ -33,7 +33,8 @@ def test_mask_report_exact_mask(scene: samkit.samples.Sample) -> None:
     mask = _target_mask(scene)
     label = scene.labels[scene.target or 0]
     assert samkit.mask_report(mask, scene) == (
-        f"área: {int(mask.sum())} px\nIoU con la verdad: 1.000 (objeto {scene.target}, {label})"
+        f"área: {int(mask.sum())} px\n"
+        f"IoU con la máscara exacta: 1.000 (objeto {scene.target}, {label})"
     )
 
 
@@ -48,14 +49,14 @@ def test_mask_report_with_score_and_partial_mask(scene: samkit.samples.Sample) -
     assert report.splitlines() == [
         f"área: {int(mask.sum())} px",
         "puntaje: 0.912",
-        f"IoU con la verdad: {iou:.3f} (objeto {scene.target}, {label})",
+        f"IoU con la máscara exacta: {iou:.3f} (objeto {scene.target}, {label})",
     ]
 
 
 def test_mask_report_empty_mask(scene: samkit.samples.Sample) -> None:
     # an empty mask matches nothing: IoU 0 (with object 0, the first of the ties)
     report = samkit.mask_report(np.zeros(SCENE_SIZE, bool), scene)
-    assert report == f"área: 0 px\nIoU con la verdad: 0.000 (objeto 0, {scene.labels[0]})"
+    assert report == f"área: 0 px\nIoU con la máscara exacta: 0.000 (objeto 0, {scene.labels[0]})"
 
 
 def test_mask_report_accepts_one_mask_with_a_leading_axis(scene: samkit.samples.Sample) -> None:
@@ -66,10 +67,8 @@ def test_mask_report_accepts_one_mask_with_a_leading_axis(scene: samkit.samples.
 def test_mask_report_on_a_photo(photo: samkit.samples.Sample) -> None:
     mask = np.zeros(photo.image.shape[:2], bool)
     mask[10:20, 10:30] = True
-    assert samkit.mask_report(mask, photo, score=0.5) == (
-        "área: 200 px\npuntaje: 0.500\n"
-        "IoU con la verdad: no se sabe (la foto 'coffee' no trae máscaras verdaderas)"
-    )
+    # a photo has no exact masks: no line about them at all
+    assert samkit.mask_report(mask, photo, score=0.5) == "área: 200 px\npuntaje: 0.500"
 
 
 @pytest.mark.parametrize(
@@ -116,9 +115,9 @@ def test_detections_report(scene: samkit.samples.Sample) -> None:
     )
     assert samkit.scoring.detections_report(detections, scene).splitlines() == [
         f"#0 a: área {int(masks[0].sum())} px, puntaje 0.900, "
-        f"IoU con la verdad: 1.000 (objeto 0, {scene.labels[0]})",
+        f"IoU con la máscara exacta: 1.000 (objeto 0, {scene.labels[0]})",
         f"#1 b: área {int(masks[1].sum())} px, puntaje 0.800, "
-        f"IoU con la verdad: 1.000 (objeto 1, {scene.labels[1]})",
+        f"IoU con la máscara exacta: 1.000 (objeto 1, {scene.labels[1]})",
     ]
 
 
@@ -126,7 +125,9 @@ def test_detections_report_without_names_or_scores(scene: samkit.samples.Sample)
     mask = np.zeros((1, *SCENE_SIZE), bool)
     detections = sv.Detections(xyxy=np.zeros((1, 4), np.float32), mask=mask)
     report = samkit.scoring.detections_report(detections, scene)
-    assert report == f"#0: área 0 px, IoU con la verdad: 0.000 (objeto 0, {scene.labels[0]})"
+    assert (
+        report == f"#0: área 0 px, IoU con la máscara exacta: 0.000 (objeto 0, {scene.labels[0]})"
+    )
 
 
 def test_detections_report_on_a_photo(photo: samkit.samples.Sample) -> None:

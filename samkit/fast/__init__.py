@@ -123,7 +123,7 @@ def accelerate(sam: Sam, checkpoint: str | os.PathLike[str]) -> Sam:
         import openvino as ov
     except ImportError as exc:
         return _fallback(
-            sam, f"OpenVINO is not installed ({exc}; pip install 'samkit[fast]' adds it)"
+            sam, f"OpenVINO is not installed ({exc}; pip install openvino nncf adds it)"
         )
     try:
         sam.image_encoder = openvino_encoder(sam, Path(checkpoint), ov)

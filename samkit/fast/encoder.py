@@ -205,7 +205,7 @@ def _trial(build: _Build, entry: CacheEntry, precision: str) -> dict[str, Any] |
     except Exception as exc:
         reason = " ".join(str(exc).split())
         why = (
-            f"NNCF is not installed ({reason}; pip install 'samkit[fast]' adds it)"
+            f"NNCF is not installed ({reason}; pip install openvino nncf adds it)"
             if isinstance(exc, ImportError)
             else f"the {precision} trial failed ({type(exc).__name__}: {reason})"
         )

@@ -1,6 +1,6 @@
 """SAM's image encoder on OpenVINO: converted, quantized to int8, compiled, and run.
 
-``openvino`` and ``nncf`` are optional (``pip install 'samkit[fast]'``): this module
+``openvino`` and ``nncf`` are optional (``pip install openvino nncf``): this module
 takes the imported ``openvino`` module as an argument and imports ``nncf`` only when it
 quantizes, so that importing it needs neither.
 """

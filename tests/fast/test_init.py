@@ -20,7 +20,7 @@ def test_missing_openvino_warns_once_and_keeps_torch(
     with pytest.warns(fast.FastBackendWarning, match="OpenVINO is not installed") as record:
         sam = samkit.load_sam("shapes", device="cpu", fast=True)
     assert len(record) == 1
-    assert "samkit[fast]" in str(record[0].message)
+    assert "pip install openvino nncf" in str(record[0].message)
     assert type(sam.image_encoder) is ImageEncoderViT
     assert sam.image_encoder.fast_info.backend == "torch"
     assert not (home / fast.CACHE_DIRNAME).exists()
@@ -41,5 +41,5 @@ def test_failing_backend_warns_once_with_the_reason(
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_fast_must_be_a_bool(value: object) -> None:
-    with pytest.raises(ValueError, match="fast must be True or False"):
+    with pytest.raises(ValueError, match=r"fast must be True, False or .auto."):
         samkit.load_sam("shapes", device="cpu", fast=value)  # type: ignore[arg-type]
