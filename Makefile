@@ -45,13 +45,11 @@ PYTEST := SAMKIT_MODEL=shapes SAMKIT_HF_WEIGHTS=small $(BIN)/pytest
 
 .PHONY: test
 test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, training) and the docstring examples
-	$(PYTEST)
-	$(PYTEST) --doctest-modules samkit
+	$(PYTEST) --doctest-modules tests samkit --durations=25
 
 .PHONY: test-fast
 test-fast: $(BIN)/samkit ## The unit tests and docstring examples, without the slow ones (notebooks, browser, training, Ray, OpenVINO conversions, whole generator runs): under a minute
-	$(PYTEST) -m "not slow"
-	$(PYTEST) --doctest-modules samkit
+	$(PYTEST) -m "not slow" --doctest-modules tests samkit
 
 .PHONY: weights
 weights: $(BIN)/samkit ## Download and verify an official checkpoint: make weights MODEL=vit_b (or vit_l, vit_h)

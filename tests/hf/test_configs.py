@@ -82,6 +82,7 @@ def test_check_name_lists_the_model_types(bad: object) -> None:
         check_name(bad)
 
 
+@pytest.mark.slow
 def test_char_tokenizer_spells_words_and_pads_like_clip() -> None:
     tokenizer = char_tokenizer()
     vocabulary = char_vocabulary()

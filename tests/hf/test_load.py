@@ -23,6 +23,7 @@ def _response(status: int, repo: str = "facebook/sam3") -> httpx.Response:
     return httpx.Response(status, request=httpx.Request("GET", url))
 
 
+@pytest.mark.slow
 def test_small_weights_are_random_seeded_and_said_so_in_spanish() -> None:
     first = load_hf("sam2.1_tiny", weights="small", device="cpu", keep=True)
     second = load_hf("sam2.1_tiny", weights="small", device="cpu", keep=True)

@@ -38,6 +38,7 @@ def test_phrases_become_class_names(sam3: load.HfModel) -> None:
     assert labelled.shape == IMAGE.shape
 
 
+@pytest.mark.slow
 def test_the_threshold_keeps_only_scores_above_it(sam3: load.HfModel) -> None:
     everything = segment_text(sam3, IMAGE, "gato", threshold=0.0)
     cut = float(np.median(everything.confidence))
@@ -47,6 +48,7 @@ def test_the_threshold_keeps_only_scores_above_it(sam3: load.HfModel) -> None:
     assert len(none) == 0
 
 
+@pytest.mark.slow
 def test_the_phrase_changes_the_answer(sam3: load.HfModel) -> None:
     cat = segment_text(sam3, IMAGE, "gato", threshold=0.0)
     dog = segment_text(sam3, IMAGE, "perro", threshold=0.0)

@@ -162,6 +162,7 @@ def test_clear_removes_the_mask(live_predictor: CountingPredictor, coffee: samki
     assert not overlay_alpha(live.overlay).any()
 
 
+@pytest.mark.slow
 def test_points_then_labels_from_python(
     live_predictor: CountingPredictor, coffee: samkit.Sample
 ) -> None:
@@ -203,6 +204,7 @@ def test_a_value_with_too_few_labels_is_refused_and_changes_nothing(
 # ------------------------------------------------------------------ bad arguments
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -255,6 +257,7 @@ def test_style_sheet_fetches_nothing_and_styles_the_front_end() -> None:
     assert styled <= set(re.findall(r"samkit-live[\w-]*", LIVE_JS))
 
 
+@pytest.mark.slow
 def test_repr_is_short(live_predictor: CountingPredictor, coffee: samkit.Sample) -> None:
     live = LiveSegmenter(live_predictor, coffee.image, box=coffee.default_box)
     text = repr(live)

@@ -199,6 +199,7 @@ def test_no_boxes_give_no_masks(box_worker: ImageWorker) -> None:
     assert detections_to_annotations(detections) == []
 
 
+@pytest.mark.slow
 def test_box_scores_are_kept(box_worker: ImageWorker) -> None:
     image = scene(2).image
     boxes = ImageBoxes(
