@@ -476,15 +476,33 @@ def _with_reference_outputs(name: str, folder: Path) -> Path:
     return path
 
 
+#: A plugin for the nbval run: it keeps what every cell printed (stdout and stderr,
+#: warnings and progress bars included), so the same run is checked for English words.
+_PRINTED_PLUGIN = """
+import os
+
+
+def pytest_runtest_teardown(item):
+    outputs = getattr(item, "test_outputs", None) or []
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    with open(os.environ["SAMKIT_PRINTED_FILE"], "a", encoding="utf-8") as printed:
+        printed.write(text)
+"""
+
+
 @pytest.mark.slow  # executes the notebook
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_notebook_runs_under_nbval(name: str, tmp_path: Path) -> None:
+    """nbval on the bundled model; and every word the learner reads there is Spanish."""
     notebook = _with_reference_outputs(name, tmp_path)
     (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (tmp_path / "keep_printed.py").write_text(_PRINTED_PLUGIN, encoding="utf-8")
+    printed_file = tmp_path / "printed.txt"
     env = {
         **os.environ,
         **run_notebooks.CHECK_ENV,
         "SAMKIT_OUTPUT_DIR": str(tmp_path / "outputs"),
+        "SAMKIT_PRINTED_FILE": str(printed_file),
         "MPLBACKEND": "Agg",
     }
     command = [
@@ -493,6 +511,8 @@ def test_notebook_runs_under_nbval(name: str, tmp_path: Path) -> None:
         "pytest",
         "--nbval-lax",
         "--nbval-current-env",
+        "-p",
+        "keep_printed",
         "-p",
         "no:cacheprovider",
         "-q",
@@ -516,6 +536,9 @@ def test_notebook_runs_under_nbval(name: str, tmp_path: Path) -> None:
     assert re.search(rf"\b{code_cells} passed\b", result.stdout), report
     # the notebook wrote its exports under SAMKIT_OUTPUT_DIR, never into the repository
     assert not (NOTEBOOKS / "samkit_outputs").exists()
+    printed = printed_file.read_text(encoding="utf-8")
+    assert printed.strip(), "the plugin kept what the cells printed"
+    assert english_words(printed) == [], printed[-3000:]
 
 
 # ------------------------------------------------------------------ the photo path
@@ -875,16 +898,6 @@ def test_the_word_check_finds_english() -> None:
     assert english_words("datos de ejemplo de scikit-image") == []
     assert english_words("colección «NASA Great Images»") == []
     assert english_words('{"image": "the scene"}') == ["the"]
-
-
-@pytest.mark.slow  # executes every notebook
-@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
-def test_every_printed_word_is_spanish_on_the_bundled_model(name: str, tmp_path: Path) -> None:
-    env = {**run_notebooks.CHECK_ENV, "SAMKIT_OUTPUT_DIR": str(tmp_path), "MPLBACKEND": "Agg"}
-    notebook, seconds, error = run_notebooks.execute(NOTEBOOKS / name, env)
-    assert error is None, f"{name} failed after {seconds:.0f} s:\n{error}"
-    printed = _printed(notebook)
-    assert english_words(printed) == [], printed[-3000:]
 
 
 # ------------------------------------------------------------------ a laptop, with pip alone
