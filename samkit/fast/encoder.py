@@ -134,7 +134,7 @@ class _Build:
         """The float32 conversion, made once per call (it says so: it takes a while)."""
         if self.converted is None:
             print(
-                "samkit: convirtiendo el codificador de imágenes a OpenVINO (solo esta vez: "
+                "samkit: convirtiendo el encoder de imágenes a OpenVINO (solo esta vez: "
                 f"queda guardado en {self.folder}); puede tardar unos minutos"
             )
             self.converted = convert_openvino(self.sam.image_encoder, self.input_size, self.ov)
