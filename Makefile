@@ -32,7 +32,7 @@ $(BIN)/samkit: requirements.txt pyproject.toml
 .PHONY: lint
 lint: $(BIN)/samkit ## Ruff (format check + lint) and mypy on the package
 	$(BIN)/ruff format --check samkit tests tools
-	$(BIN)/ruff check samkit tests tools
+	$(BIN)/ruff check samkit tests tools notebooks
 	$(BIN)/mypy
 
 .PHONY: format
