@@ -361,16 +361,9 @@ def max_cpu_isa() -> str | None:
     Raises:
         ValueError: If it is set to anything else.
     """
-    value = variable("SAMKIT_MAX_CPU_ISA")
-    if value is None:
+    if variable("SAMKIT_MAX_CPU_ISA") is None:
         return None
-    wanted = value.lower()
-    if wanted not in CPU_ISA_CAPS:
-        raise ValueError(
-            f"SAMKIT_MAX_CPU_ISA must be one of {', '.join(map(repr, CPU_ISA_CAPS))}, "
-            f"but got {value!r}"
-        )
-    return wanted
+    return _one_of("SAMKIT_MAX_CPU_ISA", tuple(CPU_ISA_CAPS))
 
 
 def apply_cpu_isa_cap() -> str | None:
