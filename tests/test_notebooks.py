@@ -674,6 +674,30 @@ print(json.dumps({
 """
 
 
+def _venv_seeing_these_packages(folder: Path) -> tuple[Path, Path]:
+    """A fresh venv in ``folder`` that imports this environment's installed packages.
+
+    A plain path line, as ``--system-site-packages`` gives a system Python's: the shared
+    packages are importable, their own .pth files (this checkout's editable samkit among
+    them) are not run. Returns the venv's python and its site-packages.
+    """
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
+    python = folder / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    shared = os.path.realpath(sysconfig.get_paths()["purelib"])
+    (site / "shared_packages.pth").write_text(shared + "\n", encoding="utf-8")
+    return python, site
+
+
 @pytest.mark.slow
 def test_colab_cell_installs_samkit_and_leaves_torch(tmp_path: Path) -> None:
     """The first cell of every notebook, in a scratch Python that already has torch.
@@ -684,7 +708,6 @@ def test_colab_cell_installs_samkit_and_leaves_torch(tmp_path: Path) -> None:
     to download fails the test. Build isolation is off, because it would download
     hatchling; the hatchling seen here builds the editable install instead.
     """
-    import sysconfig
 
     import torch
 
@@ -692,20 +715,7 @@ def test_colab_cell_installs_samkit_and_leaves_torch(tmp_path: Path) -> None:
     content = tmp_path / "content"
     content.mkdir()
     scratch = tmp_path / "scratch"
-    subprocess.run([sys.executable, "-m", "venv", str(scratch)], check=True, timeout=300)
-    python = scratch / "bin" / "python"
-    scratch_site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    shared_site = os.path.realpath(sysconfig.get_paths()["purelib"])
-    # a plain path line: the shared packages are importable, their own .pth files (this
-    # checkout's editable samkit among them) are not run
-    (scratch_site / "shared_packages.pth").write_text(shared_site + "\n", encoding="utf-8")
+    python, scratch_site = _venv_seeing_these_packages(scratch)
 
     cell = _source(_code_cell(_load(NOTEBOOK_NAMES[0]), 0))
     url = f"{REPOSITORY}.git"
@@ -934,22 +944,10 @@ def test_pip_alone_installs_what_the_notebooks_need(tmp_path: Path) -> None:
     Then, in that venv: the notebooks' imports work, samkit comes from the clone, and
     notebook 1 runs top to bottom (nbconvert, the venv's own kernel).
     """
-    import sysconfig
 
     origin = _scratch_tree(tmp_path)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    shared = os.path.realpath(sysconfig.get_paths()["purelib"])
-    (site / "shared_packages.pth").write_text(shared + "\n", encoding="utf-8")
+    python, _ = _venv_seeing_these_packages(venv)
     env = {
         key: value
         for key, value in os.environ.items()
