@@ -276,6 +276,7 @@ def _export_onnx(
 
 def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``samkit finetune``: a COCO data set in, a fine-tuned checkpoint out."""
+    from samkit.finetune.texts import LANGUAGES
     from samkit.finetune.train import DEFAULT_EPOCHS
 
     finetune = commands.add_parser(
@@ -315,6 +316,9 @@ def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     finetune.add_argument("--resume", action="store_true", help="go on from the last epoch")
     finetune.add_argument("--overwrite", action="store_true", help="discard an earlier run")
     finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
+    finetune.add_argument(
+        "--language", default="en", choices=LANGUAGES, help="of the progress (default: en)"
+    )
 
 
 def _finetune(args: argparse.Namespace) -> int:
@@ -359,6 +363,7 @@ def _finetune(args: argparse.Namespace) -> int:
             fast=args.fast,
             device=args.device,
             progress=not args.no_progress,
+            language=args.language,
         )
     except KeyboardInterrupt:
         print(f"{name}: interrupted; run the same command with --resume to go on", file=sys.stderr)

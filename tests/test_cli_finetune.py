@@ -48,6 +48,10 @@ def test_a_wrong_out_name_and_a_missing_flag_are_usage_errors(ring_coco: Path, c
         main(["finetune", str(ring_coco)])  # no --out
     assert exit_info.value.code == 2
     assert "the following arguments are required: --out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["finetune", str(ring_coco), "--out", "m.pth", "--language", "fr"])
+    assert exit_info.value.code == 2
+    assert "argument --language: invalid choice: 'fr'" in capsys.readouterr().err
 
 
 def test_bad_data_exits_1_and_says_what(ring_coco: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -79,3 +83,8 @@ def test_a_run_writes_the_checkpoint_and_its_record(
     assert main(args) == 1  # the state is there: --resume or --overwrite
     assert "pass resume=True (samkit finetune --resume)" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0
+    capsys.readouterr()
+    spanish = [*args[:-1], "--overwrite", "--language", "es"]  # progress shown, in Spanish
+    assert main(spanish) == 0
+    shown = capsys.readouterr().err
+    assert "época 1/1" in shown and "época 1: mIoU de validación con caja" in shown

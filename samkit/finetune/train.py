@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from samkit.files import atomic_write
 from samkit.finetune.steps import PROMPT_KINDS, Item, batch_loss, validate
+from samkit.finetune.texts import progress_text
 
 #: The value of ``"format"`` in a run's state file.
 STATE_FORMAT = "samkit-finetune-state-1"
@@ -276,6 +277,7 @@ def run_epoch(
     state_path: Path,
     progress: bool,
     base: list[torch.Tensor] | None = None,
+    language: str = "es",
 ) -> float:
     """One pass over the training images; returns the mean loss.
 
@@ -288,7 +290,8 @@ def run_epoch(
     batches = [order[i : i + settings.batch_size] for i in range(0, count, settings.batch_size)]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     losses = []
-    bar = tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", disable=not progress)
+    desc = progress_text(language, "epoch", epoch=epoch, epochs=settings.epochs)
+    bar = tqdm(batches, desc=desc, disable=not progress)
     for step, batch in enumerate(bar, start=1):
         loss, _ = batch_loss(
             sam,
@@ -320,7 +323,7 @@ def run_epoch(
                 for p, p0 in zip(params, base, strict=True):
                     p.lerp_(p0, min(1.0, rate))
         losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        bar.set_postfix({progress_text(language, "loss"): f"{losses[-1]:.3f}"})
     bar.close()
     return float(np.mean(losses))
 
@@ -334,6 +337,7 @@ def train(
     state: RunState,
     state_path: Path,
     progress: bool = True,
+    language: str = "es",
 ) -> RunState:
     """Train from ``state`` up to ``settings.epochs``, writing the state after each epoch.
 
@@ -345,7 +349,8 @@ def train(
         settings: The run's settings.
         state: Where the run stands (epoch 0 for a new run).
         state_path: The state file.
-        progress: Show tqdm progress bars.
+        progress: Show tqdm progress bars and a line per epoch.
+        language: The language they are shown in (``samkit.finetune.texts.LANGUAGES``).
 
     Returns:
         The state after the last epoch (also on disk).
@@ -367,7 +372,7 @@ def train(
         for epoch in range(state.epoch + 1, settings.epochs + 1):
             start, cpu = time.perf_counter(), time.process_time()
             loss = run_epoch(
-                sam, items, count, optimizer, settings, epoch, state_path, progress, base
+                sam, items, count, optimizer, settings, epoch, state_path, progress, base, language
             )
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
             metrics = validate(sam, val_items)
@@ -388,11 +393,9 @@ def train(
                 state.best_epoch, state.best = epoch, copy.deepcopy(state.trained)
             save_state(state_path, state)
             if progress:
-                print(
-                    f"epoch {epoch}: validation mIoU box {metrics['box_miou']:.3f}, "
-                    f"point {metrics['point_miou']:.3f}",
-                    file=sys.stderr,
-                )
+                box, point = metrics["box_miou"], metrics["point_miou"]
+                line = progress_text(language, "line", epoch=epoch, box=box, point=point)
+                print(line, file=sys.stderr)
     for p in params:
         p.requires_grad_(False)
     return state

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +34,19 @@ def _run(ring_coco: Path, out: Path, **kwargs: Any) -> samkit.finetune.FinetuneR
 
 
 @pytest.fixture(scope="module")
-def run(
+def run_shown(
     ring_coco: Path, tmp_path_factory: pytest.TempPathFactory
-) -> samkit.finetune.FinetuneResult:
-    return _run(ring_coco, tmp_path_factory.mktemp("run") / "mine.pth")
+) -> tuple[samkit.finetune.FinetuneResult, str]:
+    """A short run with its progress shown (the default language), and what it showed."""
+    shown = io.StringIO()
+    with contextlib.redirect_stderr(shown):
+        result = _run(ring_coco, tmp_path_factory.mktemp("run") / "mine.pth", progress=True)
+    return result, shown.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run(run_shown: tuple[samkit.finetune.FinetuneResult, str]) -> samkit.finetune.FinetuneResult:
+    return run_shown[0]
 
 
 def _metrics(history: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -92,6 +103,16 @@ def test_record_beside_it(run, ring_coco: Path) -> None:  # type: ignore[no-unty
     assert record["output"] == {"file": "mine.pth", "sha256": sha256_file(run.checkpoint)}
     best = max(record["history"], key=lambda h: (h["box_miou"] + h["point_miou"]) / 2)
     assert best["epoch"] == record["best_epoch"] or best == record["history"][0]
+
+
+def test_progress_is_shown_in_spanish_by_default(
+    run_shown: tuple[samkit.finetune.FinetuneResult, str],
+) -> None:
+    shown = run_shown[1]
+    assert "embeddings (validación)" in shown and "época 1/2" in shown and "pérdida=" in shown
+    for epoch in (1, 2):
+        assert f"época {epoch}: mIoU de validación con caja " in shown
+    assert "epoch" not in shown and "validation" not in shown
 
 
 def test_embeddings_are_cached_on_disk(run) -> None:  # type: ignore[no-untyped-def]
@@ -198,6 +219,8 @@ def test_a_checkpoint_of_another_model_type_is_refused_first(
         ({"resume": "yes"}, ValueError, r"resume must be True or False, but got 'yes'"),
         ({"model_type": "vit_x"}, ValueError, r"model_type must be one of .*, but got 'vit_x'"),
         ({"annotations": "missing.json"}, FileNotFoundError, r"annotation file not found"),
+        ({"language": "fr"}, ValueError, r"language must be one of es, en, but got 'fr'"),
+        ({"progress": "no"}, ValueError, r"progress must be True or False, but got 'no'"),
     ],
 )  # fmt: skip
 def test_bad_arguments_before_any_work(ring_coco: Path, tmp_path: Path, kwargs: dict[str, Any],
@@ -206,10 +229,11 @@ def test_bad_arguments_before_any_work(ring_coco: Path, tmp_path: Path, kwargs: 
         "annotations": ring_coco,
         "model_type": "shapes",
         "out": tmp_path / "m.pth",
+        "progress": False,
         **kwargs,
     }
     if kwargs.get("annotations"):
         options["annotations"] = tmp_path / str(kwargs["annotations"])
     with pytest.raises(error, match=message):
-        finetune(progress=False, **options)
+        finetune(**options)
     assert not (tmp_path / "m.finetune").exists()
