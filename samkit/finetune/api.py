@@ -155,14 +155,21 @@ def _validation_items(
 def _encoder(
     sam: Sam, model_type: str, checkpoint: Path, fast: bool
 ) -> tuple[torch.nn.Module, str]:
-    """The image encoder that makes the embeddings, and its precision (the cache key's)."""
+    """The image encoder that makes the embeddings, and its variant (the cache key's).
+
+    The variant is ``"f32"`` for PyTorch's encoder (also where ``fast=True`` fell back
+    to it), else the fast backend and its precision (``"openvino-f32"``, ...): the
+    embeddings of another backend are close, not equal, so they are cached apart.
+    """
     if not fast:
         return sam.image_encoder, "f32"
     encoder = load_sam(
         model_type, checkpoint=checkpoint, device=sam.device, fast=True
     ).image_encoder
     info = getattr(encoder, "fast_info", None)
-    return encoder, str(getattr(info, "precision", "f32"))
+    backend = str(getattr(info, "backend", "torch"))
+    precision = str(getattr(info, "precision", "f32"))
+    return encoder, precision if backend == "torch" else f"{backend}-{precision}"
 
 
 def _write_outputs(

@@ -237,3 +237,27 @@ def test_bad_arguments_before_any_work(ring_coco: Path, tmp_path: Path, kwargs: 
     with pytest.raises(error, match=message):
         finetune(**options)
     assert not (tmp_path / "m.finetune").exists()
+
+
+@pytest.mark.slow  # converts the bundled model's image encoder with OpenVINO
+def test_fast_embeddings_come_from_openvino_and_are_cached_apart(
+    ring_coco: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMKIT_HOME", str(tmp_path / "home"))  # its own converted encoder
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "f32")  # the same on every CPU
+    cache = tmp_path / "cache"
+    plain = _run(ring_coco, tmp_path / "plain.pth", epochs=1, cache_dir=cache)
+    fast = _run(ring_coco, tmp_path / "fast.pth", epochs=1, cache_dir=cache, fast=True)
+    assert plain.embeddings_computed == fast.embeddings_computed == 6  # none shared
+    names = sorted(path.name for path in cache.iterdir())
+    assert len(names) == 12 and sum(name.endswith("-openvino-f32.pt") for name in names) == 6
+    for name in (n for n in names if n.endswith("-openvino-f32.pt")):
+        made_fast = torch.load(cache / name, weights_only=True)
+        made_plain = torch.load(cache / name.replace("-openvino-f32", "-f32"), weights_only=True)
+        assert made_fast.shape == made_plain.shape == (128, 24, 24)
+        assert torch.allclose(made_fast, made_plain, atol=1e-2)
+    assert abs(fast.before["box_miou"] - plain.before["box_miou"]) < 0.01
+    record = json.loads(fast.record.read_text())
+    assert record["settings"]["fast"] is True and record["after"] == fast.after
+    again = _run(ring_coco, tmp_path / "again.pth", epochs=1, cache_dir=cache, fast=True)
+    assert again.embeddings_computed == 0  # the converted encoder's embeddings, cached
