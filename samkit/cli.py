@@ -307,6 +307,13 @@ def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     finetune.add_argument("--prompts", default="box,point", help="box, point or box,point")
     finetune.add_argument("--seed", type=int, default=0, metavar="S")
     finetune.add_argument("--batch-size", type=int, default=4, metavar="N")
+    finetune.add_argument(
+        "--anchor",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="pull the weights toward the base model's after each step (forgets less)",
+    )
     finetune.add_argument("--corrective", action="store_true", help="train corrective clicks")
     finetune.add_argument(
         "--train-prompt-encoder", action="store_true", help="train the prompt encoder too"
@@ -338,6 +345,7 @@ def _finetune(args: argparse.Namespace) -> int:
                 args.prompts,
                 args.seed,
                 args.batch_size,
+                anchor=args.anchor,
             )
         )
     except ValueError as exc:
@@ -360,6 +368,7 @@ def _finetune(args: argparse.Namespace) -> int:
             corrective=args.corrective,
             train_prompt_encoder=args.train_prompt_encoder,
             batch_size=args.batch_size,
+            anchor=args.anchor,
             fast=args.fast,
             device=args.device,
             progress=not args.no_progress,

@@ -30,6 +30,7 @@ def one_thread() -> Iterator[None]:
          "usage error: val_fraction must be a finite number in [0.0, 1.0), but got 1.5"),
         (["--epochs", "0"], "samkit finetune: usage error: epochs must be an int >= 1, but got 0"),
         (["--lr", "nan"], "samkit finetune: usage error: lr must be a finite number"),
+        (["--anchor", "-1"], "usage error: anchor must be a finite number in [0.0, inf)"),
     ],
 )  # fmt: skip
 def test_usage_errors_exit_2(
@@ -73,13 +74,14 @@ def test_a_run_writes_the_checkpoint_and_its_record(
 ) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "m.pth"
     args = ["finetune", str(ring_coco), "--images", str(ring_coco.parent), "--model", "shapes",
-            "--out", str(out), "--epochs", "1", "--prompts", "box", "--seed", "3",
+            "--out", str(out), "--epochs", "1", "--prompts", "box", "--seed", "3", "--anchor", "50",
             "--no-progress"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "fine-tuned shapes on 5 images (1 held out)" in printed and str(out) in printed
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["settings"]["prompts"] == ["box"] and record["settings"]["seed"] == 3
+    assert record["settings"]["anchor"] == 50.0
     assert main(args) == 1  # the state is there: --resume or --overwrite
     assert "pass resume=True (samkit finetune --resume)" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0

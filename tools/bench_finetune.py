@@ -20,6 +20,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -118,10 +119,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    print(f"load average at the start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as scratch:
         bench_shapes(Path(scratch))
         if not args.no_vit_b:
             bench_vit_b(Path(scratch))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
