@@ -299,6 +299,7 @@ def _export_onnx(
 
 def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``samkit finetune``: a COCO data set in, a fine-tuned checkpoint out."""
+    from samkit.finetune.texts import LANGUAGES
     from samkit.finetune.train import DEFAULT_EPOCHS
 
     finetune = commands.add_parser(
@@ -326,6 +327,13 @@ def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     finetune.add_argument("--prompts", default="box,point", help="box, point or box,point")
     finetune.add_argument("--seed", type=int, default=0, metavar="S")
     finetune.add_argument("--batch-size", type=int, default=4, metavar="N")
+    finetune.add_argument(
+        "--anchor",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="pull the weights toward the base model's after each step (forgets less)",
+    )
     finetune.add_argument("--corrective", action="store_true", help="train corrective clicks")
     finetune.add_argument(
         "--train-prompt-encoder", action="store_true", help="train the prompt encoder too"
@@ -334,6 +342,9 @@ def _add_finetune(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     finetune.add_argument("--resume", action="store_true", help="go on from the last epoch")
     finetune.add_argument("--overwrite", action="store_true", help="discard an earlier run")
     finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
+    finetune.add_argument(
+        "--language", default="en", choices=LANGUAGES, help="of the progress (default: en)"
+    )
 
 
 def _finetune(args: argparse.Namespace) -> int:
@@ -353,6 +364,7 @@ def _finetune(args: argparse.Namespace) -> int:
                 args.prompts,
                 args.seed,
                 args.batch_size,
+                anchor=args.anchor,
             )
         )
     except ValueError as exc:
@@ -375,9 +387,11 @@ def _finetune(args: argparse.Namespace) -> int:
             corrective=args.corrective,
             train_prompt_encoder=args.train_prompt_encoder,
             batch_size=args.batch_size,
+            anchor=args.anchor,
             fast=args.fast,
             device=args.device,
             progress=not args.no_progress,
+            language=args.language,
         )
     except KeyboardInterrupt:
         print(f"{name}: interrupted; run the same command with --resume to go on", file=sys.stderr)

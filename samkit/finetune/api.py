@@ -28,6 +28,7 @@ from samkit.finetune.data import Dataset, load_dataset, split_images
 from samkit.finetune.embeddings import EmbeddingCache, cached_embeddings
 from samkit.finetune.result import FinetuneResult
 from samkit.finetune.steps import Item, prepare_item
+from samkit.finetune.texts import check_language, progress_text
 from samkit.finetune.train import (
     DEFAULT_EPOCHS,
     RunState,
@@ -133,9 +134,11 @@ def _validation_items(
     indexes: list[int],
     cache: EmbeddingCache,
     progress: bool,
+    language: str,
 ) -> list[Item]:
     images = [dataset.images[i] for i in indexes]
-    with tqdm(total=len(images), desc="embeddings (validation)", disable=not progress) as bar:
+    desc = progress_text(language, "embeddings")
+    with tqdm(total=len(images), desc=desc, disable=not progress) as bar:
         embeddings = cached_embeddings(
             sam,
             encoder,
@@ -152,14 +155,21 @@ def _validation_items(
 def _encoder(
     sam: Sam, model_type: str, checkpoint: Path, fast: bool
 ) -> tuple[torch.nn.Module, str]:
-    """The image encoder that makes the embeddings, and its precision (the cache key's)."""
+    """The image encoder that makes the embeddings, and its variant (the cache key's).
+
+    The variant is ``"f32"`` for PyTorch's encoder (also where ``fast=True`` fell back
+    to it), else the fast backend and its precision (``"openvino-f32"``, ...): the
+    embeddings of another backend are close, not equal, so they are cached apart.
+    """
     if not fast:
         return sam.image_encoder, "f32"
     encoder = load_sam(
         model_type, checkpoint=checkpoint, device=sam.device, fast=True
     ).image_encoder
     info = getattr(encoder, "fast_info", None)
-    return encoder, str(getattr(info, "precision", "f32"))
+    backend = str(getattr(info, "backend", "torch"))
+    precision = str(getattr(info, "precision", "f32"))
+    return encoder, precision if backend == "torch" else f"{backend}-{precision}"
 
 
 def _write_outputs(
@@ -198,6 +208,7 @@ def finetune(
     device: str | torch.device | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    language: str = "es",
 ) -> FinetuneResult:
     """Fine-tune SAM's mask decoder on a COCO data set; save the best epoch.
 
@@ -238,6 +249,7 @@ def finetune(
         device: Where to train (default: ``samkit.env.default_device()``).
         cache_dir: The embedding cache (default: ``embeddings/`` in the run's folder).
         progress: Show progress bars and a line per epoch.
+        language: Their language: ``"es"`` (the notebooks') or ``"en"``.
 
     Returns:
         The :class:`FinetuneResult`: paths, the history, before and after metrics.
@@ -258,7 +270,8 @@ def finetune(
         Settings(epochs, rate, val_fraction, chosen, seed, batch_size, 8, corrective,
                  train_prompt_encoder, anchor=anchor)
     )  # fmt: skip
-    _check_flags(resume=resume, overwrite=overwrite, fast=fast)
+    _check_flags(resume=resume, overwrite=overwrite, fast=fast, progress=progress)
+    check_language(language)
     base = Path(checkpoint).expanduser() if checkpoint is not None else download_checkpoint(kind)
     sam = load_sam(kind, checkpoint=base, device=device)
     dataset = load_dataset(annotations, images)
@@ -271,12 +284,14 @@ def finetune(
     torch.manual_seed(settings.seed)
     encoder, variant = _encoder(sam, kind, base, fast)
     cache = EmbeddingCache(cache_dir or work_dir(target) / "embeddings", base_sha, variant)
-    val_items = _validation_items(sam, encoder, dataset, val_idx, cache, progress)
+    val_items = _validation_items(sam, encoder, dataset, val_idx, cache, progress, language)
     if state is None:
         state = start_state(sam, val_items, settings, fingerprint)
         save_state(state_path, state)
     items = _items(sam, encoder, dataset, train_idx, cache)
-    state = train(sam, items, len(train_idx), val_items, settings, state, state_path, progress)
+    state = train(
+        sam, items, len(train_idx), val_items, settings, state, state_path, progress, language
+    )
     names = (_file_names(dataset, train_idx), _file_names(dataset, val_idx))
     record = _record(kind, base, base_sha, dataset, names, settings, fast, state)
     out_path, json_path = _write_outputs(sam, state, settings, target, record)

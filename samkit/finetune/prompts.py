@@ -75,16 +75,20 @@ def sample_clicks(
         `(K,)`: 1 (include) on the target, 0 (exclude) off it. A mask whose region is
         empty gets a click on the target instead (or at the centre when that is empty too).
     """
-    points, labels = [], []
-    for k in range(region.shape[0]):
-        ys, xs = torch.nonzero(region[k], as_tuple=True)
-        if len(xs) == 0:
-            ys, xs = torch.nonzero(target[k] > 0.5, as_tuple=True)
-        if len(xs) == 0:
-            ys = torch.tensor([target.shape[1] // 2])
-            xs = torch.tensor([target.shape[2] // 2])
-        i = int(rng.integers(0, len(xs)))
-        y, x = int(ys[i]), int(xs[i])
-        points.append(torch.tensor([(x + 0.5) * scale, (y + 0.5) * scale]))
-        labels.append(int(target[k, y, x] > 0.5))
-    return torch.stack(points), torch.tensor(labels, dtype=torch.int64)
+    count, side = region.shape[0], region.shape[2]
+    if count == 0:
+        return torch.zeros((0, 2)), torch.zeros(0, dtype=torch.int64)
+    where = region.flatten(1)
+    inside = (target > 0.5).flatten(1)
+    where = torch.where(where.any(1, keepdim=True), where, inside)
+    centre = (target.shape[1] // 2) * side + side // 2
+    where = where.clone()
+    where[~where.any(1), centre] = True
+    # the i-th set pixel of each row, i drawn uniformly below the row's count
+    pick = torch.as_tensor(rng.random(count)) * where.sum(1)
+    rank = pick.floor().long().clamp(max=where.shape[1] - 1)
+    flat = (where.cumsum(1) > rank[:, None]).int().argmax(1)
+    y, x = flat // side, flat % side
+    points = torch.stack([(x + 0.5) * scale, (y + 0.5) * scale], dim=1).float()
+    labels = inside[torch.arange(count), flat].long()
+    return points, labels

@@ -1,9 +1,11 @@
 """One image ready for the decoder, one training step's loss, and the validation mIoU.
 
-Every prompt of a batch of images goes through segment-anything's own
-``MaskDecoder.predict_masks`` in one call: the decoder adds the image embedding to the
-dense prompt embedding, so a zero image embedding plus ``dense + embedding`` per prompt
-gives exactly the per-image result (``decode``).
+Every prompt of a batch of images, boxes and points together, goes through
+segment-anything's own ``MaskDecoder.predict_masks`` in one call: the decoder adds the
+image embedding to the dense prompt embedding, so a zero image embedding plus
+``dense + embedding`` per prompt gives exactly the per-image result
+(``decode_prompts``), and a box prompt has as many sparse tokens as a point prompt
+(segment-anything pads a prompt without a box with one point).
 
 Validation measures what a user gets: the low-resolution masks are scaled back to the
 image with ``Sam.postprocess_masks`` and thresholded, as ``SamPredictor.predict`` does;
@@ -136,12 +138,7 @@ def decode(
         predicted IoUs `(K, 4)`.
     """
     sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
-    return sam.mask_decoder.predict_masks(
-        image_embeddings=embeddings.new_zeros((1, *embeddings.shape[1:])),
-        image_pe=sam.prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=dense + embeddings,
-    )
+    return decode_prompts(sam, embeddings, sparse, dense)
 
 
 def _gather(
@@ -160,6 +157,83 @@ def _gather(
     return embedding.to(device), soft.to(device), boxes.to(device)
 
 
+Clicks = tuple[torch.Tensor, torch.Tensor]
+
+
+def embed_prompts(
+    sam: Sam,
+    boxes: torch.Tensor,
+    box_clicks: Clicks | None,
+    point_clicks: Clicks | None,
+    masks: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt embeddings of box prompts then point prompts, to decode in one call.
+
+    A box prompt with P clicks and a point prompt with P + 1 clicks have as many sparse
+    tokens (segment-anything pads a prompt without a box with one point), so both kinds
+    go through the decoder together.
+
+    Args:
+        sam: The model.
+        boxes: The box prompts' boxes, `(B, 4)` (B may be 0).
+        box_clicks: Clicks added to the boxes, `(B, P, 2)` and `(B, P)`, or None.
+        point_clicks: The point prompts' clicks, `(N, P + 1, 2)` and `(N, P + 1)`, or None.
+        masks: Previous low-resolution logits `(B + N, 1, s, s)`, or None.
+
+    Returns:
+        Sparse embeddings `(B + N, T, C)`, and dense ones: `(B + N, C, h, w)`, or
+        `(1, C, 1, 1)` without ``masks``.
+    """
+    encoder = sam.prompt_encoder
+    sparse, dense = [], []
+    count = len(boxes)
+    if count:
+        found = encoder(box_clicks, boxes, None if masks is None else masks[:count])
+        sparse.append(found[0])
+        dense.append(found[1])
+    if point_clicks is not None and len(point_clicks[0]):
+        found = encoder(point_clicks, None, None if masks is None else masks[count:])
+        sparse.append(found[0])
+        dense.append(found[1])
+    if masks is None:
+        return torch.cat(sparse), encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+    return torch.cat(sparse), torch.cat(dense)
+
+
+def decode_prompts(
+    sam: Sam,
+    embeddings: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's four outputs for K embedded prompts, each with its image embedding.
+
+    Args:
+        sam: The model.
+        embeddings: Each prompt's image embedding, `(K, C, h, w)`.
+        sparse: Sparse prompt embeddings, `(K, T, C)`.
+        dense: Dense prompt embeddings, `(K, C, h, w)` or `(1, C, 1, 1)`.
+
+    Returns:
+        Low-resolution logits `(K, 4, s, s)` and the predicted IoUs `(K, 4)`.
+    """
+    return sam.mask_decoder.predict_masks(
+        image_embeddings=embeddings.new_zeros((1, *embeddings.shape[1:])),
+        image_pe=sam.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense + embeddings,
+    )
+
+
+def _kinds(rng: np.random.Generator, count: int, prompts: tuple[str, ...]) -> int:
+    """How many of ``count`` objects (shuffled) get a box; the others get a point."""
+    if prompts == ("box",):
+        return count
+    if prompts == ("point",):
+        return 0
+    return int((rng.random(count) < 0.5).sum())
+
+
 def batch_loss(
     sam: Sam,
     items: list[Item],
@@ -168,13 +242,14 @@ def batch_loss(
     max_objects: int,
     corrective: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """SAM's loss over a batch of images, one decoder call per kind of prompt.
+    """SAM's loss over a batch of images, every prompt in one decoder call.
 
-    Box prompts (with SAM's box noise) train the single-mask output; a point inside the
-    object is ambiguous, so only the best of the three multi-mask outputs learns from it.
-    With ``corrective``, each kind gets a second round: a click on the error of the first
-    prediction, with its logits as ``mask_input``. Every output's IoU prediction learns
-    the real IoU.
+    As in the SAM paper, each object gets one prompt per step, a box or a point with
+    equal chance (when both kinds are trained). A box (with SAM's box noise) trains the
+    single-mask output; a point inside the object is ambiguous, so only the best of the
+    three multi-mask outputs learns from it. With ``corrective``, a second round adds a
+    click on the error of the first prediction, with its logits as ``mask_input``.
+    Every output's IoU prediction learns the real IoU.
 
     Args:
         sam: The model.
@@ -185,35 +260,41 @@ def batch_loss(
         corrective: Also train one round of corrective clicks.
 
     Returns:
-        The scalar loss and the mean training IoU of each prompt kind.
+        The scalar loss and the mean training IoU of each prompt kind that was drawn.
     """
     embedding, soft, xyxy = _gather(items, rng, max_objects, sam.device)
     target = (soft > 0.5).float()
     scale = sam.image_encoder.img_size / soft.shape[-1]
+    nb = _kinds(rng, len(soft), prompts)
+    boxes = jitter_boxes(xyxy[:nb], rng, sam.image_encoder.img_size)
+    pts, labels = sample_clicks(target[nb:] > 0.5, target[nb:], rng, scale)
+    clicks = (pts[:, None].to(sam.device), labels[:, None].to(sam.device))
+    sparse, dense = embed_prompts(sam, boxes, None, clicks)
+    low, iou_pred = decode_prompts(sam, embedding, sparse, dense)
+    losses, best = _mask_losses(low, soft, nb)
+    total = losses.mean() + iou_loss(low, iou_pred, target)
     rows = torch.arange(len(soft))
-    total = soft.new_zeros(())
-    stats: dict[str, float] = {}
-    for kind in prompts:
-        if kind == "box":
-            boxes = jitter_boxes(xyxy, rng, sam.image_encoder.img_size)
-            low, iou_pred = decode(sam, embedding, None, boxes)
-            total = total + mask_loss(low[:, 0], soft).mean() + iou_loss(low, iou_pred, target)
-            best = torch.zeros_like(rows)
-            extra: tuple[torch.Tensor, torch.Tensor] | None = None
-        else:
-            pts, labels = sample_clicks(target > 0.5, target, rng, scale)
-            extra = (pts[:, None].to(sam.device), labels[:, None].to(sam.device))
-            boxes = None
-            low, iou_pred = decode(sam, embedding, extra, None)
-            losses = torch.stack([mask_loss(low[:, j], soft) for j in (1, 2, 3)], dim=1)
-            best = losses.argmin(dim=1) + 1
-            total = total + losses.min(dim=1).values.mean() + iou_loss(low, iou_pred, target)
-        stats[f"{kind}_iou"] = float(hard_iou(low[rows, best], target).mean())
-        if corrective:
-            total = total + _corrective(
-                sam, embedding, soft, low[rows, best].detach(), boxes, extra, rng
-            )
+    ious = hard_iou(low[rows, best], target)
+    stats = {f"{kind}_iou": float(part.mean()) for kind, part in
+             (("box", ious[:nb]), ("point", ious[nb:])) if len(part)}  # fmt: skip
+    if corrective:
+        previous = low[rows, best].detach()
+        total = total + _corrective(sam, embedding, soft, previous, boxes, clicks, rng)
     return total, stats
+
+
+def _mask_losses(
+    low: torch.Tensor, soft: torch.Tensor, with_box: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each prompt's mask loss `(K,)` and the output it trains `(K,)`.
+
+    The first ``with_box`` prompts (boxes) train output 0; the others (points) the best
+    of outputs 1-3.
+    """
+    box = mask_loss(low[:with_box, 0], soft[:with_box])
+    rest = torch.stack([mask_loss(low[with_box:, j], soft[with_box:]) for j in (1, 2, 3)], 1)
+    best = torch.cat([torch.zeros(with_box, dtype=torch.int64), rest.argmin(dim=1) + 1])
+    return torch.cat([box, rest.min(dim=1).values]), best
 
 
 def _corrective(
@@ -221,18 +302,22 @@ def _corrective(
     embedding: torch.Tensor,
     soft: torch.Tensor,
     previous: torch.Tensor,
-    boxes: torch.Tensor | None,
-    points: tuple[torch.Tensor, torch.Tensor] | None,
+    boxes: torch.Tensor,
+    clicks: Clicks,
     rng: np.random.Generator,
 ) -> torch.Tensor:
-    """The loss of one corrective click on the error of ``previous`` logits `(K, s, s)`."""
+    """The loss of one corrective click on the error of ``previous`` logits `(K, s, s)`.
+
+    The first ``len(boxes)`` prompts keep their box, the others their click (``clicks``).
+    """
     target = (soft > 0.5).float()
     scale = sam.image_encoder.img_size / soft.shape[-1]
     fix, label = sample_clicks((previous > 0) != (target > 0.5), target, rng, scale)
     fix, label = fix[:, None].to(sam.device), label[:, None].to(sam.device)
-    if points is not None:
-        fix, label = torch.cat([points[0], fix], dim=1), torch.cat([points[1], label], dim=1)
-    low, iou_pred = decode(sam, embedding, (fix, label), boxes, previous[:, None])
+    nb = len(boxes)
+    points = (torch.cat([clicks[0], fix[nb:]], dim=1), torch.cat([clicks[1], label[nb:]], dim=1))
+    sparse, dense = embed_prompts(sam, boxes, (fix[:nb], label[:nb]), points, previous[:, None])
+    low, iou_pred = decode_prompts(sam, embedding, sparse, dense)
     return mask_loss(low[:, 0], soft).mean() + iou_loss(low, iou_pred, target)
 
 
@@ -260,13 +345,17 @@ def validate(sam: Sam, items: list[Item]) -> dict[str, float]:
             raise ValueError(
                 "validation items must keep their masks (prepare_item keep_masks=True)"
             )
-        embedding = item.embedding[None].expand(item.count, -1, -1, -1).to(sam.device)
-        low, _ = decode(sam, embedding, None, item.boxes.to(sam.device))
-        found = _full_masks(sam, low[:, 0], item)
-        box_ious.extend(float(mask_iou(f, m)) for f, m in zip(found, item.masks, strict=True))
-        labels = torch.ones((item.count, 1), dtype=torch.int64, device=sam.device)
-        low, iou_pred = decode(sam, embedding, (item.points[:, None].to(sam.device), labels), None)
-        best = iou_pred[:, 1:].argmax(dim=1) + 1
-        found = _full_masks(sam, low[torch.arange(item.count), best], item)
-        point_ious.extend(float(mask_iou(f, m)) for f, m in zip(found, item.masks, strict=True))
+        k = item.count
+        embedding = item.embedding[None].expand(2 * k, -1, -1, -1).to(sam.device)
+        labels = torch.ones((k, 1), dtype=torch.int64, device=sam.device)
+        points = (item.points[:, None].to(sam.device), labels)
+        sparse, dense = embed_prompts(sam, item.boxes.to(sam.device), None, points)
+        low, iou_pred = decode_prompts(sam, embedding, sparse, dense)
+        best = iou_pred[k:, 1:].argmax(dim=1) + 1
+        found = _full_masks(sam, torch.cat([low[:k, 0], low[k + torch.arange(k), best]]), item)
+        ious = [
+            float(mask_iou(f, m)) for f, m in zip(found, [*item.masks, *item.masks], strict=True)
+        ]
+        box_ious.extend(ious[:k])
+        point_ious.extend(ious[k:])
     return {"box_miou": float(np.mean(box_ious)), "point_miou": float(np.mean(point_ious))}

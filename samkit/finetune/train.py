@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from samkit.files import atomic_write
 from samkit.finetune.steps import PROMPT_KINDS, Item, batch_loss, validate
+from samkit.finetune.texts import progress_text
 
 #: The value of ``"format"`` in a run's state file.
 STATE_FORMAT = "samkit-finetune-state-1"
@@ -230,13 +231,17 @@ def training_mode() -> Iterator[None]:
     """Deterministic algorithms and denormals flushed to zero, put back afterwards."""
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     flush = torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
     torch.use_deterministic_algorithms(True)
+    # not also filling each new tensor with NaN: a tenth of a step's time on a CPU
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     torch.set_flush_denormal(True)
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
         torch.set_flush_denormal(flush)
 
 
@@ -271,6 +276,7 @@ def run_epoch(
     state_path: Path,
     progress: bool,
     base: list[torch.Tensor] | None = None,
+    language: str = "es",
 ) -> float:
     """One pass over the training images; returns the mean loss.
 
@@ -283,7 +289,8 @@ def run_epoch(
     batches = [order[i : i + settings.batch_size] for i in range(0, count, settings.batch_size)]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     losses = []
-    bar = tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", disable=not progress)
+    desc = progress_text(language, "epoch", epoch=epoch, epochs=settings.epochs)
+    bar = tqdm(batches, desc=desc, disable=not progress)
     for step, batch in enumerate(bar, start=1):
         loss, _ = batch_loss(
             sam,
@@ -297,7 +304,7 @@ def run_epoch(
         what = f"loss is {float(loss.detach())}"
         if torch.isfinite(loss):
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            norm = torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
             what = "" if torch.isfinite(norm) else "gradient is not finite"
         if what:
             raise NonFiniteLossError(
@@ -313,9 +320,9 @@ def run_epoch(
             with torch.no_grad():
                 rate = optimizer.param_groups[0]["lr"] * settings.anchor
                 for p, p0 in zip(params, base, strict=True):
-                    p.sub_(p - p0, alpha=min(1.0, rate))
+                    p.lerp_(p0, min(1.0, rate))
         losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        bar.set_postfix({progress_text(language, "loss"): f"{losses[-1]:.3f}"})
     bar.close()
     return float(np.mean(losses))
 
@@ -329,6 +336,7 @@ def train(
     state: RunState,
     state_path: Path,
     progress: bool = True,
+    language: str = "es",
 ) -> RunState:
     """Train from ``state`` up to ``settings.epochs``, writing the state after each epoch.
 
@@ -340,7 +348,8 @@ def train(
         settings: The run's settings.
         state: Where the run stands (epoch 0 for a new run).
         state_path: The state file.
-        progress: Show tqdm progress bars.
+        progress: Show tqdm progress bars and a line per epoch.
+        language: The language they are shown in (``samkit.finetune.texts.LANGUAGES``).
 
     Returns:
         The state after the last epoch (also on disk).
@@ -353,14 +362,16 @@ def train(
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=settings.lr, weight_decay=settings.weight_decay, fused=sam.device.type == "cpu"
+    )
     if state.optimizer:
         optimizer.load_state_dict(state.optimizer)
     with training_mode():
         for epoch in range(state.epoch + 1, settings.epochs + 1):
             start, cpu = time.perf_counter(), time.process_time()
             loss = run_epoch(
-                sam, items, count, optimizer, settings, epoch, state_path, progress, base
+                sam, items, count, optimizer, settings, epoch, state_path, progress, base, language
             )
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
             metrics = validate(sam, val_items)
@@ -381,11 +392,9 @@ def train(
                 state.best_epoch, state.best = epoch, copy.deepcopy(state.trained)
             save_state(state_path, state)
             if progress:
-                print(
-                    f"epoch {epoch}: validation mIoU box {metrics['box_miou']:.3f}, "
-                    f"point {metrics['point_miou']:.3f}",
-                    file=sys.stderr,
-                )
+                box, point = metrics["box_miou"], metrics["point_miou"]
+                line = progress_text(language, "line", epoch=epoch, box=box, point=point)
+                print(line, file=sys.stderr)
     for p in params:
         p.requires_grad_(False)
     return state

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +34,19 @@ def _run(ring_coco: Path, out: Path, **kwargs: Any) -> samkit.finetune.FinetuneR
 
 
 @pytest.fixture(scope="module")
-def run(
+def run_shown(
     ring_coco: Path, tmp_path_factory: pytest.TempPathFactory
-) -> samkit.finetune.FinetuneResult:
-    return _run(ring_coco, tmp_path_factory.mktemp("run") / "mine.pth")
+) -> tuple[samkit.finetune.FinetuneResult, str]:
+    """A short run with its progress shown (the default language), and what it showed."""
+    shown = io.StringIO()
+    with contextlib.redirect_stderr(shown):
+        result = _run(ring_coco, tmp_path_factory.mktemp("run") / "mine.pth", progress=True)
+    return result, shown.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run(run_shown: tuple[samkit.finetune.FinetuneResult, str]) -> samkit.finetune.FinetuneResult:
+    return run_shown[0]
 
 
 def _metrics(history: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -94,6 +105,17 @@ def test_record_beside_it(run, ring_coco: Path) -> None:  # type: ignore[no-unty
     assert record["output"] == {"file": "mine.pth", "sha256": sha256_file(run.checkpoint)}
     best = max(record["history"], key=lambda h: (h["box_miou"] + h["point_miou"]) / 2)
     assert best["epoch"] == record["best_epoch"] or best == record["history"][0]
+
+
+@pytest.mark.slow
+def test_progress_is_shown_in_spanish_by_default(
+    run_shown: tuple[samkit.finetune.FinetuneResult, str],
+) -> None:
+    shown = run_shown[1]
+    assert "embeddings (validación)" in shown and "época 1/2" in shown and "pérdida=" in shown
+    for epoch in (1, 2):
+        assert f"época {epoch}: mIoU de validación con caja " in shown
+    assert "epoch" not in shown and "validation" not in shown
 
 
 @pytest.mark.slow
@@ -202,6 +224,8 @@ def test_a_checkpoint_of_another_model_type_is_refused_first(
         ({"resume": "yes"}, ValueError, r"resume must be True or False, but got 'yes'"),
         ({"model_type": "vit_x"}, ValueError, r"model_type must be one of .*, but got 'vit_x'"),
         ({"annotations": "missing.json"}, FileNotFoundError, r"annotation file not found"),
+        ({"language": "fr"}, ValueError, r"language must be one of es, en, but got 'fr'"),
+        ({"progress": "no"}, ValueError, r"progress must be True or False, but got 'no'"),
     ],
 )  # fmt: skip
 def test_bad_arguments_before_any_work(ring_coco: Path, tmp_path: Path, kwargs: dict[str, Any],
@@ -210,10 +234,35 @@ def test_bad_arguments_before_any_work(ring_coco: Path, tmp_path: Path, kwargs: 
         "annotations": ring_coco,
         "model_type": "shapes",
         "out": tmp_path / "m.pth",
+        "progress": False,
         **kwargs,
     }
     if kwargs.get("annotations"):
         options["annotations"] = tmp_path / str(kwargs["annotations"])
     with pytest.raises(error, match=message):
-        finetune(progress=False, **options)
+        finetune(**options)
     assert not (tmp_path / "m.finetune").exists()
+
+
+@pytest.mark.slow  # converts the bundled model's image encoder with OpenVINO
+def test_fast_embeddings_come_from_openvino_and_are_cached_apart(
+    ring_coco: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMKIT_HOME", str(tmp_path / "home"))  # its own converted encoder
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "f32")  # the same on every CPU
+    cache = tmp_path / "cache"
+    plain = _run(ring_coco, tmp_path / "plain.pth", epochs=1, cache_dir=cache)
+    fast = _run(ring_coco, tmp_path / "fast.pth", epochs=1, cache_dir=cache, fast=True)
+    assert plain.embeddings_computed == fast.embeddings_computed == 6  # none shared
+    names = sorted(path.name for path in cache.iterdir())
+    assert len(names) == 12 and sum(name.endswith("-openvino-f32.pt") for name in names) == 6
+    for name in (n for n in names if n.endswith("-openvino-f32.pt")):
+        made_fast = torch.load(cache / name, weights_only=True)
+        made_plain = torch.load(cache / name.replace("-openvino-f32", "-f32"), weights_only=True)
+        assert made_fast.shape == made_plain.shape == (128, 24, 24)
+        assert torch.allclose(made_fast, made_plain, atol=1e-2)
+    assert abs(fast.before["box_miou"] - plain.before["box_miou"]) < 0.01
+    record = json.loads(fast.record.read_text())
+    assert record["settings"]["fast"] is True and record["after"] == fast.after
+    again = _run(ring_coco, tmp_path / "again.pth", epochs=1, cache_dir=cache, fast=True)
+    assert again.embeddings_computed == 0  # the converted encoder's embeddings, cached

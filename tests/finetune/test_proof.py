@@ -1,8 +1,8 @@
 """The offline proof that fine-tuning works, and the real architecture on the CPU.
 
-- The bundled ``shapes`` model, fine-tuned on 40 generated ring scenes (a quarter of
-  them scenes it already knows), segments held-out ring scenes much better, and its own
-  evaluation hardly moves.
+- The bundled ``shapes`` model, fine-tuned on 40 generated images (half of them ring
+  scenes, half scenes it already knows), segments held-out ring scenes much better (box
+  mIoU up by at least 0.15), and its own evaluation loses at most 0.01.
 - A full-size ``vit_b`` of random weights: one epoch over 4 images on the CPU, loaded
   back through ``SAMKIT_CHECKPOINT``.
 - A run killed with SIGKILL, resumed, gives the weights of a run that never stopped.
@@ -32,12 +32,13 @@ from samkit.shapes import Scene
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: The recipe of the proof (also ``tools/bench_finetune.py``'s).
-PROOF = {"count": 40, "seed": 1000, "known": 0.25, "epochs": 10, "lr": 1e-3, "anchor": 50.0}
+#: The recipe of the proof (also ``tools/bench_finetune.py``'s): 40 images, half of them
+#: scenes the bundled model knows (replay), box prompts, ``anchor=70``, the default epochs.
+PROOF = {"count": 40, "seed": 1000, "known": 0.5, "epochs": 10, "lr": 1e-3, "anchor": 70.0,
+         "prompts": "box"}  # fmt: skip
 
-#: How much the bundled model's own box mIoU may drop. The target is 0.01; this recipe
-#: loses 0.027 (README, "The offline proof"), so the guard is set at what it reaches.
-SHAPES_DROP = 0.03
+#: How much the bundled model's own box mIoU may drop.
+SHAPES_DROP = 0.01
 
 #: Held-out ring scenes (training uses seeds 1000-1039) and the bundled model's own.
 RING_SEEDS = range(5000, 5030)
@@ -61,11 +62,13 @@ def one_thread() -> Iterator[None]:
 def test_fine_tuning_teaches_the_bundled_model_rings_and_keeps_its_shapes(tmp_path: Path) -> None:
     data = ring_dataset(tmp_path / "data", PROOF["count"], PROOF["seed"], known=PROOF["known"])
     result = finetune(data, model_type="shapes", out=tmp_path / "rings.pth", progress=False,
-                      epochs=PROOF["epochs"], lr=PROOF["lr"], anchor=PROOF["anchor"])  # fmt: skip
+                      epochs=PROOF["epochs"], lr=PROOF["lr"], anchor=PROOF["anchor"],
+                      prompts=PROOF["prompts"])  # fmt: skip
     base = samkit.load_sam("shapes", device="cpu")
     tuned = samkit.load_sam("shapes", checkpoint=result.checkpoint, device="cpu")
-    # the held-out split of the run improves
-    assert result.after["box_miou"] - result.before["box_miou"] >= 0.1, result.history
+    # the held-out split of the run improves; half of it is scenes the bundled model
+    # already segments well (box mIoU about 0.93), so the gain is about half the rings'
+    assert result.after["box_miou"] - result.before["box_miou"] >= 0.05, result.history
     # and new ring scenes like the training ones, through the stock SamPredictor, by 0.15
     before = evaluate(base, RING_SEEDS, amg=False, scenes=_training_size).box_miou
     after = evaluate(tuned, RING_SEEDS, amg=False, scenes=_training_size).box_miou

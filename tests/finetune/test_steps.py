@@ -11,7 +11,15 @@ from segment_anything import SamPredictor
 import samkit
 from samkit.finetune.data import load_dataset
 from samkit.finetune.embeddings import embed_image
-from samkit.finetune.steps import batch_loss, decode, low_res_targets, prepare_item, validate
+from samkit.finetune.steps import (
+    batch_loss,
+    decode,
+    decode_prompts,
+    embed_prompts,
+    low_res_targets,
+    prepare_item,
+    validate,
+)
 from samkit.images import load_image
 from samkit.masks import deepest_point, mask_iou
 
@@ -61,6 +69,33 @@ def test_batched_decode_equals_the_predictor_per_image(sam, items) -> None:  # t
             )
         assert torch.allclose(low[k, 1:], alone[0], atol=1e-4)
         assert torch.allclose(iou[k, 1:], alone_iou[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_boxes_and_points_in_one_call_equal_each_kind_alone(sam, items) -> None:  # type: ignore[no-untyped-def]
+    item = items[0]
+    k = item.count
+    clicks = (item.points[:, None], torch.ones((k, 1), dtype=torch.int64))
+    embedding = item.embedding[None].expand(2 * k, -1, -1, -1)
+    previous = torch.randn(2 * k, 1, 96, 96)
+    with torch.no_grad():
+        sparse, dense = embed_prompts(sam, item.boxes, None, clicks)
+        low, iou = decode_prompts(sam, embedding, sparse, dense)
+        boxes_alone = decode(sam, embedding[:k], None, item.boxes)
+        points_alone = decode(sam, embedding[:k], clicks, None)
+        # with a corrective click and the previous logits as mask input
+        fix = (item.points[:, None] + 3, torch.zeros((k, 1), dtype=torch.int64))
+        both = (torch.cat([clicks[0], fix[0]], 1), torch.cat([clicks[1], fix[1]], 1))
+        sparse, dense = embed_prompts(sam, item.boxes, fix, both, previous)
+        low2, _ = decode_prompts(sam, embedding, sparse, dense)
+        box_fix = decode(sam, embedding[:k], fix, item.boxes, previous[:k])
+        point_fix = decode(sam, embedding[:k], both, None, previous[k:])
+    assert sparse.shape[:2] == (2 * k, 3)
+    assert torch.allclose(low[:k], boxes_alone[0], atol=1e-4)
+    assert torch.allclose(iou[k:], points_alone[1], atol=1e-5)
+    assert torch.allclose(low[k:], points_alone[0], atol=1e-4)
+    assert torch.allclose(low2[:k], box_fix[0], atol=1e-4)
+    assert torch.allclose(low2[k:], point_fix[0], atol=1e-4)
 
 
 @pytest.mark.slow
