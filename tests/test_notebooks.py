@@ -595,8 +595,10 @@ def test_notebook_runs_on_the_photo_path(
     printed = _stdout(notebook)
     # every printed word Spanish, warnings and progress bars included
     assert english_words(_printed(notebook)) == [], _printed(notebook)[-3000:]
-    # no scaffolding: nothing about exact masks or generated shapes on a photo
-    assert "máscara exacta" not in printed and "figuras" not in printed
+    # no scaffolding: nothing about exact masks or generated shapes on a photo (notebook 8
+    # fine-tunes on generated rings, whose exact masks it has on every path)
+    if not name.startswith("08_"):
+        assert "máscara exacta" not in printed and "figuras" not in printed
     # the photos, never the scenes of the shapes model
     assert "Escena generada" not in printed
     if "sample.credit" in "".join(cell.source for cell in code):
