@@ -76,6 +76,13 @@ def _attend(
     return result
 
 
+def _softmax_(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """``torch.softmax`` written over its input on the CPU (no fresh memory), else a copy."""
+    if logits.device.type == "cpu":
+        return torch.softmax(logits, dim, out=logits)
+    return torch.softmax(logits, dim)
+
+
 def _head_weight(linear: torch.nn.Linear, heads: int) -> torch.Tensor:
     """A projection's weight ``(heads * d, C)`` as ``(heads, d, C)``."""
     return linear.weight.reshape(heads, -1, linear.weight.shape[-1])
@@ -104,7 +111,7 @@ def _tokens_to_image(
     b, _, t, d = qh.shape
     qk = (qh * (1.0 / np.sqrt(d))) @ _head_weight(attn.k_proj, heads)  # (B, h, T, C)
     logits = torch.bmm(qk.reshape(b, heads * t, -1), keys_pos.transpose(1, 2))
-    pooled = torch.bmm(torch.softmax(logits, dim=-1), keys).reshape(b, heads, t, -1)
+    pooled = torch.bmm(_softmax_(logits, -1), keys).reshape(b, heads, t, -1)
     wv = _head_weight(attn.v_proj, heads)
     out = pooled @ wv.transpose(-2, -1) + attn.v_proj.bias.reshape(heads, 1, d)  # (B, h, T, d)
     result: torch.Tensor = attn.out_proj(out.transpose(1, 2).reshape(b, t, heads * d))
@@ -127,12 +134,12 @@ def _image_to_token_weights(
     if image_pos.shape[0] == 1:  # (h, B*T, d) @ (h, d, HW): one product per head
         qh = _heads(attn.q_proj(image_pos), heads)[0]  # (h, HW, d), once for all points
         logits = torch.bmm(kh.transpose(0, 1).reshape(heads, b * t, d), qh.transpose(1, 2))
-        weights = torch.softmax(logits.reshape(heads, b, t, -1), dim=2).transpose(0, 1)
+        weights = _softmax_(logits.reshape(heads, b, t, -1), 2).transpose(0, 1)
         return weights.reshape(b, heads * t, -1)
     kq = (kh @ _head_weight(attn.q_proj, heads)).reshape(b, heads * t, -1)  # (B, h*T, C)
     bias = kh @ attn.q_proj.bias.reshape(heads, d, 1)  # (B, h, T, 1)
     logits = torch.baddbmm(bias.reshape(b, heads * t, 1), kq, image_pos.transpose(1, 2))
-    return torch.softmax(logits.reshape(b, heads, t, -1), dim=2).reshape(b, heads * t, -1)
+    return _softmax_(logits.reshape(b, heads, t, -1), 2).reshape(b, heads * t, -1)
 
 
 def _image_to_tokens(
