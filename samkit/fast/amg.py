@@ -148,6 +148,7 @@ def _image_to_tokens(
     image_pos: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
+    in_place: bool = False,
 ) -> torch.Tensor:
     """The image side plus its attention to the tokens, with a folded output projection.
 
@@ -158,10 +159,11 @@ def _image_to_tokens(
         image_pos: ``image + pos``, the same shape.
         k: Token keys (tokens + their embedding), shape ``(B, T, C)``.
         v: Token values, shape ``(B, T, C)``.
+        in_place: Write the result over a per-point ``image`` (not needed after).
 
     Returns:
         Shape ``(B, HW, C)``: ``image + attn(q=image + pos, k=k, v=v)``, the residual
-        added inside the last product; a per-point ``image`` is overwritten with it.
+        added inside the last product.
     """
     heads = attn.num_heads
     kh = _heads(attn.k_proj(k), heads)  # (B, h, T, d)
@@ -173,10 +175,9 @@ def _image_to_tokens(
     # tokens, so adding bias / heads to every folded value adds the bias once.
     folded = vh @ w_out.reshape(w_out.shape[0], heads, d).permute(1, 2, 0)
     folded = folded + attn.out_proj.bias / heads
-    # image + (B, HW, h*T) @ (B, h*T, C); the transpose is free for the product. A
-    # per-point image side is not needed after: the sum is made into it.
+    # image + (B, HW, h*T) @ (B, h*T, C); the transpose is free for the product
     update = (weights.transpose(1, 2), folded.reshape(b, heads * t, -1))
-    if image.shape[0] == b:
+    if in_place:
         return image.baddbmm_(*update)
     return torch.baddbmm(image.expand(b, -1, -1), *update)
 
@@ -227,7 +228,8 @@ def _later_layer(
     queries = layer.norm2(queries + attn_out)
     queries = layer.norm3(queries + layer.mlp(queries))
     attn = layer.cross_attn_image_to_token
-    keys = layer.norm4(_image_to_tokens(attn, keys, keys_pos, queries + tokens, queries))
+    summed = _image_to_tokens(attn, keys, keys_pos, queries + tokens, queries, in_place=True)
+    keys = layer.norm4(summed)  # the keys given are written over: they are not needed after
     return queries, keys
 
 
