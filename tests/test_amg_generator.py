@@ -18,6 +18,7 @@ from segment_anything.modeling import Sam
 
 import samkit
 from samkit.amg.generator import MaskGenerator
+from samkit.amg.steps import empty_mask_data
 from samkit.fast.amg import FastMaskGenerator
 from samkit.rle import rle_to_masks
 from tools.bench_memory import matched_fraction, measure_in_child
@@ -46,6 +47,39 @@ def test_same_masks_as_stock_with_the_default_settings(sam: Sam, seed: int) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("generator", GENERATORS)
+@pytest.mark.parametrize(("crop_n_layers", "batches"), [(0, 3), (1, 15)])
+def test_a_progress_bar_over_the_batches_unless_turned_off(
+    sam: Sam,
+    generator: type[MaskGenerator],
+    crop_n_layers: int,
+    batches: int,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image = samkit.shapes.make_scene(4, 60, 80).image
+    # 16 points a crop in batches of 6: 3 batches, and 3 more in each of 4 crops
+    settings = samkit.amg_settings(
+        "shapes", points_per_side=4, points_per_batch=6, crop_n_layers=crop_n_layers
+    )
+    decoded: list[int] = []
+
+    def no_model(self: MaskGenerator, points: np.ndarray, *args: Any) -> Any:
+        decoded.append(len(points))  # the bar is about the batches, not what they find
+        return empty_mask_data(crop_boxes=False)
+
+    monkeypatch.setattr(generator, "_process_batch", no_model)
+    monkeypatch.setattr(SamPredictor, "set_image", lambda self, image: None)
+    assert generator(sam, **settings).generate(image) == []
+    err = capsys.readouterr().err
+    assert "Máscaras automáticas" in err
+    assert f"{batches}/{batches} [" in err  # every batch counted, the whole run in one bar
+    assert len(decoded) == batches
+    assert generator(sam, progress=False, **settings).generate(image) == []
+    assert capsys.readouterr().err == ""
+    assert len(decoded) == 2 * batches
+
+
 @pytest.mark.parametrize("generator", GENERATORS)
 def test_output_modes_hold_the_same_masks(sam: Sam, generator: type[MaskGenerator]) -> None:
     image = samkit.shapes.make_scene(4, 120, 160).image

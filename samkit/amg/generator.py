@@ -16,7 +16,9 @@ The same arguments, the same filters in the same order and the same records as
 - **no mask is a result**: with crops and nothing kept, the stock generator raises
   ``IndexError`` (segment-anything issue 614); here every step takes an empty input,
   and ``generate`` returns ``[]``;
-- **bad arguments** raise ``ValueError`` with a message, not ``AssertionError``.
+- **bad arguments** raise ``ValueError`` with a message, not ``AssertionError``;
+- **progress**: a bar over the batches of points, in Spanish ("Máscaras automáticas"),
+  a widget in a notebook (``tqdm.auto``); ``progress=False`` hides it.
 
 Subclasses change the decoder only (:meth:`MaskGenerator.decode_points`):
 ``samkit.FastMaskGenerator`` does.
@@ -41,6 +43,7 @@ from segment_anything.utils.amg import (
     uncrop_points,
 )
 from torchvision.ops.boxes import box_area
+from tqdm.auto import tqdm
 
 from samkit.amg.steps import (
     OUTPUT_MODES,
@@ -59,6 +62,9 @@ from samkit.checks import rgb_image
 #: ``stability_score_thresh`` is not upscaled (both counts scale with the resolution;
 #: the margin covers the rounding of the bilinear upscaling).
 STABILITY_MARGIN = 0.05
+
+#: The progress bar's description (a learner reads it in the notebook).
+PROGRESS_DESCRIPTION = "Máscaras automáticas"
 
 #: What :meth:`MaskGenerator.decode_points` gives: the IoU predictions ``(B, 3)`` and a
 #: function from ``(point_index, mask_index)`` (both ``(M,)``) to low-resolution logits
@@ -112,6 +118,8 @@ class MaskGenerator(SamAutomaticMaskGenerator):
         point_grids: Explicit grids in ``[0, 1]``, one per layer, each ``(N, 2)``.
         min_mask_region_area: Holes and islands under this many pixels are removed.
         output_mode: ``"binary_mask"``, ``"uncompressed_rle"`` or ``"coco_rle"``.
+        progress: Show a progress bar over the batches of points (``tqdm.auto``: a
+            widget in a notebook, a line on stderr elsewhere).
 
     Raises:
         ValueError: If a setting is out of range (see :func:`check_settings`).
@@ -139,6 +147,7 @@ class MaskGenerator(SamAutomaticMaskGenerator):
         point_grids: list[np.ndarray] | None = None,
         min_mask_region_area: int = 0,
         output_mode: str = "binary_mask",
+        progress: bool = True,
     ) -> None:
         settings: dict[str, Any] = {
             "points_per_batch": points_per_batch,
@@ -157,6 +166,7 @@ class MaskGenerator(SamAutomaticMaskGenerator):
         super().__init__(
             model, points_per_side=points_per_side, point_grids=point_grids, **settings
         )
+        self.progress = progress
 
     @torch.inference_mode()
     def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
@@ -195,8 +205,12 @@ class MaskGenerator(SamAutomaticMaskGenerator):
             orig_size, self.crop_n_layers, self.crop_overlap_ratio
         )
         data = empty_mask_data()
-        for crop_box, layer_idx in zip(crop_boxes, layer_idxs, strict=True):
-            data.cat(self._process_crop(image, crop_box, layer_idx, orig_size))
+        batches = sum(-(-len(self.point_grids[i]) // self.points_per_batch) for i in layer_idxs)
+        with tqdm(
+            total=batches, desc=PROGRESS_DESCRIPTION, unit="lote", disable=not self.progress
+        ) as bar:
+            for crop_box, layer_idx in zip(crop_boxes, layer_idxs, strict=True):
+                data.cat(self._process_crop(image, crop_box, layer_idx, orig_size, bar))
         if len(crop_boxes) > 1:  # duplicates between crops: the smaller crop's mask wins
             scores = 1 / box_area(data["crop_boxes"])
             data.filter(nms_keep(data["boxes"], scores, self.crop_nms_thresh))
@@ -209,6 +223,7 @@ class MaskGenerator(SamAutomaticMaskGenerator):
         crop_box: list[int],
         crop_layer_idx: int,
         orig_size: tuple[int, ...],
+        bar: Any = None,
     ) -> MaskData:
         x0, y0, x1, y1 = crop_box
         cropped = image[y0:y1, x0:x1, :]
@@ -218,6 +233,8 @@ class MaskGenerator(SamAutomaticMaskGenerator):
         data = empty_mask_data(crop_boxes=False)
         for (points,) in batch_iterator(self.points_per_batch, points_for_image):
             data.cat(self._process_batch(points, crop_size, crop_box, orig_size))
+            if bar is not None:
+                bar.update(1)
         self.predictor.reset_image()
         data.filter(nms_keep(data["boxes"], data["iou_preds"], self.box_nms_thresh))
         data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)

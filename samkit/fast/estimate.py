@@ -67,7 +67,7 @@ def estimate(sam: Sam, points_per_side: int = 32) -> Estimate:
     if points_per_side < 1:
         raise ValueError(f"points_per_side must be at least 1, but got {points_per_side}")
     image = make_scene(0, 240, 320).image
-    generator = FastMaskGenerator(sam, points_per_side=PROBE_SIDE)
+    generator = FastMaskGenerator(sam, points_per_side=PROBE_SIDE, progress=False)
     with torch.inference_mode():
         start = time.perf_counter()
         generator.predictor.set_image(image)

@@ -112,7 +112,8 @@ class ImageWorker:
         generator: type[MaskGenerator] = MaskGenerator
         if spec.fast:  # the same masks, with the decoder batched and the survivors upscaled
             generator = FastMaskGenerator
-        self.generator = generator(sam, **spec.amg) if spec.mode == "amg" else None
+        # the run has its own bar over the images
+        self.generator = generator(sam, **spec.amg, progress=False) if spec.mode == "amg" else None
         self.predictor = SamPredictor(sam) if spec.mode == "boxes" else None
         self.input_size = int(sam.image_encoder.img_size)
 

@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from segment_anything import SamAutomaticMaskGenerator
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from segment_anything.modeling import Sam
 
 import samkit
+from samkit.amg.generator import MaskGenerator
 from samkit.fast.amg import FastMaskGenerator
 
 
@@ -89,6 +90,41 @@ def test_same_masks_with_the_fast_encoder(
     ours = samkit.FastMaskGenerator(quick, **settings).generate(scene.image)
     matched, worst = _match(stock, ours)
     assert matched >= 0.98 * len(stock) and worst <= 1e-3, (matched, len(stock), worst)
+
+
+@pytest.fixture(scope="module")
+def embedded(shapes_model: Sam) -> SamPredictor:
+    predictor = SamPredictor(shapes_model)
+    with torch.inference_mode():
+        predictor.set_image(samkit.shapes.make_scene(2, 120, 160).image)
+    return predictor
+
+
+@pytest.mark.parametrize(("points", "threshold"), [(1, 0.0), (9, 0.5)])
+def test_the_decoder_gives_stock_outputs(
+    shapes_model: Sam, embedded: SamPredictor, points: int, threshold: float
+) -> None:
+    """IoU and low-resolution logits as stock's decoder, for one point too; with a
+    threshold, the masks of points under it are never asked for."""
+    xy = np.random.default_rng(points).uniform([0, 0], [160, 120], size=(points, 2))
+    coords = torch.as_tensor(embedded.transform.apply_coords(xy, (120, 160)), dtype=torch.float32)
+    stock = MaskGenerator(shapes_model, pred_iou_thresh=threshold, progress=False)
+    ours = FastMaskGenerator(shapes_model, pred_iou_thresh=threshold, progress=False)
+    stock.predictor = ours.predictor = embedded
+    with torch.inference_mode():
+        iou_stock, stock_logits = stock.decode_points(coords)
+        iou_ours, our_logits = ours.decode_points(coords)
+        torch.testing.assert_close(iou_ours, iou_stock, atol=1e-5, rtol=0)
+        point_index, mask_index = torch.nonzero(iou_stock > threshold, as_tuple=True)
+        assert 0 < len(point_index) <= 3 * points
+        if threshold > 0:
+            assert len(torch.unique(point_index)) < points, "some points are under it"
+        torch.testing.assert_close(
+            our_logits(point_index, mask_index),
+            stock_logits(point_index, mask_index),
+            atol=1e-4,
+            rtol=1e-4,
+        )
 
 
 @pytest.mark.slow

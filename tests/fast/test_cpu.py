@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
 import pytest
 
 from samkit.fast import cpu
@@ -96,3 +101,54 @@ def test_bad_precision_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         match="SAMKIT_FAST_PRECISION must be one of 'auto', 'f32', 'int8', 'bf16', but got 'int4'",
     ):
         cpu.precision_candidates()
+
+
+@pytest.fixture
+def fresh_bf16_answer() -> Iterator[None]:
+    """``cpu_reports_native_bf16`` answers once per process: forget it before and after."""
+    cpu.cpu_reports_native_bf16.cache_clear()
+    yield
+    cpu.cpu_reports_native_bf16.cache_clear()
+
+
+@pytest.mark.parametrize(("speedup", "expected"), [(0.02, ()), (1.5, ()), (4.0, ("bf16",))])
+@pytest.mark.usefixtures("fresh_bf16_answer")
+def test_a_forced_bf16_is_refused_where_the_probe_finds_it_slow(
+    monkeypatch: pytest.MonkeyPatch, speedup: float, expected: tuple[str, ...]
+) -> None:
+    monkeypatch.setattr(cpu, "cpuinfo", lambda: XEON)  # the flags say bf16 ...
+    monkeypatch.delenv("SAMKIT_MAX_CPU_ISA", raising=False)
+    probes: list[int] = []
+
+    def probe() -> float:
+        probes.append(1)
+        return speedup  # ... and the product says how fast it really is
+
+    monkeypatch.setattr(cpu, "bf16_probe_speedup", probe)
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "bf16")
+    assert cpu.precision_candidates() == expected
+    assert len(probes) == (1 if expected else 3)  # a slow answer is asked again, twice
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "auto")
+    assert cpu.precision_candidates() == (*expected, "int8")
+    assert len(probes) == (1 if expected else 3)  # answered once per process
+
+
+def _torch_capability(cap: str | None) -> str:
+    """``torch.backends.cpu.get_cpu_capability()`` in a new process that imports samkit."""
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    env.pop("SAMKIT_MAX_CPU_ISA", None)
+    if cap is not None:
+        env["SAMKIT_MAX_CPU_ISA"] = cap
+    code = "import samkit, torch; print(torch.backends.cpu.get_cpu_capability())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.split()[-1]
+
+
+@pytest.mark.slow  # two new processes that import torch and samkit
+def test_the_avx2_cap_reaches_torch_in_a_new_process() -> None:
+    native = _torch_capability(None)
+    capped = _torch_capability("avx2")
+    # AVX2 where the CPU has more (this one: AVX-512), else what the CPU has
+    assert capped == ("AVX2" if native.startswith("AVX512") else native), (native, capped)

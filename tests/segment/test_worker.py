@@ -147,6 +147,7 @@ def test_fast_segments_with_the_fast_mask_generator(
     worker = ImageWorker(spec)
     expected = FastMaskGenerator if fast else MaskGenerator
     assert type(worker.generator) is expected
+    assert worker.generator is not None and worker.generator.progress is False  # its own bar
     assert [kwargs.get("fast", False) for kwargs in asked] == [fast]
 
 
