@@ -676,6 +676,26 @@ print(json.dumps({
 """
 
 
+def _offline_env(venv: Path) -> dict[str, str]:
+    """This process's environment for a command in ``venv``: no samkit or Python
+    variables of this one, the venv's bin first, pip offline (``PIP_NO_INDEX``)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SAMKIT_", "PYTHON", "VIRTUAL_ENV", "PIP_"))
+    }
+    env.update(
+        {
+            "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            "PIP_NO_INDEX": "1",
+            "PIP_NO_BUILD_ISOLATION": "0",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "MPLBACKEND": "Agg",
+        }
+    )
+    return env
+
+
 def _venv_seeing_these_packages(folder: Path) -> tuple[Path, Path]:
     """A fresh venv in ``folder`` that imports this environment's installed packages.
 
@@ -725,20 +745,7 @@ def test_colab_cell_installs_samkit_and_leaves_torch(tmp_path: Path) -> None:
     cell = cell.replace(url, origin.as_uri()).replace("/content", str(content))
     (tmp_path / "cell.py").write_text(cell, encoding="utf-8")
     (tmp_path / "driver.py").write_text(_COLAB_DRIVER, encoding="utf-8")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SAMKIT_", "PYTHON", "VIRTUAL_ENV", "PIP_"))
-    }
-    env.update(
-        {
-            "PATH": f"{scratch / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-            "PIP_NO_INDEX": "1",
-            "PIP_NO_BUILD_ISOLATION": "0",
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "MPLBACKEND": "Agg",
-        }
-    )
+    env = _offline_env(scratch)
     result = subprocess.run(
         [str(python), str(tmp_path / "driver.py"), str(tmp_path / "cell.py")],
         cwd=tmp_path,
@@ -950,20 +957,7 @@ def test_pip_alone_installs_what_the_notebooks_need(tmp_path: Path) -> None:
     origin = _scratch_tree(tmp_path)
     venv = tmp_path / "venv"
     python, _ = _venv_seeing_these_packages(venv)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SAMKIT_", "PYTHON", "VIRTUAL_ENV", "PIP_"))
-    }
-    env.update(
-        {
-            "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-            "PIP_NO_INDEX": "1",
-            "PIP_NO_BUILD_ISOLATION": "0",
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "MPLBACKEND": "Agg",
-        }
-    )
+    env = _offline_env(venv)
     # the venv's own old setuptools would hide the shared one that torch asks for
     subprocess.run(
         [str(python), "-m", "pip", "uninstall", "--yes", "--quiet", "setuptools"],
