@@ -356,17 +356,9 @@ def _finetune(args: argparse.Namespace) -> int:
     name = "samkit finetune"
     try:
         check_out(args.out)
-        check_settings(
-            Settings(
-                args.epochs,
-                DEFAULT_LR if args.lr is None else args.lr,
-                args.val_fraction,
-                args.prompts,
-                args.seed,
-                args.batch_size,
-                anchor=args.anchor,
-            )
-        )
+        rate = DEFAULT_LR if args.lr is None else args.lr
+        check_settings(Settings(args.epochs, rate, args.val_fraction, args.prompts, args.seed,
+                                args.batch_size, anchor=args.anchor))  # fmt: skip
     except ValueError as exc:
         print(f"{name}: usage error: {exc}", file=sys.stderr)
         return 2

@@ -272,13 +272,11 @@ def finetune(
     )  # fmt: skip
     _check_flags(resume=resume, overwrite=overwrite, fast=fast, progress=progress)
     check_language(language)
-    base = Path(checkpoint).expanduser() if checkpoint is not None else download_checkpoint(kind)
-    sam = load_sam(kind, checkpoint=base, device=device)
+    base, sam = _base_model(kind, checkpoint, device)
     dataset = load_dataset(annotations, images)
     train_idx, val_idx = split_images(len(dataset.images), settings.val_fraction, settings.seed)
     base_sha = sha256_file(base)
-    fingerprint = {**settings.fingerprint(), "model_type": kind}
-    fingerprint |= {"base_sha256": base_sha, "data_digest": dataset.digest}
+    fingerprint = _fingerprint(settings, kind, base_sha, dataset)
     state_path = work_dir(target) / "state.pt"
     state = _open_state(state_path, fingerprint, resume, overwrite)
     torch.manual_seed(settings.seed)
@@ -299,6 +297,20 @@ def finetune(
         out_path, json_path, kind, state.history, state.best_epoch, names[0], names[1],
         cache.misses, time.perf_counter() - started,
     )  # fmt: skip
+
+
+def _base_model(
+    kind: str, checkpoint: str | os.PathLike[str] | None, device: str | torch.device | None
+) -> tuple[Path, Sam]:
+    """The base checkpoint's path (as ``load_sam`` finds it by default) and its model."""
+    base = Path(checkpoint).expanduser() if checkpoint is not None else download_checkpoint(kind)
+    return base, load_sam(kind, checkpoint=base, device=device)
+
+
+def _fingerprint(settings: Settings, kind: str, base_sha: str, dataset: Dataset) -> dict[str, Any]:
+    """What a resumed run must share with the run it goes on from."""
+    fingerprint = {**settings.fingerprint(), "model_type": kind}
+    return fingerprint | {"base_sha256": base_sha, "data_digest": dataset.digest}
 
 
 def _file_names(dataset: Dataset, indices: Sequence[int]) -> list[str]:
