@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from pathlib import Path
 
 import pytest
+from colab_support import install_fake_colab
 
 from samkit import drive
 
@@ -14,18 +14,7 @@ from samkit import drive
 def fake_drive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     """Pretend to be in Colab with a Drive that mounts under tmp_path; record the mounts."""
     mounts: list[str] = []
-    google = types.ModuleType("google")
-    colab = types.ModuleType("google.colab")
-    drive_module = types.ModuleType("google.colab.drive")
-    drive_module.mount = mounts.append  # type: ignore[attr-defined]
-    colab.drive = drive_module  # type: ignore[attr-defined]
-    google.colab = colab  # type: ignore[attr-defined]
-    for name, module in (
-        ("google", google),
-        ("google.colab", colab),
-        ("google.colab.drive", drive_module),
-    ):
-        monkeypatch.setitem(sys.modules, name, module)
+    install_fake_colab(monkeypatch, "drive", mount=mounts.append)
     monkeypatch.setattr(drive, "DRIVE_MOUNT", tmp_path / "drive")
     monkeypatch.delenv("SAMKIT_HOME", raising=False)
     return mounts

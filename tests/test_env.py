@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from colab_support import install_fake_colab
 
 import samkit
 from samkit import env
@@ -30,18 +31,9 @@ def no_device_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def fake_colab(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Pretend to be in Colab; return the list that records widget-manager calls."""
     calls: list[str] = []
-    google = types.ModuleType("google")
-    colab = types.ModuleType("google.colab")
-    output = types.ModuleType("google.colab.output")
-    output.enable_custom_widget_manager = lambda: calls.append("enabled")  # type: ignore[attr-defined]
-    colab.output = output  # type: ignore[attr-defined]
-    google.colab = colab  # type: ignore[attr-defined]
-    for name, module in (
-        ("google", google),
-        ("google.colab", colab),
-        ("google.colab.output", output),
-    ):
-        monkeypatch.setitem(sys.modules, name, module)
+    install_fake_colab(
+        monkeypatch, "output", enable_custom_widget_manager=lambda: calls.append("enabled")
+    )
     return calls
 
 
