@@ -6,7 +6,8 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.model``: loading SAM; ``samkit.registry``: the model types;
   ``samkit.checkpoint``: reading a checkpoint file safely;
 - ``samkit.weights``, ``samkit.download``: verified, resumable checkpoint downloads;
-- ``samkit.files``: atomic writes, sha256, what a file really is;
+- ``samkit.files``: atomic writes, sha256, what a file really is; ``samkit.locks``: one
+  process at a time (downloads, conversions), the others wait;
 - ``samkit.checks``: the checks of user input (numbers, ranges, images, paths);
 - ``samkit.env``: Colab, the device, the environment variables; ``samkit.drive``: the
   weights on Google Drive in Colab;

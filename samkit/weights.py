@@ -15,15 +15,13 @@ Example (it downloads 375 MB, so the doctests, which run offline, skip it):
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from samkit import checks, env, files
+from samkit import checks, env, files, locks
 from samkit.download import Checkpoint, DownloadError, download, unwritable
 from samkit.locations import weights_dir as default_weights_dir
 
@@ -210,79 +208,22 @@ def _remove(path: Path) -> None:
         pass
 
 
-def _lock_fd(fd: int, *, blocking: bool) -> bool:
-    """Take an exclusive lock on an open file; ``False`` when another process holds it.
-
-    POSIX uses ``flock``, Windows ``msvcrt.locking``. Where the platform or file system
-    has no locks (``ENOLCK``, e.g. some network file systems), no lock is taken and
-    ``True`` is returned: the hash of the bytes on disk still guards the result.
-    """
-    if sys.platform == "win32":
-        import msvcrt
-
-        while True:
-            try:
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-                return True
-            except OSError:
-                if not blocking:
-                    return False
-                time.sleep(0.2)
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        return False
-    except OSError as exc:
-        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-            return True
-        raise
-    return True
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``fd`` (not removed, not replaced)."""
-    try:
-        here, there = os.fstat(fd), os.stat(path)
-    except FileNotFoundError:
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
 @contextlib.contextmanager
 def _locked(dest: Path, *, progress: bool) -> Iterator[None]:
-    """Hold ``<dest>.lock`` for the download of ``dest``; wait while another process does.
+    """Hold ``<dest>.lock`` for the download of ``dest``; wait while another process does."""
 
-    The lock file is removed by its holder before it lets go (on POSIX), so nothing is
-    left beside the checkpoint; a waiter that then holds a removed file tries again.
-    """
-    lock_path = dest.with_name(dest.name + ".lock")
-    waited = False
-    while True:
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise unwritable(dest.parent, exc) from exc
-        try:
-            if not _lock_fd(fd, blocking=False):
-                if progress and not waited:
-                    print(
-                        f"{dest.name}: another process is downloading it into "
-                        f"{dest.parent}; waiting for it to finish",
-                        file=sys.stderr,
-                    )
-                waited = True
-                _lock_fd(fd, blocking=True)
-            if sys.platform == "win32" or _same_file(fd, lock_path):
-                break
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
+    def say() -> None:
+        if progress:
+            print(
+                f"{dest.name}: another process is downloading it into {dest.parent}; "
+                "waiting for it to finish",
+                file=sys.stderr,
+            )
+
+    lock = contextlib.ExitStack()
     try:
+        lock.enter_context(locks.locked(dest.with_name(dest.name + ".lock"), on_wait=say))
+    except OSError as exc:
+        raise unwritable(dest.parent, exc) from exc
+    with lock:
         yield
-    finally:
-        if sys.platform != "win32":
-            _remove(lock_path)
-        os.close(fd)

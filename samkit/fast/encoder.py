@@ -12,7 +12,9 @@ set, and a refused trial is not run again.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from samkit.fast.trial import (
     refusal,
 )
 from samkit.files import sha256_file
+from samkit.locks import locked
 
 #: A reduced precision is kept only where the probe finds it at least this much faster
 #: than float32 (an AVX2 CPU runs a bfloat16 hint in emulation, slower than float32).
@@ -285,6 +288,30 @@ def _float32(build: _Build) -> Any:
     return build.compile(ov_model, "f32")
 
 
+@contextlib.contextmanager
+def _one_at_a_time(build: _Build) -> Iterator[None]:
+    """One conversion of a checkpoint at a time: another process waits, then reads the cache.
+
+    Two notebooks or two workers of a run that load the same model at once would
+    otherwise each convert it (minutes for vit_h). Where the cache folder cannot be
+    written, nothing is locked.
+    """
+
+    def say() -> None:
+        print(
+            "samkit: otro proceso está convirtiendo este encoder; espero a que termine "
+            "para usar su resultado"
+        )
+
+    lock = contextlib.ExitStack()
+    with contextlib.suppress(OSError):
+        build.folder.mkdir(parents=True, exist_ok=True)
+        name = f"encoder-{build.checkpoint_sha256[:20]}.lock"
+        lock.enter_context(locked(build.folder / name, on_wait=say))
+    with lock:
+        yield
+
+
 def openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncoder:
     """The converted encoder, from the cache or converted now (and then cached).
 
@@ -307,10 +334,11 @@ def openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncode
         raise RuntimeError(f"OpenVINO sees no CPU device (it sees {core.available_devices})")
     build = _Build(sam, core, ov, sha256_file(checkpoint), cache_dir_for(checkpoint))
     build.measure = fast_precision() == "auto"
-    chosen = _reduced(build, candidates)
-    precision, compiled = chosen if chosen is not None else ("f32", None)
-    if compiled is None:
-        compiled = _float32(build)
+    with _one_at_a_time(build):
+        chosen = _reduced(build, candidates)
+        precision, compiled = chosen if chosen is not None else ("f32", None)
+        if compiled is None:
+            compiled = _float32(build)
     info = FastInfo(
         backend="openvino",
         precision=precision,

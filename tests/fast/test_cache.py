@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import samkit
-from samkit.fast import cache
+from samkit.fast import cache, encoder
 from samkit.fast.info import FastBackendWarning
 from samkit.fast.openvino import OpenVINOImageEncoder
+from samkit.files import sha256_file
+from samkit.locks import locked
 
 
 @pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
@@ -142,3 +148,37 @@ def test_a_corrupted_entry_is_removed_with_a_warning(tmp_path: Path) -> None:
     assert record[0].filename == __file__
     assert not entry.path.exists()
     assert cache.read_entry(entry) is None  # no entry: nothing to say
+
+
+@pytest.mark.slow  # converts an encoder with OpenVINO (tens of seconds)
+def test_a_second_load_waits_for_the_conversion_and_reuses_it(
+    home: Path,
+    conversions: list[int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checkpoint = samkit.download_checkpoint("shapes")
+    lock = home / cache.CACHE_DIRNAME / f"encoder-{sha256_file(checkpoint)[:20]}.lock"
+    lock.parent.mkdir(parents=True)
+    loaded: list[Any] = []
+    printed = ""
+    with locked(lock):  # another process is converting this checkpoint
+        waiting = threading.Thread(
+            target=lambda: loaded.append(samkit.load_sam("shapes", device="cpu", fast=True))
+        )
+        waiting.start()
+        deadline = time.monotonic() + 120
+        while "otro proceso" not in printed and time.monotonic() < deadline:
+            time.sleep(0.05)
+            printed += capsys.readouterr().out
+        assert "otro proceso está convirtiendo este encoder" in printed
+        assert waiting.is_alive() and conversions == [], "it did not wait for the lock"
+        # the other process converts (it holds the lock, so it does not take it again)
+        monkeypatch.setattr(encoder, "_one_at_a_time", lambda build: contextlib.nullcontext())
+        samkit.load_sam("shapes", device="cpu", fast=True)
+        assert conversions == [1]
+    waiting.join(timeout=600)
+    assert not waiting.is_alive()
+    assert conversions == [1], "the waiting load converted the encoder again"
+    assert loaded[0].image_encoder.fast_info.cache_hit
+    assert not lock.exists()
