@@ -900,6 +900,14 @@ def test_the_embedding_and_automatic_mask_cells_take_the_fast_path(name: str) ->
         assert "mask_generator.generate" not in code or "FastMaskGenerator" in code
 
 
+def test_fine_tuning_embeds_on_the_fast_path_and_says_how_to_turn_it_off() -> None:
+    notebook = "08_ajusta_sam_a_tus_objetos.ipynb"
+    assert 'samkit.finetune.finetune(datos, out=carpeta / "mi_sam.pth"' in _code(notebook)
+    assert 'fast="auto")' in _code(notebook)
+    text = "".join(_source(c) for c in _load(notebook)["cells"] if c["cell_type"] == "markdown")
+    assert "SAMKIT_FAST=0" in text
+
+
 def test_the_second_cell_is_the_same_everywhere_and_offers_drive() -> None:
     cells = {name: _source(_code_cell(_load(name), 1)) for name in NOTEBOOK_NAMES}
     assert len(set(cells.values())) == 1, cells

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from segment_anything.modeling import Sam
@@ -42,7 +42,7 @@ from samkit.finetune.train import (
     trainable,
 )
 from samkit.images import load_image
-from samkit.model import download_checkpoint, load_sam
+from samkit.model import download_checkpoint, fast_wanted, load_sam
 from samkit.registry import default_model_type, model_spec
 
 #: The value of ``"format"`` in the JSON record beside a fine-tuned checkpoint.
@@ -204,7 +204,7 @@ def finetune(
     train_prompt_encoder: bool = False,
     batch_size: int = 4,
     anchor: float = 0.0,
-    fast: bool = False,
+    fast: bool | Literal["auto"] = False,
     device: str | torch.device | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
@@ -245,7 +245,8 @@ def finetune(
         anchor: Pull the trained weights back toward the base model's after every step
             (``lr * anchor`` of the difference; 0: never): it forgets less of what the
             base model did well.
-        fast: Compute the embeddings with ``load_sam(fast=True)``'s encoder.
+        fast: Compute the embeddings with ``load_sam(fast=True)``'s encoder;
+            ``"auto"``: where ``load_sam(fast="auto")`` would (``samkit.model.fast_wanted``).
         device: Where to train (default: ``samkit.env.default_device()``).
         cache_dir: The embedding cache (default: ``embeddings/`` in the run's folder).
         progress: Show progress bars and a line per epoch.
@@ -270,9 +271,12 @@ def finetune(
         Settings(epochs, rate, val_fraction, chosen, seed, batch_size, 8, corrective,
                  train_prompt_encoder, anchor=anchor)
     )  # fmt: skip
-    _check_flags(resume=resume, overwrite=overwrite, fast=fast, progress=progress)
+    if not isinstance(fast, bool) and fast != "auto":
+        raise ValueError(f"fast must be True, False or 'auto', but got {fast!r}")
+    _check_flags(resume=resume, overwrite=overwrite, progress=progress)
     check_language(language)
     base, sam = _base_model(kind, checkpoint, device)
+    fast = fast_wanted(sam.device) if fast == "auto" else fast
     dataset = load_dataset(annotations, images)
     train_idx, val_idx = split_images(len(dataset.images), settings.val_fraction, settings.seed)
     base_sha = sha256_file(base)

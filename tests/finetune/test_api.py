@@ -226,6 +226,7 @@ def test_a_checkpoint_of_another_model_type_is_refused_first(
         ({"annotations": "missing.json"}, FileNotFoundError, r"annotation file not found"),
         ({"language": "fr"}, ValueError, r"language must be one of es, en, but got 'fr'"),
         ({"progress": "no"}, ValueError, r"progress must be True or False, but got 'no'"),
+        ({"fast": "yes"}, ValueError, r"fast must be True, False or 'auto', but got 'yes'"),
     ],
 )  # fmt: skip
 def test_bad_arguments_before_any_work(ring_coco: Path, tmp_path: Path, kwargs: dict[str, Any],
@@ -266,3 +267,13 @@ def test_fast_embeddings_come_from_openvino_and_are_cached_apart(
     assert record["settings"]["fast"] is True and record["after"] == fast.after
     again = _run(ring_coco, tmp_path / "again.pth", epochs=1, cache_dir=cache, fast=True)
     assert again.embeddings_computed == 0  # the converted encoder's embeddings, cached
+    # "auto" chooses as load_sam(fast="auto") does: here OpenVINO, unless SAMKIT_FAST=0
+    for setting, chosen in (("0", False), (None, True)):
+        if setting is None:
+            monkeypatch.delenv("SAMKIT_FAST", raising=False)
+        else:
+            monkeypatch.setenv("SAMKIT_FAST", setting)
+        auto = _run(ring_coco, tmp_path / f"auto{setting}.pth", epochs=1, cache_dir=cache,
+                    fast="auto")  # fmt: skip
+        assert auto.embeddings_computed == 0  # each found its own variant's embeddings
+        assert json.loads(auto.record.read_text())["settings"]["fast"] is chosen
