@@ -31,10 +31,17 @@ SUMMARY_FLAGS = (
 
 
 def cpu_threads() -> int:
-    """The number of CPU cores this process may use."""
+    """The threads the fast encoder computes with: torch's, at most the cores this process may use.
+
+    ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) holds for OpenVINO too, so a
+    worker given one core (``samkit segment`` on Ray, a test runner's worker) does not
+    run two threads on it.
+    """
     if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, torch.get_num_threads()))
 
 
 def cpuinfo() -> str:

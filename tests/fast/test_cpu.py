@@ -8,8 +8,10 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 from samkit.fast import cpu
+from samkit.fast.openvino import compile_config
 
 
 @pytest.mark.parametrize(
@@ -152,3 +154,15 @@ def test_the_avx2_cap_reaches_torch_in_a_new_process() -> None:
     capped = _torch_capability("avx2")
     # AVX2 where the CPU has more (this one: AVX-512), else what the CPU has
     assert capped == ("AVX2" if native.startswith("AVX512") else native), (native, capped)
+
+
+def test_the_fast_encoder_uses_torchs_threads_at_most_the_cores() -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert cpu.cpu_threads() == 1
+        assert compile_config("f32")["INFERENCE_NUM_THREADS"] == 1
+        torch.set_num_threads(512)  # more than any machine here has
+        assert cpu.cpu_threads() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)
