@@ -9,10 +9,17 @@ and no network are needed; the masks mean nothing, their format is the real one.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # make test runs two workers on two cores: one thread each (torch, and OpenVINO,
+    # which follows torch; the notebooks' kernels and other subprocesses inherit it), so
+    # that two workers do not run four threads that wait on each other.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 import numpy as np
 import pytest
 import torch
@@ -20,8 +27,14 @@ from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from segment_anything.modeling import Sam
 
 import samkit
+from samkit.files import atomic_writer
+from samkit.locks import locked
+
+ROOT = Path(__file__).resolve().parent.parent
 
 matplotlib.use("Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 #: The box prompt given to ``SamPredictor.predict`` (xyxy, around the red rectangle).
 BOX = np.array([20, 10, 70, 50], dtype=np.float32)
@@ -103,17 +116,41 @@ def amg_detections(amg_results: list[dict[str, Any]]) -> Any:
 def random_vit_b_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A full-size vit_b with random weights (seeded), saved once as a checkpoint file.
 
-    Shared by the session, so that its converted fast encoder (cached next to it) is
-    made once.
+    Shared by the session, and by every worker of a ``pytest -n`` run (one folder for
+    all, made by the first), so that its converted fast encoder (cached next to it) is
+    made once: a second worker waits for the first's conversion (``samkit.locks``).
     """
     import torch
     from segment_anything import sam_model_registry
 
-    torch.manual_seed(0)
-    sam = sam_model_registry["vit_b"]()
-    path = tmp_path_factory.mktemp("random_vit_b") / "vit_b_random.pth"
-    torch.save(sam.state_dict(), path)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder = root / "random_vit_b"
+    folder.mkdir(exist_ok=True)
+    path = folder / "vit_b_random.pth"
+    with locked(folder / "make.lock"):
+        if not path.exists():
+            torch.manual_seed(0)
+            sam = sam_model_registry["vit_b"]()
+            with atomic_writer(path) as file:
+                torch.save(sam.state_dict(), file)
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order and group the tests for ``make test``'s workers (``pytest -n 2 --dist loadgroup``).
+
+    A file's tests stay on one worker, so its module fixtures are made once; the
+    notebooks' tests are the exception, each free to run on either worker, and the slow
+    ones start first, so that the longest runs do not come last to one worker.
+    """
+    for item in items:
+        if item.path.name != "test_notebooks.py":
+            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(ROOT).as_posix()))
+    items.sort(
+        key=lambda item: not (item.path.name == "test_notebooks.py" and "slow" in item.keywords)
+    )
 
 
 @pytest.fixture(scope="session")
