@@ -15,7 +15,7 @@ ever needs ``import samkit``; everything else is importable from its module:
 - ``samkit.locations``: where the bundled data, weights and outputs are;
 - ``samkit.settings``: the automatic mask generator's settings per model;
 - ``samkit.generator``: segment-anything's automatic mask generator, with crops that
-  find no mask fixed;
+  find no mask fixed (``samkit.amg``: its steps, and the embeddings it remembers);
 - ``samkit.fast``: the fast path: the image encoder on OpenVINO or CUDA autocast
   (``fast.attention``, ``fast.cpu``, ``fast.cache``, ``fast.trial``, ``fast.openvino``,
   ``fast.encoder``), ``FastMaskGenerator`` (``fast.amg``), the prompt decoder exported to

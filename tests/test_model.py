@@ -554,7 +554,7 @@ def test_checkpoint_model_type_needs_an_exact_match(
         ),
         # a gzip file (a compressed page, or a compressed checkpoint)
         (
-            gzip.compress(b"<html>Forbidden</html>"),
+            gzip.compress(b"<html>Forbidden</html>", mtime=0),
             "is a gzip file, not a checkpoint: if it holds one, decompress it first "
             "(gunzip); if not, it is a compressed error page.",
         ),

@@ -717,7 +717,7 @@ def test_lock_is_released_when_the_download_fails(make_mirror: Callable[..., Mir
         # a gzip-compressed error page
         (
             "ok",
-            gzip.compress(b"<html>Forbidden</html>"),
+            gzip.compress(b"<html>Forbidden</html>", mtime=0),
             "a gzip file",
             "it starts with gzip's magic bytes 1f 8b",
         ),

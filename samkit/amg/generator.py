@@ -45,6 +45,7 @@ from segment_anything.utils.amg import (
 from torchvision.ops.boxes import box_area
 from tqdm.auto import tqdm
 
+from samkit.amg.embeddings import set_image_once
 from samkit.amg.steps import (
     OUTPUT_MODES,
     chunk_length,
@@ -228,7 +229,7 @@ class MaskGenerator(SamAutomaticMaskGenerator):
         x0, y0, x1, y1 = crop_box
         cropped = image[y0:y1, x0:x1, :]
         crop_size = cropped.shape[:2]
-        self.predictor.set_image(cropped)
+        set_image_once(self.predictor, cropped)
         points_for_image = self.point_grids[crop_layer_idx] * np.array(crop_size)[None, ::-1]
         data = empty_mask_data(crop_boxes=False)
         for (points,) in batch_iterator(self.points_per_batch, points_for_image):
