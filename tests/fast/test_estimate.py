@@ -18,7 +18,13 @@ def shapes_model() -> Sam:
 
 @pytest.mark.slow
 def test_estimate_scales_the_measured_grid(shapes_model: Sam) -> None:
-    found = estimate.estimate(shapes_model, points_per_side=8)
+    runs: list[int] = []
+    hook = shapes_model.image_encoder.register_forward_hook(lambda *args: runs.append(1))
+    try:
+        found = estimate.estimate(shapes_model, points_per_side=8)
+    finally:
+        hook.remove()
+    assert runs == [1], "the estimate embedded its image more than once"
     assert found.embed_s > 0 and found.per_point_s > 0 and found.points == 64
     assert found.seconds == pytest.approx(found.embed_s + 64 * found.per_point_s)
     line = found.line()
