@@ -21,3 +21,24 @@ def test_encoder_checks_its_input(home: Path) -> None:
     out = sam.image_encoder(batch)
     assert tuple(out.shape) == (2, 128, 24, 24)
     torch.testing.assert_close(out[1:], sam.image_encoder(batch[1:]))
+
+
+@pytest.mark.slow  # converts an encoder with OpenVINO
+def test_conversion_runs_the_encoder_once_and_keeps_its_embedding() -> None:
+    import openvino as ov
+
+    from samkit.fast.openvino import compile_config, convert_openvino
+
+    sam = samkit.load_sam("shapes", device="cpu")
+    runs: list[int] = []
+    hook = sam.image_encoder.register_forward_hook(lambda *args: runs.append(1))
+    converted = convert_openvino(sam.image_encoder, 384, ov)
+    hook.remove()
+    assert runs == [1], "the conversion ran the encoder again to check its trace"
+    x = torch.randn(1, 3, 384, 384)
+    compiled = ov.Core().compile_model(converted, "CPU", compile_config("f32"))
+    with torch.no_grad():
+        expected = sam.image_encoder(x)
+    torch.testing.assert_close(
+        torch.from_numpy(compiled(x.numpy())[0]), expected, rtol=1e-4, atol=1e-4
+    )
