@@ -42,12 +42,13 @@ format: $(BIN)/samkit ## Reformat and auto-fix with ruff
 
 # offline, on the CPU, with the bundled model (and SAM 2.1 / SAM 3 at small random configurations)
 PYTEST := SAMKIT_MODEL=shapes SAMKIT_HF_WEIGHTS=small $(BIN)/pytest
-# make test's workers (pytest-xdist): a file's tests stay together, the notebooks spread out
+# make test's workers (pytest-xdist): the tests of a file with module fixtures stay together,
+# the others go to whichever worker is free, the longest first (tests/conftest.py)
 TEST_WORKERS ?= 2
 
 .PHONY: test
 test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, training) and the docstring examples
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup --doctest-modules tests samkit --durations=25
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --doctest-modules tests samkit --durations=25
 
 .PHONY: test-fast
 test-fast: $(BIN)/samkit ## The unit tests and docstring examples, without the slow ones (notebooks, browser, training, Ray, OpenVINO conversions, whole generator runs): under a minute

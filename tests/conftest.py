@@ -138,19 +138,38 @@ def random_vit_b_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order and group the tests for ``make test``'s workers (``pytest -n 2 --dist loadgroup``).
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a fixture made once per module (or class, or package)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return any(d.scope in ("module", "class", "package") for defs in definitions for d in defs)
 
-    A file's tests stay on one worker, so its module fixtures are made once; the
-    notebooks' tests are the exception, each free to run on either worker, and the slow
-    ones start first, so that the longest runs do not come last to one worker.
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order and group the tests for ``make test``'s two workers (``pytest -n 2``).
+
+    The tests of a file with module fixtures stay on one worker, so those fixtures are
+    made once (``--dist loadgroup``); every other test goes to whichever worker is free.
+    The longest work starts first and the quick tests come last to fill the gaps
+    (``--no-loadscope-reorder`` keeps this order): the notebooks on the photo path, the
+    other notebook runs, the other slow tests free to go anywhere (training runs, the
+    browser), then the files kept together, then the rest.
     """
+    grouped = {item.path for item in items if _shares_a_module_fixture(item)}
     for item in items:
-        if item.path.name != "test_notebooks.py":
+        if item.path in grouped:
             item.add_marker(pytest.mark.xdist_group(item.path.relative_to(ROOT).as_posix()))
-    items.sort(
-        key=lambda item: not (item.path.name == "test_notebooks.py" and "slow" in item.keywords)
-    )
+
+    def when(item: pytest.Item) -> int:
+        if item.path in grouped:
+            return 3
+        if "slow" not in item.keywords:
+            return 4
+        if item.path.name != "test_notebooks.py":
+            return 2
+        return 0 if "photo_path" in item.name else 1
+
+    items.sort(key=when)
 
 
 @pytest.fixture(scope="session")
