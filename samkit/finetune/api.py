@@ -73,7 +73,9 @@ def check_out(out: object) -> Path:
 
 def _check_flags(**flags: object) -> None:
     for name, flag in flags.items():
-        if not isinstance(flag, bool):
+        if name == "fast" and flag != "auto" and not isinstance(flag, bool):
+            raise ValueError(f"fast must be True, False or 'auto', but got {flag!r}")
+        if name != "fast" and not isinstance(flag, bool):
             raise ValueError(f"{name} must be True or False, but got {flag!r}")
 
 
@@ -153,23 +155,26 @@ def _validation_items(
 
 
 def _encoder(
-    sam: Sam, model_type: str, checkpoint: Path, fast: bool
-) -> tuple[torch.nn.Module, str]:
-    """The image encoder that makes the embeddings, and its variant (the cache key's).
+    sam: Sam, model_type: str, checkpoint: Path, fast: bool | str
+) -> tuple[torch.nn.Module, str, bool]:
+    """The image encoder that makes the embeddings, its variant (the cache key's), ``fast``.
 
     The variant is ``"f32"`` for PyTorch's encoder (also where ``fast=True`` fell back
     to it), else the fast backend and its precision (``"openvino-f32"``, ...): the
     embeddings of another backend are close, not equal, so they are cached apart.
+    ``fast="auto"`` is decided here, as ``load_sam`` decides it (``fast_wanted``).
     """
+    if fast == "auto":
+        fast = fast_wanted(sam.device)
     if not fast:
-        return sam.image_encoder, "f32"
+        return sam.image_encoder, "f32", False
     encoder = load_sam(
         model_type, checkpoint=checkpoint, device=sam.device, fast=True
     ).image_encoder
     info = getattr(encoder, "fast_info", None)
     backend = str(getattr(info, "backend", "torch"))
     precision = str(getattr(info, "precision", "f32"))
-    return encoder, precision if backend == "torch" else f"{backend}-{precision}"
+    return encoder, precision if backend == "torch" else f"{backend}-{precision}", True
 
 
 def _write_outputs(
@@ -271,12 +276,9 @@ def finetune(
         Settings(epochs, rate, val_fraction, chosen, seed, batch_size, 8, corrective,
                  train_prompt_encoder, anchor=anchor)
     )  # fmt: skip
-    if not isinstance(fast, bool) and fast != "auto":
-        raise ValueError(f"fast must be True, False or 'auto', but got {fast!r}")
-    _check_flags(resume=resume, overwrite=overwrite, progress=progress)
+    _check_flags(resume=resume, overwrite=overwrite, fast=fast, progress=progress)
     check_language(language)
     base, sam = _base_model(kind, checkpoint, device)
-    fast = fast_wanted(sam.device) if fast == "auto" else fast
     dataset = load_dataset(annotations, images)
     train_idx, val_idx = split_images(len(dataset.images), settings.val_fraction, settings.seed)
     base_sha = sha256_file(base)
@@ -284,7 +286,7 @@ def finetune(
     state_path = work_dir(target) / "state.pt"
     state = _open_state(state_path, fingerprint, resume, overwrite)
     torch.manual_seed(settings.seed)
-    encoder, variant = _encoder(sam, kind, base, fast)
+    encoder, variant, fast = _encoder(sam, kind, base, fast)
     cache = EmbeddingCache(cache_dir or work_dir(target) / "embeddings", base_sha, variant)
     val_items = _validation_items(sam, encoder, dataset, val_idx, cache, progress, language)
     if state is None:
