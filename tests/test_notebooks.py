@@ -887,7 +887,7 @@ def test_notebook_1_has_the_glossary_and_the_setup_for_every_learner() -> None:
     assert "PESOS_EN_DRIVE = True" in text
 
 
-@pytest.mark.parametrize("name", NOTEBOOK_NAMES[1:7])
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES[1:])
 def test_the_embedding_and_automatic_mask_cells_take_the_fast_path(name: str) -> None:
     code = _code(name)
     assert 'samkit.load_sam(fast="auto")' in code

@@ -5,9 +5,10 @@
 ``SamPredictor`` and ``SamAutomaticMaskGenerator`` work unchanged:
 
 - on a CPU, the encoder is converted once to OpenVINO, and the converted model is
-  cached on disk next to the weights, keyed by the checkpoint's sha256, OpenVINO's
-  version, the instruction set, the input size and the precision. Where the CPU computes
-  bfloat16 natively (AMX or AVX512-BF16, confirmed by a probe), it is tried compiled for
+  cached on disk next to the weights, keyed by the image encoder weights' sha256 (a
+  fine-tuned checkpoint shares its base's conversion), OpenVINO's version, the
+  instruction set, the input size and the precision. Where the CPU computes bfloat16
+  natively (AMX or AVX512-BF16, confirmed by a probe), it is tried compiled for
   bfloat16; on every CPU, it is tried quantized to int8 with NNCF, calibrated on the
   bundled images. Each is a trial, timed against float32 here and kept only if it is
   faster and its masks match the PyTorch encoder's (mean IoU at least
@@ -45,7 +46,14 @@ from segment_anything.modeling import Sam
 
 from samkit.fast.amg import FastMaskGenerator
 from samkit.fast.attention import autocast_forward, use_sdpa_attention
-from samkit.fast.cache import CACHE_DIRNAME, CACHE_FORMAT, cache_dir_for, cache_key
+from samkit.fast.cache import (
+    CACHE_DIRNAME,
+    CACHE_FORMAT,
+    cache_dir_for,
+    cache_key,
+    encoder_sha256,
+    share_entries,
+)
 from samkit.fast.cpu import (
     cpu_reports_native_bf16,
     cpu_reports_native_int8,
@@ -78,10 +86,12 @@ __all__ = [
     "cpu_summary",
     "cpu_threads",
     "effective_isa",
+    "encoder_sha256",
     "estimate_line",
     "export_decoder",
     "mask_agreement",
     "precision_candidates",
+    "share_entries",
     "use_sdpa_attention",
 ]
 
@@ -109,7 +119,7 @@ def accelerate(sam: Sam, checkpoint: str | os.PathLike[str]) -> Sam:
 
     Args:
         sam: A ``Sam`` in eval mode, on its final device.
-        checkpoint: The weights file it was loaded from (its sha256 keys the cache).
+        checkpoint: The weights file it was loaded from (the cache is beside it).
 
     Returns:
         The same ``Sam``; ``sam.image_encoder.fast_info`` says what was done.

@@ -1,16 +1,22 @@
 """The on-disk cache of converted encoders.
 
-An entry is a folder in ``fast-cache/`` named by :func:`cache_key` (the checkpoint's
-sha256, the backend's version, the input size, the precision). It holds the converted
-model (``encoder.xml``, ``encoder.bin``) and a ``manifest.json`` that records what it
-was made from and the sha256 of each file; an entry for a reduced-precision trial that
-was refused holds only the manifest (``"model": false``), so that the trial is not run
-again. An entry is written whole under a temporary name and then renamed; one that does
-not match its manifest is removed, with a warning, and made again.
+An entry is a folder in ``fast-cache/`` named by :func:`cache_key` (the sha256 of the
+image encoder's weights, the backend's version, the input size, the precision). It holds
+the converted model (``encoder.xml``, ``encoder.bin``) and a ``manifest.json`` that
+records what it was made from and the sha256 of each file; an entry for a
+reduced-precision trial that was refused holds only the manifest (``"model": false``), so
+that the trial is not run again. An entry is written whole under a temporary name and
+then renamed; one that does not match its manifest is removed, with a warning, and made again.
+
+The key is the image encoder's weights, not the checkpoint file: a fine-tuned checkpoint
+(whose image encoder stays frozen) has the same encoder as its base, and
+:func:`share_entries` puts the base's entries beside it, so it loads fast with no new
+conversion.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,12 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from samkit.fast.info import warn
 from samkit.files import sha256_file
 from samkit.locations import data_dir, weights_dir
 
-#: Bumped when the layout of a cache entry or the conversion changes.
-CACHE_FORMAT = 3
+#: Bumped when the layout of a cache entry or the conversion changes (4: keyed by the
+#: encoder's weights, no longer by the checkpoint file).
+CACHE_FORMAT = 4
 #: The folder, inside a weights directory, that holds converted encoders.
 CACHE_DIRNAME = "fast-cache"
 #: The converted model's files and the manifest, inside an entry.
@@ -40,7 +49,7 @@ class CacheEntry:
 
     Attributes:
         path: The entry's folder (it may not exist yet).
-        manifest: The checkpoint's sha256, the backend and its version, the input size,
+        manifest: The encoder weights' sha256, the backend and its version, the input size,
             the precision and :data:`CACHE_FORMAT`.
     """
 
@@ -68,11 +77,32 @@ def cache_dir_for(checkpoint: str | os.PathLike[str]) -> Path:
     return weights_dir() / CACHE_DIRNAME
 
 
-def cache_key(checkpoint_sha256: str, backend_version: str, input_size: int, precision: str) -> str:
-    """The name of a cache entry: checkpoint, backend version, input size, precision.
+def encoder_sha256(encoder: torch.nn.Module) -> str:
+    """The hex sha256 of an image encoder's weights: every tensor's name, dtype, shape, bytes.
+
+    Two encoders with equal weights have the same digest wherever they were loaded from
+    (a base checkpoint and the checkpoints fine-tuned from it); any changed value gives
+    another.
 
     Args:
-        checkpoint_sha256: The weights file's hex sha256.
+        encoder: The PyTorch image encoder (``sam.image_encoder``).
+
+    Returns:
+        64 hex digits.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(memoryview(flat.view(torch.uint8).numpy()))
+    return digest.hexdigest()
+
+
+def cache_key(weights_sha256: str, backend_version: str, input_size: int, precision: str) -> str:
+    """The name of a cache entry: encoder weights, backend version, input size, precision.
+
+    Args:
+        weights_sha256: The encoder weights' hex sha256 (:func:`encoder_sha256`).
         backend_version: The backend's version string (``openvino.__version__``), with
             the instruction set the entry's speed was measured on.
         input_size: The encoder's input side in pixels (1024 for the official models).
@@ -85,25 +115,25 @@ def cache_key(checkpoint_sha256: str, backend_version: str, input_size: int, pre
         ```pycon
         >>> from samkit.fast.cache import cache_key
         >>> cache_key("0123456789abcdef0123456789", "2025.1.0-17911/x", 1024, "int8")
-        'encoder-0123456789abcdef0123-openvino2025.1.0_17911_x-1024px-int8-v3'
+        'encoder-0123456789abcdef0123-openvino2025.1.0_17911_x-1024px-int8-v4'
 
         ```
     """
     version = re.sub(r"[^A-Za-z0-9.]+", "_", backend_version)[:40]
     return (
-        f"encoder-{checkpoint_sha256[:20]}-openvino{version}-{input_size}px-{precision}"
+        f"encoder-{weights_sha256[:20]}-openvino{version}-{input_size}px-{precision}"
         f"-v{CACHE_FORMAT}"
     )
 
 
 def cache_entry(
-    folder: Path, checkpoint_sha256: str, backend_version: str, input_size: int, precision: str
+    folder: Path, weights_sha256: str, backend_version: str, input_size: int, precision: str
 ) -> CacheEntry:
     """The entry of one converted encoder in ``folder`` (see :func:`cache_key`).
 
     Args:
         folder: The cache folder (:func:`cache_dir_for`).
-        checkpoint_sha256: The weights file's hex sha256.
+        weights_sha256: The encoder weights' hex sha256 (:func:`encoder_sha256`).
         backend_version: ``openvino.__version__``.
         input_size: The encoder's input side in pixels.
         precision: ``"f32"``, ``"int8"`` or ``"bf16"``.
@@ -111,9 +141,9 @@ def cache_entry(
     Returns:
         The entry (its folder may not exist yet).
     """
-    key = cache_key(checkpoint_sha256, backend_version, input_size, precision)
+    key = cache_key(weights_sha256, backend_version, input_size, precision)
     manifest = {
-        "checkpoint_sha256": checkpoint_sha256,
+        "encoder_sha256": weights_sha256,
         "backend": "openvino",
         "backend_version": backend_version,
         "input_size": input_size,
@@ -230,3 +260,51 @@ def save_entry(entry: Path, ov_model: Any, ov: Any, manifest: dict[str, Any]) ->
             f"fast=True: could not cache the converted encoder in {entry.parent} ({exc}); "
             "it will be converted again next time"
         )
+
+
+def share_entries(source: Path, target: Path, weights_sha256: str) -> list[Path]:
+    """Put the entries of one encoder in ``source`` into ``target`` too (hard links, or copies).
+
+    For a checkpoint fine-tuned with a frozen image encoder: its cache folder gets its
+    base's conversions, so that ``load_sam(checkpoint=..., fast=True)`` converts nothing.
+    Each entry is linked under a temporary name, verified against its manifest, then
+    renamed; an entry already in ``target`` is kept. A cache is never worth an error:
+    what cannot be shared is warned of and converted on first use.
+
+    Args:
+        source: The base checkpoint's cache folder.
+        target: The new checkpoint's cache folder.
+        weights_sha256: The encoder weights' sha256 (:func:`encoder_sha256`).
+
+    Returns:
+        The entries made in ``target``.
+    """
+    if not source.is_dir() or source.resolve() == target.resolve():
+        return []
+    made = []
+    for entry in sorted(source.glob(f"encoder-{weights_sha256[:20]}-*")):
+        if not entry.is_dir() or entry.name.endswith(".part") or (target / entry.name).exists():
+            continue
+        try:
+            made.append(_share_entry(entry, target / entry.name, weights_sha256))
+        except (OSError, ValueError) as exc:
+            warn(f"fast=True: could not share the cached encoder {entry} with {target} ({exc})")
+    return made
+
+
+def _share_entry(entry: Path, shared: Path, weights_sha256: str) -> Path:
+    """One entry linked (or copied) to ``shared``, whole and verified, or not at all."""
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{shared.name}.", suffix=".part", dir=shared.parent))
+    try:
+        for file in entry.iterdir():
+            try:
+                os.link(file, tmp / file.name)
+            except OSError:  # another file system, or no hard links there
+                shutil.copy2(file, tmp / file.name)
+        verify_entry(tmp, {"encoder_sha256": weights_sha256, "format": CACHE_FORMAT})
+        os.replace(tmp, shared)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return shared

@@ -6,8 +6,8 @@ one (bfloat16, or int8: the float32 conversion quantized) is a trial. With
 runs of the compiled encoder) and kept only if it is at least :data:`MIN_SPEEDUP` times
 faster; then its masks must hold (:mod:`samkit.fast.trial`). Of those kept, the fastest
 is used. Each verdict (the times, the mask IoU, kept or not) is cached in the entry's
-manifest, so the choice is made once per checkpoint, OpenVINO version and instruction
-set, and a refused trial is not run again.
+manifest, so the choice is made once per encoder (its weights), OpenVINO version and
+instruction set, and a refused trial is not run again.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from samkit.fast.cache import (
     CacheEntry,
     cache_dir_for,
     cache_entry,
+    encoder_sha256,
     read_entry,
     save_entry,
 )
@@ -46,7 +47,6 @@ from samkit.fast.trial import (
     mask_agreement,
     refusal,
 )
-from samkit.files import sha256_file
 from samkit.locks import locked
 
 #: A reduced precision is kept only where the probe finds it at least this much faster
@@ -95,7 +95,7 @@ class _Build:
         sam: The model.
         core: An ``openvino.Core``.
         ov: The ``openvino`` module.
-        checkpoint_sha256: The weights file's sha256 (it keys the cache).
+        weights_sha256: The image encoder weights' sha256 (it keys the cache).
         folder: The cache folder.
         hit: Whether everything came from the cache so far.
         converted: The float32 conversion, once this call has made one.
@@ -108,7 +108,7 @@ class _Build:
     sam: Sam
     core: Any
     ov: Any
-    checkpoint_sha256: str
+    weights_sha256: str
     folder: Path
     hit: bool = True
     converted: Any = None
@@ -127,7 +127,7 @@ class _Build:
         version = self.ov.__version__
         return cache_entry(
             self.folder,
-            self.checkpoint_sha256,
+            self.weights_sha256,
             f"{version}-{effective_isa()}",
             self.input_size,
             precision,
@@ -290,7 +290,7 @@ def _float32(build: _Build) -> Any:
 
 @contextlib.contextmanager
 def _one_at_a_time(build: _Build) -> Iterator[None]:
-    """One conversion of a checkpoint at a time: another process waits, then reads the cache.
+    """One conversion of an encoder at a time: another process waits, then reads the cache.
 
     Two notebooks or two workers of a run that load the same model at once would
     otherwise each convert it (minutes for vit_h). Where the cache folder cannot be
@@ -306,7 +306,7 @@ def _one_at_a_time(build: _Build) -> Iterator[None]:
     lock = contextlib.ExitStack()
     with contextlib.suppress(OSError):
         build.folder.mkdir(parents=True, exist_ok=True)
-        name = f"encoder-{build.checkpoint_sha256[:20]}.lock"
+        name = f"encoder-{build.weights_sha256[:20]}.lock"
         lock.enter_context(locked(build.folder / name, on_wait=say))
     with lock:
         yield
@@ -317,7 +317,8 @@ def openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncode
 
     Args:
         sam: The model, on the CPU, with its PyTorch image encoder.
-        checkpoint: The weights file it was loaded from (its sha256 keys the cache).
+        checkpoint: The weights file it was loaded from (the cache is beside it); the
+            image encoder's own weights key the cache (``encoder_sha256``).
         ov: The ``openvino`` module.
 
     Returns:
@@ -332,7 +333,8 @@ def openvino_encoder(sam: Sam, checkpoint: Path, ov: Any) -> OpenVINOImageEncode
     core = ov.Core()
     if "CPU" not in core.available_devices:
         raise RuntimeError(f"OpenVINO sees no CPU device (it sees {core.available_devices})")
-    build = _Build(sam, core, ov, sha256_file(checkpoint), cache_dir_for(checkpoint))
+    weights = encoder_sha256(sam.image_encoder)
+    build = _Build(sam, core, ov, weights, cache_dir_for(checkpoint))
     build.measure = fast_precision() == "auto"
     with _one_at_a_time(build):
         chosen = _reduced(build, candidates)

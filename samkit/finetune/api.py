@@ -23,6 +23,7 @@ import torch
 from segment_anything.modeling import Sam
 from tqdm.auto import tqdm
 
+from samkit.fast.cache import cache_dir_for, encoder_sha256, share_entries
 from samkit.files import atomic_write, atomic_writer, sha256_file
 from samkit.finetune.data import Dataset, load_dataset, split_images
 from samkit.finetune.embeddings import EmbeddingCache, cached_embeddings
@@ -299,10 +300,22 @@ def finetune(
     names = (_file_names(dataset, train_idx), _file_names(dataset, val_idx))
     record = _record(kind, base, base_sha, dataset, names, settings, fast, state)
     out_path, json_path = _write_outputs(sam, state, settings, target, record)
+    _share_converted_encoder(sam, base, out_path, fast)
     return FinetuneResult(
         out_path, json_path, kind, state.history, state.best_epoch, names[0], names[1],
         cache.misses, time.perf_counter() - started,
     )  # fmt: skip
+
+
+def _share_converted_encoder(sam: Sam, base: Path, out: Path, fast: bool) -> None:
+    """Give ``out`` its base's converted encoders: the image encoder was not trained.
+
+    ``load_sam(checkpoint=out, fast=True)`` then finds them beside ``out`` (the cache is
+    keyed by the encoder's weights) and converts nothing.
+    """
+    if fast and sam.device.type == "cpu":
+        weights = encoder_sha256(sam.image_encoder)
+        share_entries(cache_dir_for(base), cache_dir_for(out), weights)
 
 
 def _base_model(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import samkit
 from samkit.fast import cache, encoder
@@ -77,17 +78,17 @@ def test_cache_dir_is_next_to_a_user_checkpoint(home: Path, tmp_path: Path) -> N
             "2026.4.1-22982-e213a/4",
             1024,
             "f32",
-            "encoder-abcdef-openvino2026.4.1_22982_e213a_4-1024px-f32-v3",
+            "encoder-abcdef-openvino2026.4.1_22982_e213a_4-1024px-f32-v4",
         ),
-        ("", 384, "bf16", "encoder-abcdef-openvino-384px-bf16-v3"),
-        ("2026.4", 1024, "int8", "encoder-abcdef-openvino2026.4-1024px-int8-v3"),
+        ("", 384, "bf16", "encoder-abcdef-openvino-384px-bf16-v4"),
+        ("2026.4", 1024, "int8", "encoder-abcdef-openvino2026.4-1024px-int8-v4"),
     ],
 )
 def test_cache_key(version: str, size: int, precision: str, expected: str) -> None:
     assert cache.cache_key("abcdef", version, size, precision) == expected
 
 
-MANIFEST = {"checkpoint_sha256": "ab" * 32, "precision": "int8", "format": cache.CACHE_FORMAT}
+MANIFEST = {"encoder_sha256": "ab" * 32, "precision": "int8", "format": cache.CACHE_FORMAT}
 
 
 def test_a_refused_trial_is_cached_as_its_manifest_alone(tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_a_failed_write_leaves_no_entry(tmp_path: Path) -> None:
     [
         (None, {}, "unreadable manifest"),  # no manifest.json
         ("[1, 2]", {}, "the manifest is not a JSON object"),
-        ('{"precision": "f32"}', {}, "the manifest's checkpoint_sha256 is None, expected"),
+        ('{"precision": "f32"}', {}, "the manifest's encoder_sha256 is None, expected"),
         ({**MANIFEST, "model": True, "files": {}}, {}, "encoder.xml is missing"),
         (
             {**MANIFEST, "model": True, "files": {"encoder.xml": "0" * 64}},
@@ -139,6 +140,68 @@ def test_verify_entry_says_what_is_wrong(
         cache.verify_entry(tmp_path, MANIFEST)
 
 
+def test_the_key_is_the_encoders_weights_wherever_they_were_loaded_from(tmp_path: Path) -> None:
+    sam = samkit.load_sam("shapes", device="cpu")
+    digest = cache.encoder_sha256(sam.image_encoder)
+    assert len(digest) == 64 and digest == cache.encoder_sha256(sam.image_encoder)
+    # the same weights saved elsewhere (a fine-tuned checkpoint, whose decoder changed)
+    state = sam.state_dict()
+    state["mask_decoder.iou_token.weight"] = state["mask_decoder.iou_token.weight"] + 1
+    copy = tmp_path / "tuned.pth"
+    torch.save(state, copy)
+    tuned = samkit.load_sam("shapes", device="cpu", checkpoint=copy)
+    assert sha256_file(copy) != sha256_file(samkit.download_checkpoint("shapes"))
+    assert cache.encoder_sha256(tuned.image_encoder) == digest
+    # one value of the encoder changed, or one name: another key
+    with torch.no_grad():
+        next(tuned.image_encoder.parameters()).view(-1)[0] += 1e-3
+    assert cache.encoder_sha256(tuned.image_encoder) != digest
+    renamed = torch.nn.Module()
+    renamed.other = sam.image_encoder
+    assert cache.encoder_sha256(renamed) != digest
+
+
+def _entry(folder: Path, weights: str, precision: str) -> Path:
+    """A cache entry with a model (two small files), as write_entry leaves it."""
+    entry = cache.cache_entry(folder, weights, "2026.4", 384, precision)
+    entry.path.mkdir(parents=True)
+    files = {cache.MODEL_XML: b"<net/>", cache.MODEL_BIN: precision.encode()}
+    for name, data in files.items():
+        (entry.path / name).write_bytes(data)
+    hashes = {name: sha256_file(entry.path / name) for name in files}
+    record = {**entry.manifest, "model": True, "files": hashes}
+    (entry.path / cache.MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+    return entry.path
+
+
+def test_a_fine_tuned_checkpoints_folder_gets_its_bases_entries(tmp_path: Path) -> None:
+    base, tuned = tmp_path / "base" / "fast-cache", tmp_path / "tuned" / "fast-cache"
+    mine = [_entry(base, "ab" * 32, p) for p in ("f32", "int8")]
+    other = _entry(base, "cd" * 32, "f32")  # another encoder's entry stays where it is
+    (base / f"{mine[0].name}.x.part").mkdir()  # a conversion under way is not shared
+    made = cache.share_entries(base, tuned, "ab" * 32)
+    assert sorted(p.name for p in made) == sorted(p.name for p in mine)
+    assert sorted(p.name for p in tuned.iterdir()) == sorted(p.name for p in mine)
+    for entry in mine:
+        manifest = cache.verify_entry(tuned / entry.name, {"encoder_sha256": "ab" * 32})
+        assert manifest["model"] is True
+    assert not (tuned / other.name).exists()
+    # an entry already there is kept; the same folder, or no base cache, gives nothing
+    assert cache.share_entries(base, tuned, "ab" * 32) == []
+    assert cache.share_entries(base, base, "ab" * 32) == []
+    assert cache.share_entries(tmp_path / "none", tuned, "ab" * 32) == []
+
+
+def test_an_entry_that_does_not_verify_is_not_shared(tmp_path: Path) -> None:
+    base, tuned = tmp_path / "base" / "fast-cache", tmp_path / "tuned" / "fast-cache"
+    entry = _entry(base, "ab" * 32, "f32")
+    (entry / cache.MODEL_BIN).write_bytes(b"damaged")
+    with pytest.warns(FastBackendWarning, match="could not share the cached encoder") as record:
+        assert cache.share_entries(base, tuned, "ab" * 32) == []
+    assert "encoder.bin does not match its recorded sha256" in str(record[0].message)
+    assert list(tuned.iterdir()) == []  # nothing half-made left behind
+
+
 def test_a_corrupted_entry_is_removed_with_a_warning(tmp_path: Path) -> None:
     entry = cache.cache_entry(tmp_path, "ab" * 32, "2025.1", 384, "f32")
     entry.path.mkdir()
@@ -157,8 +220,8 @@ def test_a_second_load_waits_for_the_conversion_and_reuses_it(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    checkpoint = samkit.download_checkpoint("shapes")
-    lock = home / cache.CACHE_DIRNAME / f"encoder-{sha256_file(checkpoint)[:20]}.lock"
+    weights = cache.encoder_sha256(samkit.load_sam("shapes", device="cpu").image_encoder)
+    lock = home / cache.CACHE_DIRNAME / f"encoder-{weights[:20]}.lock"
     lock.parent.mkdir(parents=True)
     loaded: list[Any] = []
     printed = ""

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import samkit
+from samkit.fast import encoder as fast_encoder
 from samkit.files import sha256_file
 from samkit.finetune import NonFiniteLossError, finetune, load_dataset
 from samkit.finetune import train as train_module
@@ -243,6 +244,34 @@ def test_bad_arguments_before_any_work(ring_coco: Path, tmp_path: Path, kwargs: 
     with pytest.raises(error, match=message):
         finetune(**options)
     assert not (tmp_path / "m.finetune").exists()
+
+
+@pytest.mark.slow  # converts the bundled model's image encoder with OpenVINO
+def test_the_fine_tuned_checkpoint_loads_fast_with_its_bases_conversion(
+    ring_coco: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMKIT_HOME", str(tmp_path / "home"))  # the base's cache is there
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "f32")
+    out = tmp_path / "tuned" / "mine.pth"
+    result = _run(ring_coco, out, epochs=1, fast=True)
+    base = sorted(p.name for p in (tmp_path / "home" / "fast-cache").glob("encoder-*-v*"))
+    assert base and sorted(p.name for p in (out.parent / "fast-cache").iterdir()) == base
+    conversions: list[int] = []
+    original = fast_encoder.convert_openvino
+    monkeypatch.setattr(
+        fast_encoder, "convert_openvino", lambda *a: conversions.append(1) or original(*a)
+    )
+    tuned = samkit.load_sam("shapes", checkpoint=result.checkpoint, device="cpu", fast=True)
+    assert tuned.image_encoder.fast_info.cache_hit and conversions == []
+    assert str(out.parent / "fast-cache") in tuned.image_encoder.fast_info.detail
+    # its decoder is the fine-tuned one: the weights loaded are the file's
+    weights = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
+    decoder = tuned.mask_decoder.state_dict()
+    assert all(torch.equal(v, weights[f"mask_decoder.{k}"]) for k, v in decoder.items())
+    # embeddings made with PyTorch's encoder: nothing converted, nothing to share
+    plain = tmp_path / "plain" / "mine.pth"
+    _run(ring_coco, plain, epochs=1, cache_dir=tmp_path / "cache")
+    assert not (plain.parent / "fast-cache").exists()
 
 
 @pytest.mark.slow  # converts the bundled model's image encoder with OpenVINO
