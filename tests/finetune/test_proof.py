@@ -4,12 +4,14 @@
   scenes, half scenes it already knows), segments held-out ring scenes much better (box
   mIoU up by at least 0.15), and its own evaluation loses at most 0.01.
 - A full-size ``vit_b`` of random weights: one epoch over 4 images on the CPU, loaded
-  back through ``SAMKIT_CHECKPOINT``.
+  back through ``SAMKIT_CHECKPOINT`` (its embeddings from the fast encoder, as notebook 8
+  makes them).
 - A run killed with SIGKILL, resumed, gives the weights of a run that never stopped.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -83,10 +85,15 @@ def test_fine_tuning_teaches_the_bundled_model_rings_and_keeps_its_shapes(tmp_pa
 def test_one_epoch_of_a_random_vit_b_on_the_cpu(
     random_vit_b_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the embeddings on the fast encoder, as notebook 8 makes them: float32, converted once
+    # for the whole run (the conversion beside the shared checkpoint)
+    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "f32")
     data = ring_dataset(tmp_path / "data", count=4, seed=7, height=240, width=320)
     result = finetune(data, model_type="vit_b", out=tmp_path / "vit_b.pth", device="cpu",
-                      checkpoint=random_vit_b_checkpoint, epochs=1, progress=False)  # fmt: skip
+                      checkpoint=random_vit_b_checkpoint, epochs=1, progress=False,
+                      fast=True)  # fmt: skip
     assert [h["epoch"] for h in result.history] == [0, 1] and result.embeddings_computed == 4
+    assert json.loads(result.record.read_text())["settings"]["fast"] is True
     monkeypatch.setenv("SAMKIT_MODEL", "vit_b")
     monkeypatch.setenv("SAMKIT_CHECKPOINT", str(result.checkpoint))
     sam = samkit.load_sam(device="cpu")
