@@ -43,8 +43,10 @@ format: $(BIN)/samkit ## Reformat and auto-fix with ruff
 # offline, on the CPU, with the bundled model (and SAM 2.1 / SAM 3 at small random configurations)
 PYTEST := SAMKIT_MODEL=shapes SAMKIT_HF_WEIGHTS=small $(BIN)/pytest
 # make test's workers (pytest-xdist): the tests of a file with module fixtures stay together,
-# the others go to whichever worker is free, the longest first (tests/conftest.py)
-TEST_WORKERS ?= 2
+# the others go to whichever worker is free, the longest first (tests/conftest.py). One
+# more worker than this project's 2 cores: notebook kernels starting, subprocesses, pip and
+# the browser leave a core idle part of the time, and the third worker fills it.
+TEST_WORKERS ?= 3
 
 .PHONY: test
 test: $(BIN)/samkit browser lint ## Lint, then every test (notebooks, browser, training) and the docstring examples

@@ -16,9 +16,9 @@ from typing import Any
 import matplotlib
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # make test runs two workers on two cores: one thread each (torch, and OpenVINO,
+    # make test runs three workers on two cores: one thread each (torch, and OpenVINO,
     # which follows torch; the notebooks' kernels and other subprocesses inherit it), so
-    # that two workers do not run four threads that wait on each other.
+    # that the workers do not run more threads than cores that wait on each other.
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 import numpy as np
 import pytest
@@ -146,7 +146,7 @@ def _shares_a_module_fixture(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order and group the tests for ``make test``'s two workers (``pytest -n 2``).
+    """Order and group the tests for ``make test``'s workers (``pytest -n 3``).
 
     The tests of a file with module fixtures stay on one worker, so those fixtures are
     made once (``--dist loadgroup``); every other test goes to whichever worker is free.
@@ -177,11 +177,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 #: The tests handed out first, in this order (one to each worker, in turns): notebook 8
 #: on the photo path converts the shared vit_b encoder at its first cell while the other
-#: worker fine-tunes the bundled model (no vit_b at all), so that no worker waits for the
-#: conversion; then the longest notebooks on the photo path.
+#: workers fine-tune the bundled model and run the Ray engine (no vit_b at all), so that
+#: no worker waits for the conversion; then the longest notebooks on the photo path.
 FIRST = (
     "test_notebook_runs_on_the_photo_path[08_",
     "test_fine_tuning_teaches_the_bundled_model_rings_and_keeps_its_shapes",
+    "test_ray_engine_gives_the_local_engine_annotations",
     "test_notebook_runs_on_the_photo_path[03_",
     "test_notebook_runs_on_the_photo_path[02_",
     "test_notebook_runs_on_the_photo_path[06_",
