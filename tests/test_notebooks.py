@@ -612,7 +612,38 @@ def test_notebook_runs_on_the_photo_path(
         assert model == "modelo: vit_b\n"
         assert checkpoint.startswith(f"{random_vit_b_checkpoint.name} está en el disco: sí\n")
         assert "Sam vit_b cargado en cpu" in printed
+    if name.startswith("08_"):
+        _check_the_fine_tuned_vit_b(tmp_path / "outputs" / name.removesuffix(".ipynb"), notebook)
     assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
+
+
+def _check_the_fine_tuned_vit_b(folder: Path, notebook: Any) -> None:
+    """Notebook 8 on the photo path: a full-size vit_b fine-tuned on the CPU, loaded back.
+
+    Three epochs over 7 images, embedded once each on the fast encoder; the checkpoint is
+    a plain state dict that ``SAMKIT_CHECKPOINT`` loads, and the fine-tuned model is
+    loaded fast with its base's conversion, converting nothing.
+    """
+    import torch
+
+    record = json.loads((folder / "mi_sam.json").read_text(encoding="utf-8"))
+    assert record["model_type"] == "vit_b" and record["settings"]["fast"] is True
+    assert [h["epoch"] for h in record["history"]] == [0, 1, 2, 3]
+    images = record["data"]["train_images"] + record["data"]["val_images"]
+    embeddings = list((folder / "mi_sam.finetune" / "embeddings").glob("*-openvino-f32.pt"))
+    assert len(images) == record["data"]["images"] == len(embeddings) == 7
+    [loads] = [c for c in notebook.cells if "ajustado = samkit.load_sam(" in c.source]
+    assert loads.execution_count is not None
+    assert "convirtiendo" not in run_notebooks.stdout_of(loads), run_notebooks.stdout_of(loads)
+    assert any((folder / "fast-cache").glob("encoder-*-f32-v*"))
+    checkpoint = folder / "mi_sam.pth"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAMKIT_MODEL", "vit_b")
+        patch.setenv("SAMKIT_CHECKPOINT", str(checkpoint))
+        sam = samkit.load_sam(device="cpu")
+    weights = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert sam.state_dict().keys() == weights.keys()
+    assert all(torch.equal(v, weights[k]) for k, v in sam.state_dict().items())
 
 
 # ------------------------------------------------------------------ the Colab cell

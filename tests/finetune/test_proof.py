@@ -1,17 +1,16 @@
-"""The offline proof that fine-tuning works, and the real architecture on the CPU.
+"""The offline proof that fine-tuning works, and a killed run that resumes bit for bit.
 
 - The bundled ``shapes`` model, fine-tuned on 40 generated images (half of them ring
   scenes, half scenes it already knows), segments held-out ring scenes much better (box
   mIoU up by at least 0.15), and its own evaluation loses at most 0.01.
-- A full-size ``vit_b`` of random weights: one epoch over 4 images on the CPU, loaded
-  back through ``SAMKIT_CHECKPOINT`` (its embeddings from the fast encoder, as notebook 8
-  makes them).
+- A full-size ``vit_b`` of random weights is fine-tuned on the CPU by notebook 8 on the
+  photo path, and loaded back through ``SAMKIT_CHECKPOINT`` there
+  (``tests/test_notebooks.py``).
 - A run killed with SIGKILL, resumed, gives the weights of a run that never stopped.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -79,26 +78,6 @@ def test_fine_tuning_teaches_the_bundled_model_rings_and_keeps_its_shapes(tmp_pa
     shapes_before = evaluate(base, SHAPES_SEEDS, amg=False).box_miou
     shapes_after = evaluate(tuned, SHAPES_SEEDS, amg=False).box_miou
     assert shapes_after >= shapes_before - SHAPES_DROP, (shapes_before, shapes_after)
-
-
-@pytest.mark.slow  # a full-size vit_b: four embeddings and its decoder on the CPU
-def test_one_epoch_of_a_random_vit_b_on_the_cpu(
-    random_vit_b_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the embeddings on the fast encoder, as notebook 8 makes them: float32, converted once
-    # for the whole run (the conversion beside the shared checkpoint)
-    monkeypatch.setenv("SAMKIT_FAST_PRECISION", "f32")
-    data = ring_dataset(tmp_path / "data", count=4, seed=7, height=240, width=320)
-    result = finetune(data, model_type="vit_b", out=tmp_path / "vit_b.pth", device="cpu",
-                      checkpoint=random_vit_b_checkpoint, epochs=1, progress=False,
-                      fast=True)  # fmt: skip
-    assert [h["epoch"] for h in result.history] == [0, 1] and result.embeddings_computed == 4
-    assert json.loads(result.record.read_text())["settings"]["fast"] is True
-    monkeypatch.setenv("SAMKIT_MODEL", "vit_b")
-    monkeypatch.setenv("SAMKIT_CHECKPOINT", str(result.checkpoint))
-    sam = samkit.load_sam(device="cpu")
-    weights = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
-    assert all(torch.equal(v, weights[k]) for k, v in sam.state_dict().items())
 
 
 _CHILD = """
