@@ -35,6 +35,7 @@ from english_words import english_words
 from IPython.core.inputtransformer2 import TransformerManager
 
 import samkit
+from samkit.fast import cache
 from tools import run_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -612,9 +613,20 @@ def test_notebook_runs_on_the_photo_path(
         assert model == "modelo: vit_b\n"
         assert checkpoint.startswith(f"{random_vit_b_checkpoint.name} está en el disco: sí\n")
         assert "Sam vit_b cargado en cpu" in printed
+    if name.startswith("02_"):
+        _check_the_fast_vit_b(random_vit_b_checkpoint, printed)
     if name.startswith("08_"):
         _check_the_fine_tuned_vit_b(tmp_path / "outputs" / name.removesuffix(".ipynb"), notebook)
     assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
+
+
+def _check_the_fast_vit_b(checkpoint: Path, printed: str) -> None:
+    """Notebook 2 on the photo path: vit_b converted to OpenVINO float32, cached beside
+    its checkpoint, and its embedding of the photo the same as PyTorch's (to 1e-4)."""
+    assert "Encoder rápido: OpenVINO en la CPU, en float32" in printed, printed
+    assert (checkpoint.parent / cache.CACHE_DIRNAME).is_dir()
+    [difference] = re.findall(r"diferencia relativa entre los dos embeddings: (\S+)\n", printed)
+    assert float(difference) < 1e-4, difference
 
 
 def _check_the_fine_tuned_vit_b(folder: Path, notebook: Any) -> None:
