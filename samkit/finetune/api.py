@@ -72,12 +72,14 @@ def check_out(out: object) -> Path:
     return path
 
 
-def _check_flags(**flags: object) -> None:
+def _check_flags(language: object, **flags: object) -> None:
+    """The on/off flags (``fast`` may also be ``"auto"``), then the language."""
     for name, flag in flags.items():
         if name == "fast" and flag != "auto" and not isinstance(flag, bool):
             raise ValueError(f"fast must be True, False or 'auto', but got {flag!r}")
         if name != "fast" and not isinstance(flag, bool):
             raise ValueError(f"{name} must be True or False, but got {flag!r}")
+    check_language(language)
 
 
 def _changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -277,8 +279,7 @@ def finetune(
         Settings(epochs, rate, val_fraction, chosen, seed, batch_size, 8, corrective,
                  train_prompt_encoder, anchor=anchor)
     )  # fmt: skip
-    _check_flags(resume=resume, overwrite=overwrite, fast=fast, progress=progress)
-    check_language(language)
+    _check_flags(language, resume=resume, overwrite=overwrite, fast=fast, progress=progress)
     base, sam = _base_model(kind, checkpoint, device)
     dataset = load_dataset(annotations, images)
     train_idx, val_idx = split_images(len(dataset.images), settings.val_fraction, settings.seed)
