@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from samkit.files import atomic_write
 from samkit.model import SHAPES_CONFIG, ShapesConfig, build_shapes_sam, read_state_dict
 from samkit.shapes import DEFAULT_MIN_SIZE, Scene, make_scene
 
@@ -353,6 +354,46 @@ def decode(
     return low_res, iou_pred
 
 
+@dataclasses.dataclass(frozen=True)
+class _Chosen:
+    """The shapes a batch trains on, one row each, and what their losses compare with."""
+
+    embedding: torch.Tensor
+    target: torch.Tensor
+    soft: torch.Tensor
+    boxes: torch.Tensor
+    scale: float
+    focal_weight: float
+
+    def loss(self, logits: torch.Tensor) -> torch.Tensor:
+        return mask_loss(logits, self.soft, self.focal_weight)
+
+    def iou_loss(self, logits: torch.Tensor, iou_pred: torch.Tensor) -> torch.Tensor:
+        real = torch.stack([hard_iou(logits[:, j], self.target) for j in range(4)], dim=1)
+        return F.mse_loss(iou_pred, real)
+
+
+def _choose(
+    sam: Sam,
+    embeddings: torch.Tensor,
+    items: list[Batch],
+    rng: np.random.Generator,
+    max_masks: int,
+    focal_weight: float,
+    exact_boxes: float,
+) -> _Chosen:
+    """Up to ``max_masks`` shapes per image, and their boxes with noise."""
+    chosen = [torch.as_tensor(rng.permutation(item.count)[:max_masks]) for item in items]
+    image = torch.cat([torch.full((len(c),), b) for b, c in enumerate(chosen)])
+    target = torch.cat([item.target[c] for item, c in zip(items, chosen, strict=True)])
+    soft = torch.cat([item.masks[c] for item, c in zip(items, chosen, strict=True)])
+    xyxy = torch.cat([item.xyxy[c] for item, c in zip(items, chosen, strict=True)])
+    embedding = embeddings[image]
+    scale = sam.image_encoder.img_size / target.shape[-1]
+    boxes = jitter_boxes(xyxy, rng, exact_boxes)
+    return _Chosen(embedding, target, soft, boxes, scale, focal_weight)
+
+
 def batch_loss(
     sam: Sam,
     embeddings: torch.Tensor,
@@ -365,64 +406,69 @@ def batch_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """All prompts for a batch of images, in one decoder call per kind of prompt: box,
     single point, and one corrective round after the point (and, with ``box_fix``, after
-    the box). Up to ``max_masks`` shapes per image; every chosen shape weighs the same."""
-    # Longer than 60 lines because it is the shipped checkpoint's loss, kept in one piece
-    # so that its order of operations (and so the checkpoint) stays the same.
-    chosen = [torch.as_tensor(rng.permutation(item.count)[:max_masks]) for item in items]
-    image = torch.cat([torch.full((len(c),), b) for b, c in enumerate(chosen)])
-    target = torch.cat([item.target[c] for item, c in zip(items, chosen, strict=True)])
-    soft = torch.cat([item.masks[c] for item, c in zip(items, chosen, strict=True)])
-    xyxy = torch.cat([item.xyxy[c] for item, c in zip(items, chosen, strict=True)])
-    embedding = embeddings[image]
-    scale = sam.image_encoder.img_size / target.shape[-1]
-    boxes = jitter_boxes(xyxy, rng, exact_boxes)
-    k = len(image)
-    rows = torch.arange(k)
-    positive = target > 0.5
+    the box). Up to ``max_masks`` shapes per image; every chosen shape weighs the same.
 
-    def iou_loss(logits: torch.Tensor, iou_pred: torch.Tensor) -> torch.Tensor:
-        real = torch.stack([hard_iou(logits[:, j], target) for j in range(4)], dim=1)
-        return F.mse_loss(iou_pred, real)
-
+    The shipped checkpoint's loss: its parts run, and draw from ``rng``, in this order."""
+    batch = _choose(sam, embeddings, items, rng, max_masks, focal_weight, exact_boxes)
     stats: dict[str, float] = {}
-    # Box prompt: the single-mask output and the best of the three.
-    low_b, iou_b = decode(sam, embedding, None, boxes, None)
-
-    def loss_of(logits: torch.Tensor) -> torch.Tensor:
-        return mask_loss(logits, soft, focal_weight)
-
-    losses_b = torch.stack([loss_of(low_b[:, j]) for j in range(4)], dim=1)
-    total = losses_b[:, 0].mean() + losses_b[:, 1:].min(dim=1).values.mean()
-    total = total + iou_loss(low_b, iou_b)
-    stats["box_iou"] = float(hard_iou(low_b[:, 0], target).mean())
-
-    # One positive point: ambiguous, so only the best of the three outputs learns.
-    pts, lbl = sample_clicks(positive, target, rng, scale)
-    low_p, iou_p = decode(sam, embedding, (pts[:, None], lbl[:, None]), None, None)
-    losses_p = torch.stack([loss_of(low_p[:, j]) for j in range(1, 4)], dim=1)
-    best = losses_p.argmin(dim=1) + 1
-    total = total + losses_p.min(dim=1).values.mean() + iou_loss(low_p, iou_p)
-    stats["point_iou"] = float(hard_iou(low_p[rows, best], target).mean())
-
-    # A corrective click on the error, with the previous logits as mask_input.
-    prev = low_p[rows, best].detach()
-    fix, fix_lbl = sample_clicks((prev > 0) != positive, target, rng, scale)
-    pts2 = torch.stack([pts, fix], dim=1)
-    lbl2 = torch.stack([lbl, fix_lbl], dim=1)
-    low_c, iou_c = decode(sam, embedding, (pts2, lbl2), None, prev[:, None])
-    total = total + loss_of(low_c[:, 0]).mean() + iou_loss(low_c, iou_c)
-    stats["corrected_iou"] = float(hard_iou(low_c[:, 0], target).mean())
-
+    low_b, total = _box_loss(sam, batch, stats)
+    total = _point_losses(sam, batch, rng, total, stats)
     if not box_fix:
         return total, stats
-    # The box plus a corrective click, with the box's logits as mask_input.
+    return _box_fix_loss(sam, batch, rng, low_b, total), stats
+
+
+def _box_loss(
+    sam: Sam, batch: _Chosen, stats: dict[str, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box prompt: the single-mask output and the best of the three learn."""
+    low_b, iou_b = decode(sam, batch.embedding, None, batch.boxes, None)
+    losses_b = torch.stack([batch.loss(low_b[:, j]) for j in range(4)], dim=1)
+    total = losses_b[:, 0].mean() + losses_b[:, 1:].min(dim=1).values.mean()
+    total = total + batch.iou_loss(low_b, iou_b)
+    stats["box_iou"] = float(hard_iou(low_b[:, 0], batch.target).mean())
+    return low_b, total
+
+
+def _point_losses(
+    sam: Sam,
+    batch: _Chosen,
+    rng: np.random.Generator,
+    total: torch.Tensor,
+    stats: dict[str, float],
+) -> torch.Tensor:
+    """One positive point (ambiguous, so only the best of the three outputs learns), then
+    a corrective click on its error, with its logits as mask_input; added to ``total``."""
+    target, rows = batch.target, torch.arange(len(batch.target))
+    positive = target > 0.5
+    pts, lbl = sample_clicks(positive, target, rng, batch.scale)
+    low_p, iou_p = decode(sam, batch.embedding, (pts[:, None], lbl[:, None]), None, None)
+    losses_p = torch.stack([batch.loss(low_p[:, j]) for j in range(1, 4)], dim=1)
+    best = losses_p.argmin(dim=1) + 1
+    total = total + losses_p.min(dim=1).values.mean() + batch.iou_loss(low_p, iou_p)
+    stats["point_iou"] = float(hard_iou(low_p[rows, best], target).mean())
+
+    prev = low_p[rows, best].detach()
+    fix, fix_lbl = sample_clicks((prev > 0) != positive, target, rng, batch.scale)
+    pts2 = torch.stack([pts, fix], dim=1)
+    lbl2 = torch.stack([lbl, fix_lbl], dim=1)
+    low_c, iou_c = decode(sam, batch.embedding, (pts2, lbl2), None, prev[:, None])
+    total = total + batch.loss(low_c[:, 0]).mean() + batch.iou_loss(low_c, iou_c)
+    stats["corrected_iou"] = float(hard_iou(low_c[:, 0], target).mean())
+    return total
+
+
+def _box_fix_loss(
+    sam: Sam, batch: _Chosen, rng: np.random.Generator, low_b: torch.Tensor, total: torch.Tensor
+) -> torch.Tensor:
+    """The box plus a corrective click, with the box's logits as mask_input."""
     prev_b = low_b[:, 0].detach()
-    fix_b, fix_b_lbl = sample_clicks((prev_b > 0) != positive, target, rng, scale)
+    wrong = (prev_b > 0) != (batch.target > 0.5)
+    fix_b, fix_b_lbl = sample_clicks(wrong, batch.target, rng, batch.scale)
     low_bc, iou_bc = decode(
-        sam, embedding, (fix_b[:, None], fix_b_lbl[:, None]), boxes, prev_b[:, None]
+        sam, batch.embedding, (fix_b[:, None], fix_b_lbl[:, None]), batch.boxes, prev_b[:, None]
     )
-    total = total + loss_of(low_bc[:, 0]).mean() + iou_loss(low_bc, iou_bc)
-    return total, stats
+    return total + batch.loss(low_bc[:, 0]).mean() + batch.iou_loss(low_bc, iou_bc)
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -596,37 +642,18 @@ def run(
 
 
 def _run(rank: int, world: int, args: Recipe, config: ShapesConfig) -> int:
-    # Longer than 60 lines because it is the shipped checkpoint's training loop, kept in
-    # one piece so that its order of random draws (and so the checkpoint) stays the same.
+    """One training process: build, train, check that every process agrees, save (rank 0).
+
+    The shipped checkpoint's run: its random draws happen in this order."""
     torch.set_num_threads(THREADS)
     # As the model grows confident, attention weights and loss terms can underflow to
     # denormal floats, which this CPU computes on up to 9x slower: treat them as zero.
     torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
-    sam = build_shapes_sam(config)
-    if args.init is not None:
-        sam.load_state_dict(read_state_dict(args.init))  # float16 is cast on copy
-    sam.train()
-    params = sum(p.numel() for p in sam.parameters())
-    if rank == 0:
-        print(f"shapes model: {params / 1e6:.2f} M parameters, config {config}", flush=True)
-    decay = [p for n, p in sam.named_parameters() if p.ndim >= 2 and "pos" not in n]
-    no_decay = [p for n, p in sam.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr,
-        betas=(0.9, 0.999),
-    )
-    scene_size = args.scene_size
+    sam, opt = _model_and_optimizer(args, config, rank)
     with Scenes(
-        args.seed,
-        args.batch,
-        scene_size,
-        args.min_size,
-        args.data_workers,
-        rank,
-        world,
+        args.seed, args.batch, args.scene_size, args.min_size, args.data_workers, rank, world
     ) as scenes:
         wall = train(sam, opt, scenes, args, rank, world)
     sam.eval()
@@ -637,20 +664,45 @@ def _run(rank: int, world: int, args: Recipe, config: ShapesConfig) -> int:
         dist.broadcast(first, 0)
         if not torch.equal(flat, first):
             raise RuntimeError(f"training process {rank} ended with other weights than process 0")
-    if rank != 0:
-        return 0
+    if rank == 0:
+        _save_run(sam, args, config, wall)
+    return 0
+
+
+def _model_and_optimizer(
+    args: Recipe, config: ShapesConfig, rank: int
+) -> tuple[Sam, torch.optim.Optimizer]:
+    """The model (fresh from the seed, or ``args.init``) in training mode, and AdamW."""
+    sam = build_shapes_sam(config)
+    if args.init is not None:
+        sam.load_state_dict(read_state_dict(args.init))  # float16 is cast on copy
+    sam.train()
+    if rank == 0:
+        params = sum(p.numel() for p in sam.parameters())
+        print(f"shapes model: {params / 1e6:.2f} M parameters, config {config}", flush=True)
+    decay = [p for n, p in sam.named_parameters() if p.ndim >= 2 and "pos" not in n]
+    no_decay = [p for n, p in sam.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.999),
+    )
+    return sam, opt
+
+
+def _save_run(sam: Sam, args: Recipe, config: ShapesConfig, wall: float) -> None:
+    """The checkpoint, and beside it (atomically) the JSON record of how it was made."""
     digest = save_checkpoint(sam, args.out)
+    init_sha = None if args.init is None else hashlib.sha256(args.init.read_bytes()).hexdigest()
     meta = {
         "model_type": "shapes",
         "config": dataclasses.asdict(config),
-        "parameters": params,
+        "parameters": sum(p.numel() for p in sam.parameters()),
         "seed": args.seed,
         "min_size": args.min_size,
-        "scene_size": scene_size,
+        "scene_size": args.scene_size,
         "init": None if args.init is None else args.init.name,
-        "init_sha256": None
-        if args.init is None
-        else hashlib.sha256(args.init.read_bytes()).hexdigest(),
+        "init_sha256": init_sha,
         "steps": args.steps,
         "batch": args.batch,
         "procs": args.procs,
@@ -668,12 +720,8 @@ def _run(rank: int, world: int, args: Recipe, config: ShapesConfig) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
-    meta_path = args.out.with_suffix(".json")
-    tmp = meta_path.with_name(meta_path.name + ".part")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, meta_path)
+    atomic_write(args.out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     print(f"saved {args.out} ({meta['bytes']} bytes) sha256 {digest} in {wall:.0f}s", flush=True)
-    return 0
 
 
 if __name__ == "__main__":
