@@ -331,7 +331,8 @@ def test_isa_cap_reaches_torch_and_openvino_in_a_new_process() -> None:
         timeout=300,
     )
     found = json.loads(ran.stdout.strip().splitlines()[-1])
-    assert found["torch"] == "AVX2"
+    # AVX2 where the CPU has more (this one: AVX-512) and where AVX2 is all it has
+    assert found["torch"] == "AVX2", (found, torch.backends.cpu.get_cpu_capability())
     (conv,) = [kind for kind in found["openvino"] if "conv" in kind]
     assert "avx2" in conv and "avx512" not in conv, found
 

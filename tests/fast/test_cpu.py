@@ -1,10 +1,11 @@
-"""The CPU's features and the precision chosen from them."""
+"""The CPU's features and the precision chosen from them.
+
+That ``SAMKIT_MAX_CPU_ISA=avx2`` reaches torch (and OpenVINO) in a new process is checked
+once, in tests/test_env.py, where the cap is read."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -133,27 +134,6 @@ def test_a_forced_bf16_is_refused_where_the_probe_finds_it_slow(
     monkeypatch.setenv("SAMKIT_FAST_PRECISION", "auto")
     assert cpu.precision_candidates() == (*expected, "int8")
     assert len(probes) == (1 if expected else 3)  # answered once per process
-
-
-def _torch_capability(cap: str | None) -> str:
-    """``torch.backends.cpu.get_cpu_capability()`` in a new process that imports samkit."""
-    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
-    env.pop("SAMKIT_MAX_CPU_ISA", None)
-    if cap is not None:
-        env["SAMKIT_MAX_CPU_ISA"] = cap
-    code = "import samkit, torch; print(torch.backends.cpu.get_cpu_capability())"
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    return done.stdout.split()[-1]
-
-
-@pytest.mark.slow  # two new processes that import torch and samkit
-def test_the_avx2_cap_reaches_torch_in_a_new_process() -> None:
-    native = _torch_capability(None)
-    capped = _torch_capability("avx2")
-    # AVX2 where the CPU has more (this one: AVX-512), else what the CPU has
-    assert capped == ("AVX2" if native.startswith("AVX512") else native), (native, capped)
 
 
 def test_the_fast_encoder_uses_torchs_threads_at_most_the_cores() -> None:
