@@ -89,6 +89,32 @@ def _load_vit_b_pair(out: dict[str, float]) -> tuple[Any, Any]:
     return stock, fast
 
 
+def _float32_ceiling() -> dict[str, float]:
+    """How fast this CPU multiplies float32 matrices, and the embedding's work.
+
+    The ``vit_b`` encoder's floating-point operations are counted on the meta device
+    (nothing is computed); the speed is the best of five products of the shape of its
+    MLP (4096x768 by 768x3072) on the bench's threads. Their quotient is about the
+    shortest a float32 embedding can take here: no float32 encoder beats stock by more
+    than stock's time over it.
+    """
+    import torch
+    from segment_anything import sam_model_registry
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        encoder = sam_model_registry["vit_b"]().image_encoder
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        encoder(torch.empty(1, 3, 1024, 1024, device="meta"))
+    a, b = torch.randn(4096, 768), torch.randn(768, 3072)
+    torch.mm(a, b)  # warm-up
+    seconds = min(_median_ms(lambda: torch.mm(a, b), 1) for _ in range(5)) / 1000
+    return {
+        "embed_gflop": counter.get_total_flops() / 1e9,
+        "matmul_gflops": 2 * 4096 * 768 * 3072 / seconds / 1e9,
+    }
+
+
 def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, Any]:
     """Stock against the fast path, side by side in this one process."""
 
@@ -113,6 +139,7 @@ def measure_fast(repeat: int, amg_side: int, scenes: int) -> dict[str, Any]:
         out["embed_stock_s"] = min(ts) / 1000
         out["embed_fast_s"] = min(tf) / 1000
         out["embed_rel_error"] = float((pf.features - ps.features).norm() / ps.features.norm())
+        out.update(_float32_ceiling())
         out["box_stock_ms"] = _median_ms(lambda: ps.predict(box=box), repeat)
         out["box_fast_ms"] = _median_ms(lambda: pf.predict(box=box), repeat)
         ious = []
@@ -162,6 +189,12 @@ def print_fast(r: dict[str, Any]) -> None:
         f"| image embedding (set_image) | {r['embed_stock_s']:.2f} s | {r['embed_fast_s']:.2f} s"
         f" | {r['embed_stock_s'] / r['embed_fast_s']:.2f}x, relative error "
         f"{r['embed_rel_error']:.1e} |"
+    )
+    floor = r["embed_gflop"] / r["matmul_gflops"]
+    print(
+        f"| float32 ceiling | | {floor:.2f} s | {r['embed_gflop']:.0f} GFLOP at this CPU's float32"
+        f" matrix speed ({r['matmul_gflops']:.0f} GFLOP/s): at most"
+        f" {r['embed_stock_s'] / floor:.2f}x stock without fewer bits |"
     )
     print(
         f"| box prompt (predict) | {r['box_stock_ms']:.1f} ms | {r['box_fast_ms']:.1f} ms"
