@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from segment_anything.modeling import Sam
 
@@ -33,6 +34,34 @@ def test_estimate_scales_the_measured_grid(shapes_model: Sam) -> None:
         r"a \d+ ms cada uno\.",
         line,
     ), line
+
+
+@pytest.mark.slow
+def test_the_image_given_is_embedded_once_for_the_estimate_and_the_run(shapes_model: Sam) -> None:
+    image = samkit.shapes.make_scene(21, 120, 160).image
+    runs: list[int] = []
+    hook = shapes_model.image_encoder.register_forward_hook(lambda *args: runs.append(1))
+    try:
+        found = estimate.estimate(shapes_model, points_per_side=8, image=image)
+        assert runs == [1], "the estimate embedded the image more than once"
+        settings = samkit.amg_settings("shapes", points_per_side=8)
+        records = samkit.FastMaskGenerator(shapes_model, progress=False, **settings).generate(image)
+    finally:
+        hook.remove()
+    assert runs == [1], "the run embedded the image again"
+    assert records, "the run found the shapes with the remembered embedding"
+    assert found.embedded and found.seconds == pytest.approx(64 * found.per_point_s)
+    line = found.line()
+    assert re.fullmatch(
+        r"En esta máquina, esta celda tarda unos \d+ s: 64 puntos a \d+ ms cada uno \(el "
+        r"embedding de la imagen, \d+\.\d s, ya quedó calculado\)\.",
+        line,
+    ), line
+
+
+def test_a_bad_image_is_refused(shapes_model: Sam) -> None:
+    with pytest.raises(ValueError, match="image"):
+        estimate.estimate_line(shapes_model, 4, image=np.zeros((8, 8), np.float32))
 
 
 def test_long_estimates_are_in_minutes() -> None:
